@@ -1,0 +1,49 @@
+"""xpnet: convolutional neural networks written once against the Python Array API standard.
+
+The same code runs on NumPy, CuPy, PyTorch tensors, JAX and array-api-strict; pick one with
+:func:`set_backend` or :func:`use_backend`. Importing xpnet imports only NumPy and
+array-api-compat; a backend's library is imported when that backend is first used.
+"""
+
+from . import functional
+from .backends import (
+    ActiveBackend,
+    BackendInfo,
+    BackendSpec,
+    BackendUnavailableError,
+    UnknownBackendError,
+    asarray,
+    available_backends,
+    get_backend,
+    get_namespace,
+    list_backends,
+    register_backend,
+    set_backend,
+    to_numpy,
+    unregister_backend,
+    use_backend,
+)
+from .random import seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveBackend",
+    "BackendInfo",
+    "BackendSpec",
+    "BackendUnavailableError",
+    "UnknownBackendError",
+    "__version__",
+    "asarray",
+    "available_backends",
+    "functional",
+    "get_backend",
+    "get_namespace",
+    "list_backends",
+    "register_backend",
+    "seed",
+    "set_backend",
+    "to_numpy",
+    "unregister_backend",
+    "use_backend",
+]

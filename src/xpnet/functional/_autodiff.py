@@ -1,0 +1,143 @@
+"""Vector-Jacobian products: every op's pullback, registered next to its forward.
+
+There is no tape and no autograd library. Each op ``f`` has a *rule* that computes the
+forward result together with a *pullback*: a function from the cotangent of the output
+to the cotangents of the inputs. :func:`vjp` looks the rule up and maps its gradients
+onto the positional arguments the caller passed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+
+__all__ = ["Pullback", "defvjp", "differentiable_ops", "vjp"]
+
+Pullback = Callable[[Any], tuple[Any, ...]]
+Rule = Callable[..., tuple[Any, Pullback]]
+
+
+@dataclass(frozen=True)
+class _RuleEntry:
+    rule: Rule
+    parameters: tuple[str, ...]  # the forward's parameter names, in order
+    wrt: tuple[str, ...]  # parameters the rule's pullback returns gradients for, in order
+
+
+_RULES: dict[Callable[..., Any], _RuleEntry] = {}
+
+
+def defvjp(forward: Callable[..., Any], *wrt: str) -> Callable[[Rule], Rule]:
+    """Register the decorated function as the VJP rule of ``forward``.
+
+    Parameters
+    ----------
+    forward : callable
+        The op, e.g. :func:`conv2d`.
+    *wrt : str
+        Names of the parameters the rule's pullback differentiates, in the order of the
+        tuple it returns. They must be parameters of ``forward``.
+
+    Notes
+    -----
+    The rule takes the same arguments as ``forward`` and returns ``(output, pullback)``.
+    ``pullback(cotangent)`` returns one gradient per name in ``wrt`` (``None`` where the
+    argument was ``None``).
+    """
+    parameters = tuple(inspect.signature(forward).parameters)
+    unknown = [name for name in wrt if name not in parameters]
+    if unknown:
+        raise ValueError(f"{forward.__name__} has no parameters {unknown}")
+
+    def register(rule: Rule) -> Rule:
+        _RULES[forward] = _RuleEntry(rule=rule, parameters=parameters, wrt=tuple(wrt))
+        return rule
+
+    return register
+
+
+def differentiable_ops() -> list[str]:
+    """Return the names of the ops :func:`vjp` can differentiate."""
+    return sorted(fn.__name__ for fn in _RULES)
+
+
+def _is_array(value: Any) -> bool:
+    return value is not None and array_api_compat.is_array_api_obj(value)
+
+
+def vjp(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Pullback]:
+    """Run an op and return its output together with its pullback.
+
+    Parameters
+    ----------
+    fn : callable
+        An op of :mod:`xpnet.functional`, e.g. ``F.conv2d``.
+    *args, **kwargs
+        Its arguments. Pass the arrays you want gradients for positionally.
+
+    Returns
+    -------
+    output : array or tuple
+        What ``fn(*args, **kwargs)`` returns.
+    pullback : callable
+        ``pullback(cotangent)`` takes the cotangent of the output (same shape as the
+        output; for ops that return a tuple, of its first element) and returns a tuple
+        with one entry per positional argument: the gradient for array arguments, ``None``
+        for ``None`` and non-array arguments (e.g. ``kernel_size``) and for arguments the
+        op is not differentiable in (e.g. integer targets).
+
+    Raises
+    ------
+    TypeError
+        If ``fn`` has no pullback, or a differentiable array is passed by keyword (its
+        gradient would have nowhere to go).
+
+    Examples
+    --------
+    >>> import xpnet, xpnet.functional as F
+    >>> x = xpnet.asarray([[[[1.0, -2.0], [3.0, -4.0]]]])
+    >>> y, pullback = F.vjp(F.relu, x)
+    >>> (dx,) = pullback(xpnet.asarray([[[[1.0, 1.0], [1.0, 1.0]]]]))
+    >>> xpnet.to_numpy(dx).ravel().tolist()
+    [1.0, 0.0, 1.0, 0.0]
+    """
+    entry = _RULES.get(fn)
+    if entry is None:
+        name = getattr(fn, "__name__", repr(fn))
+        raise TypeError(
+            f"fn: {name} has no registered pullback; differentiable ops are "
+            f"{', '.join(differentiable_ops())}"
+        )
+    passed_by_keyword = [name for name in entry.wrt if _is_array(kwargs.get(name))]
+    if passed_by_keyword:
+        raise TypeError(
+            f"pass {passed_by_keyword} positionally to {fn.__name__} when calling vjp: the "
+            "pullback returns one gradient per positional argument"
+        )
+    if len(args) > len(entry.parameters):
+        raise TypeError(
+            f"{fn.__name__} takes at most {len(entry.parameters)} positional arguments, "
+            f"got {len(args)}"
+        )
+    output, rule_pullback = entry.rule(*args, **kwargs)
+    primary = output[0] if isinstance(output, tuple) else output
+    slots = [
+        entry.wrt.index(name) if name in entry.wrt and _is_array(value) else None
+        for name, value in zip(entry.parameters, args, strict=False)
+    ]
+
+    def pullback(cotangent: Any) -> tuple[Any, ...]:
+        if _is_array(primary) and tuple(cotangent.shape) != tuple(primary.shape):
+            raise ValueError(
+                f"cotangent: expected shape {tuple(primary.shape)} (the output's), "
+                f"got {tuple(cotangent.shape)}"
+            )
+        grads = rule_pullback(cotangent)
+        return tuple(None if slot is None else grads[slot] for slot in slots)
+
+    return output, pullback
+

@@ -1,0 +1,116 @@
+"""Argument checks shared by the ops: each error names the argument, what was expected
+and what came."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+
+__all__ = [
+    "as_pair",
+    "check_float",
+    "check_ndim",
+    "check_same_dtype",
+    "check_shape",
+    "constant",
+    "namespace_of",
+]
+
+
+def _is_array(value: Any) -> bool:
+    return value is not None and array_api_compat.is_array_api_obj(value)
+
+
+def namespace_of(**arrays: Any) -> Any:
+    """Return the namespace shared by the named arrays (``None`` entries are skipped).
+
+    Raises
+    ------
+    TypeError
+        If an entry is not an array, or the arrays come from different libraries.
+    ValueError
+        If the arrays live on different devices.
+    """
+    present = {name: a for name, a in arrays.items() if a is not None}
+    for name, value in present.items():
+        if not _is_array(value):
+            raise TypeError(f"{name}: expected an array, got {type(value).__name__}")
+    names = list(present)
+    first = names[0]
+    xp = array_api_compat.array_namespace(present[first])
+    first_device = array_api_compat.device(present[first])
+    for name in names[1:]:
+        other = array_api_compat.array_namespace(present[name])
+        if other is not xp:
+            raise TypeError(
+                f"{name}: expected an array of the same library as {first} "
+                f"({xp.__name__}), got one of {other.__name__}"
+            )
+        device = array_api_compat.device(present[name])
+        if device != first_device:
+            raise ValueError(
+                f"{name}: expected an array on the same device as {first} "
+                f"({first_device}), got one on {device}"
+            )
+    return xp
+
+
+def check_ndim(name: str, x: Any, allowed: Sequence[int], layout: str) -> None:
+    """Raise ``ValueError`` unless ``x.ndim`` is in ``allowed``."""
+    if x.ndim not in allowed:
+        wanted = " or ".join(f"{n}-D" for n in allowed)
+        raise ValueError(f"{name}: expected a {wanted} array {layout}, got shape {tuple(x.shape)}")
+
+
+def check_shape(name: str, x: Any, expected: tuple[int, ...], why: str = "") -> None:
+    """Raise ``ValueError`` unless ``x.shape == expected``."""
+    if tuple(x.shape) != tuple(expected):
+        extra = f" ({why})" if why else ""
+        raise ValueError(f"{name}: expected shape {tuple(expected)}{extra}, got {tuple(x.shape)}")
+
+
+def check_float(xp: Any, name: str, x: Any) -> None:
+    """Raise ``TypeError`` unless ``x`` has a real floating dtype."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{name}: expected a floating-point array (float32 or float64), got dtype {x.dtype}"
+        )
+
+
+def check_same_dtype(name: str, x: Any, reference_name: str, reference: Any) -> None:
+    """Raise ``TypeError`` if two arrays differ in dtype (xpnet never upcasts silently)."""
+    if x.dtype != reference.dtype:
+        raise TypeError(
+            f"{name}: expected dtype {reference.dtype} to match {reference_name}, got "
+            f"{x.dtype}; convert one of them explicitly"
+        )
+
+
+def as_pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
+    """Turn an int or a pair of ints into a pair, checking each is at least ``minimum``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    if isinstance(value, int):
+        pair = (value, value)
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        bound = "positive" if minimum == 1 else f"at least {minimum}"
+        if minimum == 0:
+            bound = "non-negative"
+        raise ValueError(f"{name}: expected {bound} values, got {value!r}")
+    return pair
+
+
+def constant(xp: Any, value: float, like: Any) -> Any:
+    """Return ``value`` as a 0-d array with ``like``'s dtype and device."""
+    return xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))

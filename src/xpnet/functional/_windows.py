@@ -1,0 +1,184 @@
+"""Sliding windows without ``as_strided`` or scatter: im2col and its adjoint, col2im.
+
+The standard has neither a padding function nor strided views nor scatter-add, so:
+
+* padding concatenates blocks of a constant;
+* window extraction takes one strided slice per kernel offset and stacks them;
+* the adjoint (col2im) zero-stuffs each offset's gradient to the input's stride, shifts it
+  into place by padding and sums; nothing is written in place.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import array_api_compat
+
+__all__ = [
+    "crop2d",
+    "extract_windows",
+    "fold_windows",
+    "pad2d",
+    "pooled_size",
+    "sliding_output_size",
+]
+
+
+def _pad_axis(xp: Any, x: Any, axis: int, before: int, after: int, value: float) -> Any:
+    """Pad one axis with a constant by concatenation."""
+    if before == 0 and after == 0:
+        return x
+    parts = []
+    device = array_api_compat.device(x)
+    for width in (before, after):
+        shape = list(x.shape)
+        shape[axis] = width
+        parts.append(xp.full(tuple(shape), value, dtype=x.dtype, device=device) if width else None)
+    pieces = [p for p in (parts[0], x, parts[1]) if p is not None]
+    return xp.concat(pieces, axis=axis)
+
+
+def pad2d(xp: Any, x: Any, pads: tuple[int, int, int, int], value: float = 0.0) -> Any:
+    """Pad the last two axes; ``pads`` is ``(top, bottom, left, right)``."""
+    top, bottom, left, right = pads
+    x = _pad_axis(xp, x, x.ndim - 2, top, bottom, value)
+    return _pad_axis(xp, x, x.ndim - 1, left, right, value)
+
+
+def crop2d(x: Any, pads: tuple[int, int, int, int]) -> Any:
+    """Undo :func:`pad2d`: drop ``pads`` rows and columns from the last two axes."""
+    top, bottom, left, right = pads
+    height, width = x.shape[-2], x.shape[-1]
+    return x[..., top : height - bottom, left : width - right]
+
+
+def sliding_output_size(
+    name: str, size: int, kernel: int, stride: int, dilation: int, padded: int
+) -> int:
+    """Number of window positions along one axis (floor mode), with a clear error."""
+    span = dilation * (kernel - 1) + 1
+    if padded < span:
+        raise ValueError(
+            f"{name}: kernel of extent {span} (kernel {kernel}, dilation {dilation}) is larger "
+            f"than the padded input ({padded}, from input size {size})"
+        )
+    return (padded - span) // stride + 1
+
+
+def pooled_size(
+    name: str,
+    size: int,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    pad: int,
+    ceil_mode: bool,
+) -> tuple[int, int]:
+    """Output size of a pooling window along one axis, as torch computes it.
+
+    Returns
+    -------
+    out : int
+        Number of windows.
+    extra : int
+        Padding to add after the input's right/bottom edge beyond ``pad`` so that the last
+        window (which ``ceil_mode`` may let hang over the edge) lies inside the array.
+    """
+    span = dilation * (kernel - 1) + 1
+    padded = size + 2 * pad
+    if padded < span:
+        raise ValueError(
+            f"{name}: kernel of extent {span} is larger than the padded input ({padded}, "
+            f"from input size {size} and padding {pad})"
+        )
+    if ceil_mode:
+        out = math.ceil((padded - span) / stride) + 1
+        # torch drops a last window that would start inside the right padding only.
+        if (out - 1) * stride >= size + pad:
+            out -= 1
+    else:
+        out = (padded - span) // stride + 1
+    extra = max(0, (out - 1) * stride + span - padded)
+    return out, extra
+
+
+def extract_windows(
+    xp: Any,
+    x: Any,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out_size: tuple[int, int],
+) -> Any:
+    """Gather every window of an already padded ``(N, C, H, W)`` array.
+
+    Returns
+    -------
+    array
+        Shape ``(N, C, kh * kw, OH, OW)``: entry ``[:, :, i * kw + j]`` holds, for each
+        output position, the input element under kernel offset ``(i, j)``.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    slices = []
+    for i in range(kh):
+        top = i * dh
+        for j in range(kw):
+            left = j * dw
+            slices.append(
+                x[:, :, top : top + sh * (oh - 1) + 1 : sh, left : left + sw * (ow - 1) + 1 : sw]
+            )
+    return xp.stack(slices, axis=2)
+
+
+def _zero_stuff(xp: Any, x: Any, axis: int, stride: int) -> Any:
+    """Insert ``stride - 1`` zeros between consecutive entries along ``axis`` (-1 or -2)."""
+    if stride == 1:
+        return x
+    count = x.shape[axis]
+    zeros = xp.zeros_like(x)
+    # Stack [x, 0, ..., 0] just after ``axis``; reshaping interleaves them.
+    stacked = xp.stack([x] + [zeros] * (stride - 1), axis=axis + 1 if axis >= 0 else axis)
+    shape = list(x.shape)
+    shape[axis] = count * stride
+    merged = xp.reshape(stacked, tuple(shape))
+    keep = (count - 1) * stride + 1
+    return merged[..., :keep] if axis == -1 else merged[..., :keep, :]
+
+
+def fold_windows(
+    xp: Any,
+    cols: Any,
+    padded_size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> Any:
+    """Adjoint of :func:`extract_windows` (col2im): sum each window back into place.
+
+    Parameters
+    ----------
+    cols : array
+        Shape ``(N, C, kh * kw, OH, OW)``.
+    padded_size : (int, int)
+        ``(H, W)`` of the padded input the windows were taken from.
+
+    Returns
+    -------
+    array
+        Shape ``(N, C, H, W)``, where every input element receives the sum of the entries
+        of ``cols`` that were read from it.
+    """
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    height, width = padded_size
+    total = None
+    for i in range(kh):
+        row = None
+        for j in range(kw):
+            piece = _zero_stuff(xp, cols[:, :, i * kw + j, ...], -1, sw)
+            piece = _pad_axis(xp, piece, -1, j * dw, width - j * dw - piece.shape[-1], 0.0)
+            row = piece if row is None else row + piece
+        row = _zero_stuff(xp, row, -2, sh)
+        row = _pad_axis(xp, row, -2, i * dh, height - i * dh - row.shape[-2], 0.0)
+        total = row if total is None else total + row
+    return total

@@ -1,0 +1,230 @@
+"""conv2d: forward against plain loops, pullback against finite differences and torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import (
+    BackendCase,
+    assert_close,
+    check_vjp_finite_differences,
+    random_cotangent,
+    tolerance,
+    torch_vjp,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+from reference_conv import conv2d_loops, convolve2d_single
+
+import xpnet
+import xpnet.functional as F
+
+WALKTHROUGH_IMAGE = [
+    [1, 2, 3, 0, 1],
+    [4, 5, 6, 1, 2],
+    [7, 8, 9, 2, 3],
+    [1, 2, 3, 4, 5],
+    [6, 7, 8, 5, 6],
+]
+EDGE_KERNEL = [[1, 0, -1], [1, 0, -1], [1, 0, -1]]
+
+
+def test_walkthrough_reference_agrees_with_its_published_result() -> None:
+    # The oracle itself, checked against the walkthrough's numbers.
+    result = convolve2d_single(np.array(WALKTHROUGH_IMAGE, float), np.array(EDGE_KERNEL, float))
+    np.testing.assert_array_equal(result, [[-6, 12, 12], [-6, 8, 8], [-6, 6, 6]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_walkthrough_example(backend: BackendCase, dtype: str) -> None:
+    image = backend.asarray(np.array(WALKTHROUGH_IMAGE)[None, None], dtype=dtype)
+    kernel = backend.asarray(np.array(EDGE_KERNEL)[None, None], dtype=dtype)
+    features = F.conv2d(image, kernel)
+    backend.check_like(features, image)
+    assert xpnet.to_numpy(features)[0, 0].tolist() == [[-6, 12, 12], [-6, 8, 8], [-6, 6, 6]]
+    pooled = F.max_pool2d(F.relu(features), 2)
+    backend.check_like(pooled, image)
+    assert xpnet.to_numpy(pooled).tolist() == [[[[12]]]]
+
+
+CONFIGS = [
+    # x shape, w shape, kwargs, pads the loop reference should use
+    ((2, 3, 7, 6), (4, 3, 3, 3), {}, (0, 0, 0, 0)),
+    ((2, 3, 7, 6), (4, 3, 3, 3), {"stride": 2, "padding": 1}, (1, 1, 1, 1)),
+    ((1, 4, 9, 8), (6, 2, 2, 3), {"stride": (2, 1), "padding": (0, 2), "groups": 2}, (0, 0, 2, 2)),
+    ((2, 2, 9, 9), (3, 2, 3, 2), {"dilation": (2, 3), "padding": 2}, (2, 2, 2, 2)),
+    ((1, 4, 6, 7), (4, 1, 3, 3), {"groups": 4, "padding": "same"}, (1, 1, 1, 1)),
+    ((1, 2, 6, 7), (2, 2, 2, 4), {"padding": "same"}, (0, 1, 1, 2)),
+    ((2, 3, 5, 5), (2, 3, 1, 1), {"stride": 3}, (0, 0, 0, 0)),
+    ((1, 1, 4, 4), (1, 1, 4, 4), {"padding": "valid"}, (0, 0, 0, 0)),
+]
+
+
+def _loop_kwargs(kwargs: dict, pads: tuple[int, int, int, int]) -> dict:
+    def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+        return (v, v) if isinstance(v, int) else v
+
+    return {
+        "stride": pair(kwargs.get("stride", 1)),
+        "pads": pads,
+        "dilation": pair(kwargs.get("dilation", 1)),
+        "groups": kwargs.get("groups", 1),
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "kwargs", "pads"), CONFIGS)
+def test_forward_matches_loops(backend, dtype, x_shape, w_shape, kwargs, pads) -> None:
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=x_shape), rng.normal(size=w_shape), rng.normal(size=w_shape[0])
+    xb, wb, bb = (backend.asarray(a, dtype) for a in (x, w, b))
+    y = F.conv2d(xb, wb, bb, **kwargs)
+    backend.check_like(y, xb)
+    assert_close(y, conv2d_loops(x, w, b, **_loop_kwargs(kwargs, pads)), **tolerance(dtype))
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "kwargs", "pads"), CONFIGS)
+def test_pullback_finite_differences(backend, x_shape, w_shape, kwargs, pads) -> None:
+    rng = np.random.default_rng(1)
+    args = [rng.normal(size=x_shape), rng.normal(size=w_shape), rng.normal(size=w_shape[0])]
+    check_vjp_finite_differences(backend, F.conv2d, args, kwargs, wrt=(0, 1, 2))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "kwargs", "pads"), CONFIGS)
+def test_pullback_matches_torch(backend, dtype, x_shape, w_shape, kwargs, pads) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x, w, b = rng.normal(size=x_shape), rng.normal(size=w_shape), rng.normal(size=w_shape[0])
+    xb, wb, bb = (backend.asarray(a, dtype) for a in (x, w, b))
+    y, pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+    dy = random_cotangent(y.shape)
+    grads = pullback(backend.asarray(dy, dtype))
+    expected_y, expected = torch_vjp(
+        torch.nn.functional.conv2d, [x, w, b], dy, wrt=(0, 1, 2), kwargs=kwargs
+    )
+    assert_close(y, expected_y, **tolerance(dtype))
+    for grad, want, arg in zip(grads, expected, (xb, wb, bb), strict=True):
+        backend.check_like(grad, arg)
+        assert_close(grad, want, **tolerance(dtype))
+
+
+def test_unbatched_input(backend: BackendCase) -> None:
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(2, 5, 5)), rng.normal(size=(3, 2, 3, 3))
+    y, pullback = F.vjp(F.conv2d, backend.asarray(x), backend.asarray(w), None, 1, 1)
+    assert_close(y, conv2d_loops(x[None], w, pads=(1, 1, 1, 1))[0])
+    dy = random_cotangent(y.shape)
+    dx, dw, db, dstride, dpadding = pullback(backend.asarray(dy))
+    assert db is None and dstride is None and dpadding is None
+    _, (want_dx, want_dw) = torch_vjp(
+        lambda a, b: __import__("torch").nn.functional.conv2d(a, b, padding=1),
+        [x, w],
+        dy,
+        wrt=(0, 1),
+    )
+    assert_close(dx, want_dx)
+    assert_close(dw, want_dw)
+
+
+@st.composite
+def conv_configs(draw: st.DrawFn) -> tuple:
+    groups = draw(st.integers(1, 3))
+    in_per_group = draw(st.integers(1, 2))
+    out_per_group = draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    min_h = dilation[0] * (kh - 1) + 1 - 2 * padding[0]
+    min_w = dilation[1] * (kw - 1) + 1 - 2 * padding[1]
+    h = draw(st.integers(max(1, min_h), max(1, min_h) + 5))
+    w = draw(st.integers(max(1, min_w), max(1, min_w) + 5))
+    batch = draw(st.integers(1, 2))
+    x_shape = (batch, groups * in_per_group, h, w)
+    w_shape = (groups * out_per_group, in_per_group, kh, kw)
+    kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    return x_shape, w_shape, kwargs, draw(st.integers(0, 2**32 - 1))
+
+
+@given(config=conv_configs())
+def test_random_configurations_against_loops_and_torch(backend: BackendCase, config) -> None:
+    x_shape, w_shape, kwargs, seed = config
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.normal(size=x_shape), rng.normal(size=w_shape), rng.normal(size=w_shape[0])
+    xb, wb, bb = (backend.asarray(a) for a in (x, w, b))
+    y, pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+    ph, pw = kwargs["padding"]
+    reference = conv2d_loops(
+        x, w, b, kwargs["stride"], (ph, ph, pw, pw), kwargs["dilation"], kwargs["groups"]
+    )
+    assert_close(y, reference)
+    dy = random_cotangent(y.shape, seed=seed % 1000)
+    grads = pullback(backend.asarray(dy))
+    try:
+        import torch
+    except ImportError:
+        check_vjp_finite_differences(backend, F.conv2d, [x, w, b], kwargs, wrt=(0, 1, 2))
+        return
+    _, expected = torch_vjp(torch.nn.functional.conv2d, [x, w, b], dy, wrt=(0, 1, 2), kwargs=kwargs)
+    for grad, want in zip(grads, expected, strict=True):
+        assert_close(grad, want)
+
+
+def _arrays(backend: BackendCase, x_shape=(1, 4, 6, 6), w_shape=(2, 4, 3, 3)):
+    rng = np.random.default_rng(0)
+    return backend.asarray(rng.normal(size=x_shape)), backend.asarray(rng.normal(size=w_shape))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"stride": 0}, ValueError, "stride: expected positive"),
+        ({"dilation": (1, -1)}, ValueError, "dilation: expected positive"),
+        ({"padding": -1}, ValueError, "padding: expected non-negative"),
+        ({"padding": "full"}, ValueError, "padding: expected an int, a pair, 'valid' or 'same'"),
+        ({"padding": "same", "stride": 2}, ValueError, "'same' needs stride 1"),
+        ({"groups": 3}, ValueError, "groups: input has 4 channels, not divisible by groups=3"),
+        ({"stride": 1.5}, TypeError, "stride: expected an int or a pair of ints"),
+    ],
+)
+def test_bad_arguments_name_the_argument(backend, kwargs, error, message) -> None:
+    x, w = _arrays(backend)
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        F.conv2d(x, w, **kwargs)
+
+
+def test_bad_shapes_name_the_argument(backend: BackendCase) -> None:
+    x, w = _arrays(backend)
+    with pytest.raises(ValueError, match=r"input: expected a 3-D or 4-D array"):
+        F.conv2d(x[0, 0], w)
+    with pytest.raises(ValueError, match=r"weight: expected a 4-D array"):
+        F.conv2d(x, w[0])
+    _, wrong = _arrays(backend, w_shape=(2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"weight: expects 3 input channels .* input has 4"):
+        F.conv2d(x, wrong)
+    _, grouped = _arrays(backend, w_shape=(2, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"weight: expects 2 input channels \(1 per group x groups=2\)"):
+        F.conv2d(x, grouped, groups=2)
+    _, big = _arrays(backend, w_shape=(2, 4, 7, 3))
+    with pytest.raises(ValueError, match=r"weight: kernel of extent 7 .* larger than the padded input \(6"):
+        F.conv2d(x, big)
+    F.conv2d(x, big, padding=(1, 0))  # fits once padded
+    with pytest.raises(ValueError, match=r"bias: expected shape \(2,\)"):
+        F.conv2d(x, w, backend.asarray(np.zeros(3)))
+
+
+def test_dtype_errors(backend: BackendCase) -> None:
+    x, w = _arrays(backend)
+    with pytest.raises(TypeError, match="input: expected a floating-point array"):
+        F.conv2d(backend.asarray(np.ones((1, 4, 6, 6), dtype=np.int64)), w)
+    with pytest.raises(TypeError, match="weight: expected dtype .*float64.* got .*float32"):
+        F.conv2d(x, backend.asarray(np.ones((2, 4, 3, 3)), "float32"))
+
+
+def test_mixed_namespaces_are_rejected(backend: BackendCase) -> None:
+    if backend.name in ("numpy", "numpy_readonly"):
+        pytest.skip("needs a second library; numpy is the other side")
+    x, _ = _arrays(backend)
+    with pytest.raises(TypeError, match=r"weight: expected an array of the same library as input"):
+        F.conv2d(x, np.ones((2, 4, 3, 3)))
