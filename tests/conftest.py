@@ -6,6 +6,8 @@ Selection, first match wins:
 * the ``XPNET_TEST_BACKENDS`` environment variable (comma-separated);
 * every registered backend plus ``numpy_readonly``.
 
+An entry may name a device after a colon: ``--backend torch:cuda``.
+
 A selected backend that is unavailable here is skipped with the registry's reason.
 ``numpy_readonly`` is NumPy whose input arrays are read-only: an op that writes into its
 inputs fails there (JAX arrays are immutable, and the standard promises no mutability).
@@ -23,9 +25,9 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
-from helpers import BackendCase
 
 import xpnet
+from helpers import BackendCase
 from xpnet.backends import BackendSpec
 
 settings.register_profile(
@@ -89,7 +91,7 @@ def _selected(config: pytest.Config) -> list[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     known = {info.name for info in xpnet.list_backends()}
-    unknown = [n for n in _selected(config) if n not in known]
+    unknown = [n for n in _selected(config) if n.partition(":")[0] not in known]
     if unknown:
         raise pytest.UsageError(
             f"--backend: unknown backend(s) {unknown}; known: {', '.join(sorted(known))}"
@@ -101,17 +103,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     params = []
     infos = {info.name: info for info in xpnet.list_backends()}
-    for name in _selected(metafunc.config):
-        info = infos[name]
-        marks = [] if info.available else [pytest.mark.skip(reason=f"{name}: {info.reason}")]
-        params.append(pytest.param(name, id=name, marks=marks))
+    for entry in _selected(metafunc.config):
+        info = infos[entry.partition(":")[0]]
+        marks = [] if info.available else [pytest.mark.skip(reason=f"{entry}: {info.reason}")]
+        params.append(pytest.param(entry, id=entry, marks=marks))
     metafunc.parametrize("backend", params, indirect=True)
 
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Iterator[BackendCase]:
     """The backend under test, active for the duration of the test."""
-    name: str = request.param
+    name, _, device = request.param.partition(":")
     skip = request.node.get_closest_marker("skip_backends")
     if skip is not None and name in skip.args:
         pytest.skip(f"{name}: {skip.kwargs.get('reason', 'skipped for this backend')}")
@@ -120,5 +122,5 @@ def backend(request: pytest.FixtureRequest) -> Iterator[BackendCase]:
         request.node.add_marker(
             pytest.mark.xfail(reason=xfail.kwargs.get("reason", "known failure"), strict=True)
         )
-    with xpnet.use_backend(name) as active:
+    with xpnet.use_backend(name, device or None) as active:
         yield BackendCase(name=name, xp=active.xp, device=active.device)

@@ -54,4 +54,6 @@ def resolve_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
         return rng
     if isinstance(rng, int | np.integer) and not isinstance(rng, bool) and rng >= 0:
         return np.random.default_rng(int(rng))
-    raise TypeError(f"rng: expected a numpy.random.Generator, a non-negative int or None, got {rng!r}")
+    raise TypeError(
+        f"rng: expected a numpy.random.Generator, a non-negative int or None, got {rng!r}"
+    )

@@ -72,7 +72,9 @@ def _cupy_resolve(xp: Any, device: Any) -> Any:
     elif isinstance(device, str):
         index = _parse_index(device.replace("gpu", "cuda"), "cuda")
     else:
-        raise ValueError(f"expected a CUDA device index, 'cuda:N' or cupy.cuda.Device, got {device!r}")
+        raise ValueError(
+            f"expected a CUDA device index, 'cuda:N' or cupy.cuda.Device, got {device!r}"
+        )
     if not 0 <= index < len(devices):
         raise ValueError(f"cupy has CUDA devices 0..{len(devices) - 1}, got index {index}")
     return devices[index]
@@ -134,7 +136,7 @@ def _jax_namespace() -> Any:
     import jax
 
     # xpnet supports float64 everywhere; JAX truncates it to float32 unless asked.
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
     return importlib.import_module("jax.numpy")
 
 

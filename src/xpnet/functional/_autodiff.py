@@ -140,4 +140,3 @@ def vjp(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Pullbac
         return tuple(None if slot is None else grads[slot] for slot in slots)
 
     return output, pullback
-

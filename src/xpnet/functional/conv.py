@@ -50,7 +50,9 @@ def _resolve_padding(
             return (0, 0, 0, 0)
         if padding == "same":
             if stride != (1, 1):
-                raise ValueError(f"padding: 'same' needs stride 1 (as in torch), got stride {stride}")
+                raise ValueError(
+                    f"padding: 'same' needs stride 1 (as in torch), got stride {stride}"
+                )
             pads = []
             for k, d in zip(kernel, dilation, strict=True):
                 total = d * (k - 1)

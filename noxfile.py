@@ -1,0 +1,71 @@
+"""The test matrix: one ``tests`` session per backend, plus lint and typecheck.
+
+``nox`` runs the default sessions (the README's test command). ``nox -s "tests(backend='jax')"``
+runs one backend. The cupy session is added when a GPU is present (``nvidia-smi`` works) or
+``XPNET_NOX_CUPY=1`` asks for it.
+
+PyTorch is installed in every test session as the autograd oracle. The pin defaults to the
+CPU build this project is tested with; set ``XPNET_TORCH_SPEC`` (e.g. ``torch>=2.4``) to
+change it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import nox
+
+TORCH_SPEC = os.environ.get("XPNET_TORCH_SPEC", "torch==2.13.0")
+CPU_BACKENDS = ["numpy", "array_api_strict", "torch", "jax"]
+
+
+def _gpu_present() -> bool:
+    if os.environ.get("XPNET_NOX_CUPY") == "1":
+        return True
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    return subprocess.run([smi, "-L"], capture_output=True, check=False).returncode == 0
+
+
+BACKENDS = CPU_BACKENDS + (["cupy"] if _gpu_present() else [])
+# Extra packages each backend's session needs besides xpnet[test] and the torch oracle.
+BACKEND_PACKAGES = {
+    "numpy": [".[strict]"],  # array-api-strict supplies "another library" in mixed-input tests
+    "array_api_strict": [".[strict]"],
+    "torch": [],
+    "jax": [".[jax]"],
+    "cupy": [".[cupy]"],
+}
+# The test-only read-only NumPy backend rides along with the numpy session.
+SELECTED = {"numpy": ["numpy", "numpy_readonly"]}
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = True
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    """Run the test suite on one backend."""
+    session.install(TORCH_SPEC)
+    session.install(".[test]", *BACKEND_PACKAGES[backend])
+    selection = [arg for name in SELECTED.get(backend, [backend]) for arg in ("--backend", name)]
+    session.run("pytest", "-n", "auto", *selection, *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "scripts", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "scripts", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the library."""
+    session.install("mypy>=1.11", ".")
+    session.run("mypy")
