@@ -10,7 +10,6 @@ The standard has neither a padding function nor strided views nor scatter-add, s
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import array_api_compat
@@ -20,7 +19,6 @@ __all__ = [
     "extract_windows",
     "fold_windows",
     "pad2d",
-    "pooled_size",
     "sliding_output_size",
 ]
 
@@ -64,43 +62,6 @@ def sliding_output_size(
             f"than the padded input ({padded}, from input size {size})"
         )
     return (padded - span) // stride + 1
-
-
-def pooled_size(
-    name: str,
-    size: int,
-    kernel: int,
-    stride: int,
-    dilation: int,
-    pad: int,
-    ceil_mode: bool,
-) -> tuple[int, int]:
-    """Output size of a pooling window along one axis, as torch computes it.
-
-    Returns
-    -------
-    out : int
-        Number of windows.
-    extra : int
-        Padding to add after the input's right/bottom edge beyond ``pad`` so that the last
-        window (which ``ceil_mode`` may let hang over the edge) lies inside the array.
-    """
-    span = dilation * (kernel - 1) + 1
-    padded = size + 2 * pad
-    if padded < span:
-        raise ValueError(
-            f"{name}: kernel of extent {span} is larger than the padded input ({padded}, "
-            f"from input size {size} and padding {pad})"
-        )
-    if ceil_mode:
-        out = math.ceil((padded - span) / stride) + 1
-        # torch drops a last window that would start inside the right padding only.
-        if (out - 1) * stride >= size + pad:
-            out -= 1
-    else:
-        out = (padded - span) // stride + 1
-    extra = max(0, (out - 1) * stride + span - padded)
-    return out, extra
 
 
 def extract_windows(
