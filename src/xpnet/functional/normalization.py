@@ -1,8 +1,238 @@
-"""Work in progress: being written (placeholder until its module lands)."""
+"""Batch normalisation, functional: the running statistics are returned, never mutated."""
 
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 from typing import Any
 
+from ._autodiff import Pullback, defvjp
+from ._validation import check_float, check_same_dtype, check_shape, namespace_of
+
+__all__ = ["batch_norm"]
 
 
-def batch_norm(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError
+@dataclass(frozen=True)
+class _NormPlan:
+    xp: Any
+    channels: int
+    count: int  # values per channel: N * d1 * d2 ...
+    axes: tuple[int, ...]  # every axis but the channel axis
+    param_shape: tuple[int, ...]  # (1, C, 1, ...): a per-channel vector, broadcastable
+
+    def per_channel(self, v: Any) -> Any:
+        return self.xp.reshape(v, self.param_shape)
+
+    def channel_sum(self, v: Any) -> Any:
+        return self.xp.sum(v, axis=self.axes)
+
+
+def _plan(
+    input: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any,
+    bias: Any,
+    training: Any,
+    momentum: Any,
+    eps: Any,
+) -> _NormPlan:
+    xp = namespace_of(
+        input=input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias
+    )
+    if input.ndim < 2:
+        raise ValueError(
+            "input: expected an array (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W) "
+            f"with channels on axis 1, got shape {tuple(input.shape)}"
+        )
+    check_float(xp, "input", input)
+    channels = int(input.shape[1])
+    for name, value in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
+        if value is not None:
+            check_same_dtype(name, value, "input", input)
+            check_shape(name, value, (channels,), "one value per channel")
+    if not isinstance(training, bool):
+        raise TypeError(f"training: expected a bool, got {training!r}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(
+            "running_mean, running_var: expected both or neither, got only "
+            + ("running_var" if running_mean is None else "running_mean")
+        )
+    if running_mean is None and not training:
+        raise ValueError(
+            "running_mean, running_var: evaluation mode (training=False) normalises with the "
+            "running statistics, got None; pass them or use training=True"
+        )
+    if momentum is None:
+        raise ValueError(
+            "momentum: expected a float, got None. torch's momentum=None (a cumulative "
+            "average) needs the module's num_batches_tracked; pass "
+            "momentum=1 / num_batches_tracked instead"
+        )
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+        raise TypeError(f"momentum: expected a float, got {momentum!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
+        raise ValueError(f"eps: expected a non-negative float, got {eps!r}")
+    count = math.prod(int(n) for n in input.shape) // max(channels, 1)
+    if training and count <= 1:
+        raise ValueError(
+            "input: expected more than 1 value per channel when training, got input size "
+            f"{tuple(input.shape)}"
+        )
+    axes = (0, *range(2, input.ndim))
+    param_shape = (1, channels) + (1,) * (input.ndim - 2)
+    return _NormPlan(xp=xp, channels=channels, count=count, axes=axes, param_shape=param_shape)
+
+
+def _statistics(
+    plan: _NormPlan, x: Any, running_mean: Any, running_var: Any, training: bool
+) -> Any:
+    """The mean and the (biased) variance the output is normalised with, ``(1, C, 1...)``."""
+    xp = plan.xp
+    if training:
+        mean = xp.mean(x, axis=plan.axes, keepdims=True)
+        var = xp.mean((x - mean) ** 2, axis=plan.axes, keepdims=True)  # two passes: accurate
+        return mean, var
+    return plan.per_channel(running_mean), plan.per_channel(running_var)
+
+
+def _forward(
+    plan: _NormPlan,
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any,
+    bias: Any,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> tuple[tuple[Any, Any, Any], Any, Any]:
+    """``((output, new_running_mean, new_running_var), centred input, 1 / std)``."""
+    xp = plan.xp
+    mean, var = _statistics(plan, x, running_mean, running_var, training)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    centred = x - mean
+    y = centred * inv_std
+    if weight is not None:
+        y = y * plan.per_channel(weight)
+    if bias is not None:
+        y = y + plan.per_channel(bias)
+    new_mean, new_var = running_mean, running_var
+    if training and running_mean is not None:
+        # torch updates running_var with the unbiased variance.
+        unbiased = xp.reshape(var, (plan.channels,)) * (plan.count / (plan.count - 1))
+        new_mean = (1.0 - momentum) * running_mean + momentum * xp.reshape(mean, (plan.channels,))
+        new_var = (1.0 - momentum) * running_var + momentum * unbiased
+    return (y, new_mean, new_var), centred, inv_std
+
+
+def batch_norm(
+    input: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[Any, Any, Any]:
+    """Batch normalisation over every axis but the channel axis (axis 1).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, per channel. In training mode
+    ``mean`` and ``var`` are the batch's (biased variance); in evaluation mode they are
+    the running statistics.
+
+    Unlike ``torch.nn.functional.batch_norm``, which updates ``running_mean`` and
+    ``running_var`` in place, this returns the updated statistics (arrays may be
+    immutable, e.g. JAX's); the output itself is torch's.
+
+    Parameters
+    ----------
+    input : array
+        ``(N, C)``, ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)``; floating point.
+    running_mean, running_var : array or None
+        ``(C,)``, same dtype as ``input``. May be None only when ``training`` is True
+        (then the returned statistics are None too).
+    weight, bias : array, optional
+        ``(C,)`` affine scale and shift.
+    training : bool, default False
+        Normalise with the batch statistics and update the running ones.
+    momentum : float, default 0.1
+        ``new = (1 - momentum) * running + momentum * batch_statistic``, with the batch's
+        *unbiased* variance for ``running_var``, as torch does. torch's ``momentum=None``
+        (a cumulative average) needs the module's batch counter, which a function does
+        not have: it raises ``ValueError``; pass ``1 / num_batches_tracked`` instead.
+    eps : float, default 1e-5
+        Added to the variance before the square root; non-negative.
+
+    Returns
+    -------
+    output : array
+        ``input``'s shape, dtype and device.
+    new_running_mean, new_running_var : array or None
+        The updated statistics in training mode; ``running_mean`` and ``running_var``
+        unchanged in evaluation mode.
+
+    Raises
+    ------
+    ValueError
+        Training with one value per channel, missing running statistics in evaluation
+        mode, ``momentum=None``, or shapes that do not match the channel count.
+
+    Examples
+    --------
+    >>> import xpnet, xpnet.functional as F
+    >>> x = xpnet.asarray([[1.0], [3.0]], dtype="float64")
+    >>> mean, var = xpnet.asarray([0.0], dtype="float64"), xpnet.asarray([1.0], dtype="float64")
+    >>> y, new_mean, new_var = F.batch_norm(x, mean, var, training=True, eps=0.0)
+    >>> xpnet.to_numpy(y).ravel().tolist(), float(new_mean[0]), float(new_var[0])
+    ([-1.0, 1.0], 0.2, 1.1)
+    """
+    plan = _plan(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _forward(plan, input, running_mean, running_var, weight, bias, training, momentum, eps)[
+        0
+    ]
+
+
+@defvjp(batch_norm, "input", "running_mean", "running_var", "weight", "bias")
+def _batch_norm_vjp(
+    input: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[Any, Pullback]:
+    plan = _plan(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    outputs, centred, inv_std = _forward(
+        plan, input, running_mean, running_var, weight, bias, training, momentum, eps
+    )
+    xp = plan.xp
+    xhat = centred * inv_std
+
+    def pullback(dy: Any) -> tuple[Any, Any, Any, Any, Any]:
+        dweight = None if weight is None else plan.channel_sum(dy * xhat)
+        dbias = None if bias is None else plan.channel_sum(dy)
+        dxhat = dy if weight is None else dy * plan.per_channel(weight)
+        if training:
+            # The batch statistics depend on x: project out the mean and the xhat direction.
+            mean_dxhat = xp.mean(dxhat, axis=plan.axes, keepdims=True)
+            mean_dxhat_xhat = xp.mean(dxhat * xhat, axis=plan.axes, keepdims=True)
+            dx = inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+            return dx, None, None, dweight, dbias
+        # Evaluation: an affine map of x whose shift and scale come from the running stats.
+        dx = dxhat * inv_std
+        drunning_mean = -plan.channel_sum(dx)
+        drunning_var = plan.channel_sum(dxhat * centred) * xp.reshape(
+            -0.5 * inv_std**3, (plan.channels,)
+        )
+        return dx, drunning_mean, drunning_var, dweight, dbias
+
+    return outputs, pullback

@@ -1,0 +1,84 @@
+"""Helpers the losses share: the ``reduction`` argument, its adjoint, broadcasting adjoints,
+a stable log-sum-exp and a division that never warns."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ._validation import constant
+
+__all__ = [
+    "REDUCTIONS",
+    "check_reduction",
+    "divide",
+    "expand_cotangent",
+    "logsumexp",
+    "reduce",
+    "sum_to_shape",
+]
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_reduction(reduction: Any) -> str:
+    """Return ``reduction`` if it is 'none', 'mean' or 'sum'; raise ``ValueError`` otherwise."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
+    return reduction
+
+
+def reduce(xp: Any, loss: Any, reduction: str) -> Any:
+    """Apply ``reduction`` to an element-wise loss (mean over every element)."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return xp.sum(loss)
+    if loss.ndim == 0:
+        return loss
+    if math.prod(loss.shape) == 0:
+        return constant(xp, math.nan, loss)  # torch's mean of nothing, without a warning
+    return xp.mean(loss)
+
+
+def expand_cotangent(xp: Any, cotangent: Any, shape: tuple[int, ...], reduction: str) -> Any:
+    """The adjoint of :func:`reduce`: the cotangent of each element of the unreduced loss."""
+    if reduction == "none":
+        return cotangent
+    if reduction == "mean":
+        cotangent = cotangent / max(math.prod(shape), 1)
+    return xp.broadcast_to(cotangent, shape)
+
+
+def sum_to_shape(xp: Any, g: Any, shape: tuple[int, ...]) -> Any:
+    """The adjoint of broadcasting an array of ``shape`` to ``g.shape``: sum the copies."""
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = xp.sum(g, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = xp.sum(g, axis=axes, keepdims=True)
+    return g
+
+
+def logsumexp(xp: Any, x: Any, axis: int) -> Any:
+    """``log(sum(exp(x), axis))`` with keepdims, shifted by the maximum so it never overflows."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    # An all -inf slice would give -inf - -inf = nan; shift it by 0 instead (result -inf).
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    return m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
+
+
+def divide(xp: Any, numerator: Any, denominator: Any) -> Any:
+    """``numerator / denominator`` with IEEE results (nan, +-inf) for a zero denominator but
+    without the warning NumPy would emit; torch returns these values silently."""
+    zero = denominator == 0
+    safe = xp.where(zero, xp.ones_like(denominator), denominator)
+    quotient = numerator / safe
+    inf = constant(xp, math.inf, quotient)
+    special = xp.where(
+        numerator > 0,
+        inf,
+        xp.where(numerator < 0, -inf, constant(xp, math.nan, quotient)),
+    )
+    return xp.where(zero, special, quotient)
