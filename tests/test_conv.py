@@ -199,7 +199,7 @@ def test_bad_shapes_name_the_argument(backend: BackendCase) -> None:
     with pytest.raises(ValueError, match=r"input: expected a 3-D or 4-D array"):
         F.conv2d(x[0, 0, ...], w)
     with pytest.raises(ValueError, match=r"weight: expected a 4-D array"):
-        F.conv2d(x, w[0])
+        F.conv2d(x, w[0, ...])
     _, wrong = _arrays(backend, w_shape=(2, 3, 3, 3))
     with pytest.raises(ValueError, match=r"weight: expects 3 input channels .* input has 4"):
         F.conv2d(x, wrong)
