@@ -1,0 +1,340 @@
+"""Reading datasets from files: IDX (MNIST, Fashion-MNIST, KMNIST) and ``.npz``.
+
+Everything here runs on the host and returns NumPy arrays; :class:`xpnet.data.DataLoader`
+moves batches to the active backend.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "MNIST_MD5",
+    "Dataset",
+    "DatasetError",
+    "load_idx",
+    "load_images",
+    "load_images_labels",
+    "load_mnist",
+    "load_npz",
+    "md5sum",
+    "split_last",
+]
+
+# The IDX type codes (third byte of the magic number).
+_IDX_DTYPES: dict[int, str] = {
+    0x08: "u1",
+    0x09: "i1",
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
+
+#: MD5 of the official MNIST distribution files (gzip).
+MNIST_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, truncated, malformed or fails its checksum."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images and labels held on the host.
+
+    Attributes
+    ----------
+    images : numpy.ndarray
+        ``(N, C, H, W)``; uint8 (0-255) or float.
+    labels : numpy.ndarray
+        ``(N,)`` int64 class indices.
+    num_classes : int
+        Number of classes.
+    name : str
+        Where it came from, for messages.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    name: str = "dataset"
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise DatasetError(
+                f"{self.name}: images must be (N, C, H, W), got shape {self.images.shape}"
+            )
+        if self.labels.shape != (self.images.shape[0],):
+            raise DatasetError(
+                f"{self.name}: {self.images.shape[0]} images but labels of shape "
+                f"{self.labels.shape}"
+            )
+        if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
+            raise DatasetError(
+                f"{self.name}: labels must lie in [0, {self.num_classes}), got values from "
+                f"{self.labels.min()} to {self.labels.max()}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def md5sum(path: str | os.PathLike[str]) -> str:
+    """MD5 hex digest of a file."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        # A damaged gzip stream raises any of these, depending on where it breaks.
+        raise DatasetError(f"{path}: cannot be read ({exc})") from None
+
+
+def load_idx(path: str | os.PathLike[str], expected_magic: int | None = None) -> np.ndarray:
+    """Read an IDX file (raw or gzip-compressed).
+
+    Parameters
+    ----------
+    path : path-like
+        ``*-idx3-ubyte`` / ``*-idx1-ubyte`` files, optionally ending in ``.gz``.
+    expected_magic : int, optional
+        E.g. 2051 for image files and 2049 for label files.
+
+    Returns
+    -------
+    numpy.ndarray
+        The array with the dimensions the header declares.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file, when it is missing, has a wrong or unknown magic number, or is
+        truncated.
+    """
+    file = Path(path)
+    data = _read_bytes(file)
+    if len(data) < 4:
+        raise DatasetError(f"{file}: truncated: {len(data)} bytes, no IDX header")
+    magic = int.from_bytes(data[:4], "big")
+    if expected_magic is not None and magic != expected_magic:
+        raise DatasetError(f"{file}: wrong magic number {magic}, expected {expected_magic}")
+    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise DatasetError(f"{file}: not an IDX file (magic number {magic})")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DatasetError(f"{file}: truncated inside the header")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "longer than its header declares"
+        raise DatasetError(
+            f"{file}: {what}: {len(data)} bytes, header {shape} needs {expected} bytes"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=True)
+
+
+def load_images(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX image file (magic number 2051) as uint8 ``(N, 1, H, W)``."""
+    return load_idx(path, expected_magic=2051)[:, None]
+
+
+def load_images_labels(
+    images_path: str | os.PathLike[str],
+    labels_path: str | os.PathLike[str],
+    num_classes: int | None = None,
+) -> Dataset:
+    """Read an IDX image file and its IDX label file into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    images_path, labels_path : path-like
+        ``*-idx3-ubyte[.gz]`` (magic 2051) and ``*-idx1-ubyte[.gz]`` (magic 2049).
+    num_classes : int, optional
+        Labels must lie in ``[0, num_classes)``; by default the larger of 10 and the
+        largest label plus one.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file at fault: missing, malformed, counts that differ, or labels out
+        of range.
+    """
+    images = load_images(images_path)
+    labels = load_idx(labels_path, expected_magic=2049).astype(np.int64)
+    if images.shape[0] != labels.shape[0]:
+        raise DatasetError(
+            f"{images_path} has {images.shape[0]} images but {labels_path} has "
+            f"{labels.shape[0]} labels"
+        )
+    if num_classes is None:
+        num_classes = max(int(labels.max()) + 1 if labels.size else 0, 10)
+    return Dataset(images, labels, num_classes, name=str(labels_path))
+
+
+def split_last(dataset: Dataset, test_size: int) -> tuple[Dataset, Dataset]:
+    """Hold out the last ``test_size`` examples: ``(first N - test_size, last test_size)``."""
+    n = len(dataset)
+    if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < n:
+        raise ValueError(f"test_size: expected an int in [1, {n - 1}], got {test_size!r}")
+    cut = n - test_size
+    return (
+        Dataset(dataset.images[:cut], dataset.labels[:cut], dataset.num_classes, dataset.name),
+        Dataset(dataset.images[cut:], dataset.labels[cut:], dataset.num_classes, dataset.name),
+    )
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.gz", stem):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _require(directory: Path, stem: str) -> Path:
+    found = _find(directory, stem)
+    if found is None:
+        raise DatasetError(f"{directory / stem}[.gz]: file not found (MNIST needs it)")
+    return found
+
+
+def _verified(path: Path, verify: bool) -> Path:
+    if verify and path.name in MNIST_MD5:
+        got = md5sum(path)
+        if got != MNIST_MD5[path.name]:
+            raise DatasetError(
+                f"{path}: checksum mismatch: md5 {got}, expected {MNIST_MD5[path.name]} "
+                "(the file is corrupt or not the official one)"
+            )
+    return path
+
+
+def load_mnist(directory: str | os.PathLike[str], verify: bool = True) -> tuple[Dataset, Dataset]:
+    """Load MNIST (or a same-format set) from a directory of IDX files.
+
+    With the training files present (``train-images-idx3-ubyte[.gz]``) this gives the
+    official 60,000 / 10,000 split; with only the test files it splits those 10,000
+    images into the first 8,000 for training and the last 2,000 for testing.
+
+    Parameters
+    ----------
+    directory : path-like
+        Folder holding the files.
+    verify : bool, default True
+        Check the official files' MD5 checksums (gzip files only).
+
+    Returns
+    -------
+    (Dataset, Dataset)
+        Training and test sets, images ``(N, 1, 28, 28)`` uint8.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: MNIST directory not found")
+    test_images = _require(folder, "t10k-images-idx3-ubyte")
+    test_labels = _require(folder, "t10k-labels-idx1-ubyte")
+    test = load_images_labels(_verified(test_images, verify), _verified(test_labels, verify))
+    train_images = _find(folder, "train-images-idx3-ubyte")
+    train_labels = _find(folder, "train-labels-idx1-ubyte")
+    if (train_images is None) != (train_labels is None):
+        # Half a training set is a broken download, not a reason to fall back silently.
+        present, absent = (
+            ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+            if train_labels is None
+            else ("train-labels-idx1-ubyte", "train-images-idx3-ubyte")
+        )
+        raise DatasetError(f"{folder}: has {present} but not {absent}[.gz]")
+    if train_images is not None and train_labels is not None:
+        train = load_images_labels(_verified(train_images, verify), _verified(train_labels, verify))
+        return train, test
+    return split_last(test, 2000)
+
+
+def load_npz(
+    path: str | os.PathLike[str],
+    images_key: str = "images",
+    labels_key: str = "labels",
+    num_classes: int | None = None,
+) -> Dataset:
+    """Load images ``(N, H, W)`` or ``(N, C, H, W)`` and labels ``(N,)`` from an ``.npz``.
+
+    The file is opened with ``allow_pickle=False``: loading data never runs code.
+
+    Parameters
+    ----------
+    path : path-like
+        An archive written by ``numpy.savez`` or ``numpy.savez_compressed``.
+    images_key, labels_key : str
+        The names of the two arrays in the archive.
+    num_classes : int, optional
+        Labels must lie in ``[0, num_classes)``; by default the largest label plus one.
+
+    Returns
+    -------
+    Dataset
+        uint8 images are kept as they are (normalised later on the device); other image
+        dtypes must be floating point.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file: missing, not an ``.npz`` archive, a missing key, object arrays,
+        shapes that do not fit, non-integer labels or labels out of range.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetError(f"{file}: file not found")
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(f"{file}: not a readable .npz file ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{file}: is a single .npy array, expected an .npz archive")
+    with archive:
+        keys = sorted(archive.keys())
+        for key in (images_key, labels_key):
+            if key not in keys:
+                raise DatasetError(f"{file}: no array named {key!r} (it has {keys})")
+        try:
+            images, labels = archive[images_key], archive[labels_key]
+        except (OSError, ValueError, EOFError) as exc:
+            # Object arrays need pickle, which stays off.
+            raise DatasetError(f"{file}: cannot read its arrays ({exc})") from None
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.dtype != np.uint8 and images.dtype.kind != "f":
+        raise DatasetError(
+            f"{file}: {images_key!r} must be uint8 or floating point, got {images.dtype}"
+        )
+    if labels.dtype.kind not in "iu":
+        raise DatasetError(f"{file}: {labels_key!r} must hold integers, got {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    return Dataset(images, labels, num_classes, name=str(file))
