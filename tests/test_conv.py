@@ -14,6 +14,7 @@ from helpers import (
     assert_close,
     check_vjp_finite_differences,
     random_cotangent,
+    to_numpy,
     tolerance,
     torch_vjp,
 )
@@ -238,3 +239,33 @@ def test_mixed_namespaces_are_rejected(backend: BackendCase) -> None:
         foreign = np.ones((2, 4, 3, 3))
     with pytest.raises(TypeError, match=r"weight: expected an array of the same library as input"):
         F.conv2d(x, foreign)
+
+
+@pytest.mark.parametrize("budget", [1, 3000, 7000, 20000])
+def test_workspace_budget_chunks_the_batch_with_the_same_results(backend, budget) -> None:
+    from xpnet import config
+
+    rng = np.random.default_rng(5)
+    x, w, b = rng.normal(size=(5, 2, 6, 7)), rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4)
+    kwargs = {"stride": (2, 1), "padding": 1}
+    xb, wb, bb = (backend.asarray(a) for a in (x, w, b))
+    dy = random_cotangent((5, 4, 3, 7))
+    y, pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+    grads = pullback(backend.asarray(dy))
+    # One image's columns take 2 * 9 * 21 * 8 = 3024 bytes: these budgets give chunks of
+    # 1 (even below one image), 1, 2 (2 + 2 + 1) and 6 images (one pass).
+    with config.workspace(budget):
+        y_chunked, chunked_pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+        chunked = chunked_pullback(backend.asarray(dy))
+    assert_close(y_chunked, conv2d_loops(x, w, b, (2, 1), (1, 1, 1, 1)))
+    assert_close(y_chunked, to_numpy(y))
+    for got, want in zip(chunked, grads, strict=True):
+        assert_close(got, to_numpy(want))
+
+
+def test_workspace_rejects_bad_sizes() -> None:
+    from xpnet import config
+
+    with pytest.raises(ValueError, match="workspace bytes: expected a positive int"):
+        config.set_workspace_bytes(0)
+    assert config.get_workspace_bytes() == config.DEFAULT_WORKSPACE_BYTES

@@ -71,14 +71,16 @@ def extract_windows(
     stride: tuple[int, int],
     dilation: tuple[int, int],
     out_size: tuple[int, int],
+    window_axis: int = 2,
 ) -> Any:
-    """Gather every window of an already padded ``(N, C, H, W)`` array.
+    """Gather every window of an already padded ``(A, B, H, W)`` array.
 
     Returns
     -------
     array
-        Shape ``(N, C, kh * kw, OH, OW)``: entry ``[:, :, i * kw + j]`` holds, for each
-        output position, the input element under kernel offset ``(i, j)``.
+        With the default ``window_axis=2``, shape ``(A, B, kh * kw, OH, OW)``: entry
+        ``[:, :, i * kw + j]`` holds, for each output position, the input element under
+        kernel offset ``(i, j)``. ``window_axis=1`` gives ``(A, kh * kw, B, OH, OW)``.
     """
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
     slices = []
@@ -89,7 +91,7 @@ def extract_windows(
             slices.append(
                 x[:, :, top : top + sh * (oh - 1) + 1 : sh, left : left + sw * (ow - 1) + 1 : sw]
             )
-    return xp.stack(slices, axis=2)
+    return xp.stack(slices, axis=window_axis)
 
 
 def _zero_stuff(xp: Any, x: Any, axis: int, stride: int) -> Any:
@@ -114,20 +116,22 @@ def fold_windows(
     kernel: tuple[int, int],
     stride: tuple[int, int],
     dilation: tuple[int, int],
+    window_axis: int = 2,
 ) -> Any:
     """Adjoint of :func:`extract_windows` (col2im): sum each window back into place.
 
     Parameters
     ----------
     cols : array
-        Shape ``(N, C, kh * kw, OH, OW)``.
+        Shape ``(A, B, kh * kw, OH, OW)`` (or ``(A, kh * kw, B, OH, OW)`` with
+        ``window_axis=1``).
     padded_size : (int, int)
         ``(H, W)`` of the padded input the windows were taken from.
 
     Returns
     -------
     array
-        Shape ``(N, C, H, W)``, where every input element receives the sum of the entries
+        Shape ``(A, B, H, W)``, where every input element receives the sum of the entries
         of ``cols`` that were read from it.
     """
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
@@ -136,7 +140,8 @@ def fold_windows(
     for i in range(kh):
         row = None
         for j in range(kw):
-            piece = _zero_stuff(xp, cols[:, :, i * kw + j, ...], -1, sw)
+            index = (slice(None),) * window_axis + (i * kw + j, Ellipsis)
+            piece = _zero_stuff(xp, cols[index], -1, sw)
             piece = _pad_axis(xp, piece, -1, j * dw, width - j * dw - piece.shape[-1], 0.0)
             row = piece if row is None else row + piece
         row = _zero_stuff(xp, row, -2, sh)

@@ -1,10 +1,11 @@
-"""2-D convolution (im2col + one batched matmul) and its pullback."""
+"""2-D convolution (im2col + one GEMM per group) and its pullback."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import get_workspace_bytes
 from ._autodiff import Pullback, defvjp
 from ._validation import (
     as_pair,
@@ -118,27 +119,61 @@ def _plan(
 
 
 def _columns(plan: _ConvPlan, x: Any) -> Any:
-    """im2col: ``(N, groups, C/groups * kh * kw, OH * OW)``."""
+    """im2col in channel-major order: ``(groups, C/groups * kh * kw, n * OH * OW)``.
+
+    The batch sits inside the column axis, so one GEMM per group covers the whole batch
+    (BLAS is far faster on one large product than on many small ones); the price is a
+    transpose of the (small) input and output instead of the (large) columns.
+    """
     xp = plan.xp
-    padded = pad2d(xp, x, plan.pads)
-    windows = extract_windows(xp, padded, plan.kernel, plan.stride, plan.dilation, plan.out_size)
+    channel_major = xp.permute_dims(x, (1, 0, 2, 3))  # (C, n, H, W)
+    padded = pad2d(xp, channel_major, plan.pads)
+    windows = extract_windows(
+        xp, padded, plan.kernel, plan.stride, plan.dilation, plan.out_size, window_axis=1
+    )  # (C, kh * kw, n, OH, OW)
     oh, ow = plan.out_size
-    return xp.reshape(windows, (plan.batch, plan.groups, plan.patch, oh * ow))
+    return xp.reshape(windows, (plan.groups, plan.patch, x.shape[0] * oh * ow))
+
+
+def _chunks(plan: _ConvPlan, x: Any) -> list[tuple[int, int]]:
+    """Batch ranges whose im2col columns fit the workspace budget (at least one image)."""
+    oh, ow = plan.out_size
+    per_image = plan.groups * plan.patch * oh * ow * _itemsize(plan.xp, x)
+    size = max(1, get_workspace_bytes() // max(per_image, 1))
+    return [(start, min(start + size, plan.batch)) for start in range(0, plan.batch, size)]
+
+
+def _itemsize(xp: Any, x: Any) -> int:
+    return 8 if x.dtype == xp.float64 else 4
+
+
+def _kernels(plan: _ConvPlan, weight: Any) -> Any:
+    return plan.xp.reshape(weight, (plan.groups, plan.out_channels // plan.groups, plan.patch))
+
+
+def _product_to_nchw(plan: _ConvPlan, product: Any, n: int) -> Any:
+    """``(groups, O/groups, n * OH * OW)`` back to ``(n, O, OH, OW)``."""
+    xp = plan.xp
+    y = xp.reshape(product, (plan.out_channels, n, *plan.out_size))
+    return xp.permute_dims(y, (1, 0, 2, 3))
 
 
 def _forward(plan: _ConvPlan, x: Any, weight: Any, bias: Any) -> tuple[Any, Any]:
+    """Output and, when the batch fit in one chunk, its columns (kept for the pullback)."""
     xp = plan.xp
     if plan.unbatched:
         x = xp.expand_dims(x, axis=0)
-    cols = _columns(plan, x)
-    kernels = xp.reshape(weight, (plan.groups, plan.out_channels // plan.groups, plan.patch))
-    # (G, O/G, P) @ (N, G, P, L) -> (N, G, O/G, L): already NCHW order, no transpose.
-    y = xp.reshape(kernels @ cols, (plan.batch, plan.out_channels, *plan.out_size))
+    kernels = _kernels(plan, weight)
+    pieces, cols = [], None
+    for start, stop in _chunks(plan, x):
+        cols = _columns(plan, x[start:stop, ...])
+        pieces.append(_product_to_nchw(plan, kernels @ cols, stop - start))
+    y = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
     if bias is not None:
         y = y + xp.reshape(bias, (1, plan.out_channels, 1, 1))
     if plan.unbatched:
         y = y[0, ...]
-    return y, cols
+    return y, cols if len(pieces) == 1 else None
 
 
 def conv2d(
@@ -202,29 +237,41 @@ def _conv2d_vjp(
     groups: int = 1,
 ) -> tuple[Any, Pullback]:
     plan = _plan(input, weight, bias, stride, padding, dilation, groups)
-    y, cols = _forward(plan, input, weight, bias)
+    y, saved_cols = _forward(plan, input, weight, bias)
     xp = plan.xp
     per_group = plan.out_channels // plan.groups
+    kernels = _kernels(plan, weight)
     oh, ow = plan.out_size
 
     def pullback(dy: Any) -> tuple[Any, Any, Any]:
+        x = xp.expand_dims(input, axis=0) if plan.unbatched else input
         if plan.unbatched:
             dy = xp.expand_dims(dy, axis=0)
-        dy_groups = xp.reshape(dy, (plan.batch, plan.groups, per_group, oh * ow))
-        # dW = sum_n dY_n @ cols_n^T, per group.
-        dweight = xp.sum(dy_groups @ xp.matrix_transpose(cols), axis=0)
-        dweight = xp.reshape(dweight, tuple(weight.shape))
-        # dcols = W^T @ dY, then col2im back onto the padded input.
-        kernels = xp.reshape(weight, (plan.groups, per_group, plan.patch))
-        dcols = xp.matrix_transpose(kernels) @ dy_groups
-        dcols = xp.reshape(
-            dcols, (plan.batch, plan.in_channels, plan.kernel[0] * plan.kernel[1], oh, ow)
-        )
-        dpadded = fold_windows(xp, dcols, plan.padded, plan.kernel, plan.stride, plan.dilation)
-        dx = crop2d(dpadded, plan.pads)
+        dweight, dx_pieces = None, []
+        for start, stop in _chunks(plan, x):
+            n = stop - start
+            cols = saved_cols if saved_cols is not None else _columns(plan, x[start:stop, ...])
+            # dY in the columns' channel-major layout: (G, O/G, n * OH * OW).
+            dy_cm = xp.reshape(
+                xp.permute_dims(dy[start:stop, ...], (1, 0, 2, 3)),
+                (plan.groups, per_group, n * oh * ow),
+            )
+            # dW = dY @ cols^T, one GEMM per group over the whole chunk.
+            part = dy_cm @ xp.matrix_transpose(cols)
+            dweight = part if dweight is None else dweight + part
+            # dcols = W^T @ dY, then col2im back onto the padded, channel-major input.
+            dcols = xp.reshape(
+                xp.matrix_transpose(kernels) @ dy_cm,
+                (plan.in_channels, plan.kernel[0] * plan.kernel[1], n, oh, ow),
+            )
+            dpadded = fold_windows(
+                xp, dcols, plan.padded, plan.kernel, plan.stride, plan.dilation, window_axis=1
+            )
+            dx_pieces.append(xp.permute_dims(crop2d(dpadded, plan.pads), (1, 0, 2, 3)))
+        dx = dx_pieces[0] if len(dx_pieces) == 1 else xp.concat(dx_pieces, axis=0)
         if plan.unbatched:
             dx = dx[0, ...]
         dbias = None if bias is None else xp.sum(dy, axis=(0, 2, 3))
-        return dx, dweight, dbias
+        return dx, xp.reshape(dweight, tuple(weight.shape)), dbias
 
     return y, pullback
