@@ -535,8 +535,14 @@ def test_avg_pool_rejects_bad_divisor(backend, divisor, error) -> None:
 
 @pytest.mark.parametrize(
     ("output_size", "error"),
-    [(-1, ValueError), ((2, -1), ValueError), ((2, 2, 2), TypeError), ("2", TypeError),
-     ((2, 1.5), TypeError), (True, TypeError)],
+    [
+        (-1, ValueError),
+        ((2, -1), ValueError),
+        ((2, 2, 2), TypeError),
+        ("2", TypeError),
+        ((2, 1.5), TypeError),
+        (True, TypeError),
+    ],
 )
 def test_adaptive_rejects_bad_output_size(backend, output_size, error) -> None:
     with pytest.raises(error, match="output_size: expected a non-negative int or a pair of them"):

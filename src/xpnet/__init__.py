@@ -5,7 +5,7 @@ The same code runs on NumPy, CuPy, PyTorch tensors, JAX and array-api-strict; pi
 array-api-compat; a backend's library is imported when that backend is first used.
 """
 
-from . import functional
+from . import config, data, functional, models, nn, optim, train
 from .backends import (
     ActiveBackend,
     BackendInfo,
@@ -23,7 +23,9 @@ from .backends import (
     unregister_backend,
     use_backend,
 )
+from .nn import value_and_grad
 from .random import seed
+from .train import evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -36,14 +38,23 @@ __all__ = [
     "__version__",
     "asarray",
     "available_backends",
+    "config",
+    "data",
+    "evaluate",
+    "fit",
     "functional",
     "get_backend",
     "get_namespace",
     "list_backends",
+    "models",
+    "nn",
+    "optim",
     "register_backend",
     "seed",
     "set_backend",
     "to_numpy",
+    "train",
     "unregister_backend",
     "use_backend",
+    "value_and_grad",
 ]

@@ -1,0 +1,593 @@
+"""Speed and memory of xpnet against PyTorch eager, measured side by side.
+
+Every figure is a ratio ``xpnet time / torch time`` measured in the same process, on the
+same device, with the two timed in alternation (interleaved repeats) so that clock changes
+and background load hit both alike. ``python benchmarks/run.py`` runs the full table and
+writes JSON, Markdown and a PNG plot; ``xpnet bench`` runs a short version.
+
+PyTorch is the yardstick, so it must be installed (``pip install 'xpnet[torch]'``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import backends, nn, optim
+from . import functional as F
+from .models import lenet5
+
+__all__ = ["BenchResult", "format_markdown", "matmul_gflops", "run_benchmarks"]
+
+
+@dataclass
+class BenchResult:
+    """One row of the benchmark table."""
+
+    name: str
+    group: str
+    xpnet_ms: float
+    torch_ms: float
+    gflop: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """xpnet time over torch time (below 1: xpnet is faster)."""
+        return self.xpnet_ms / self.torch_ms
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, ratio and GFLOP/s included."""
+        row = asdict(self)
+        row["ratio"] = self.ratio
+        if self.gflop:
+            row["xpnet_gflops"] = self.gflop / (self.xpnet_ms / 1e3)
+            row["torch_gflops"] = self.gflop / (self.torch_ms / 1e3)
+        return row
+
+
+class _Sides:
+    """The backend under test and the torch device it is compared with."""
+
+    def __init__(self, backend: str, device: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.backend = backends.set_backend(backend, device)
+        self.xp = self.backend.xp
+        on_gpu = backend == "cupy" or (backend == "torch" and "cuda" in str(self.backend.device))
+        self.torch_device = torch.device("cuda" if on_gpu else "cpu")
+        if not on_gpu:
+            torch.set_num_threads(os.cpu_count() or 1)
+
+    def sync(self) -> None:
+        """Wait for queued GPU work on both sides (no-op on the CPU)."""
+        if self.torch_device.type == "cuda":
+            self.torch.cuda.synchronize()
+        if self.backend.name == "cupy":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+
+    def pair(self, host: np.ndarray) -> tuple[Any, Any]:
+        """The same host data as an xpnet-backend array and a torch tensor."""
+        return backends.asarray(host), self.torch.as_tensor(host, device=self.torch_device)
+
+
+def _time(fn: Callable[[], Any], sync: Callable[[], None], number: int) -> float:
+    sync()
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / number
+
+
+def _compare(
+    sides: _Sides,
+    ours: Callable[[], Any],
+    theirs: Callable[[], Any],
+    repeats: int,
+    min_seconds: float,
+) -> tuple[float, float]:
+    """Median seconds per call of each, timed in alternation."""
+    for fn in (ours, theirs, ours, theirs):  # warm-up: caches, allocators, kernels
+        fn()
+    once = max(_time(ours, sides.sync, 1), _time(theirs, sides.sync, 1), 1e-6)
+    number = max(1, int(min_seconds / once))
+    mine, yours = [], []
+    for _ in range(repeats):
+        mine.append(_time(ours, sides.sync, number))
+        yours.append(_time(theirs, sides.sync, number))
+    return statistics.median(mine), statistics.median(yours)
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """float32 matrix-product throughput of the active backend here, in GFLOP/s."""
+    active = backends.get_backend()
+    rng = np.random.default_rng(0)
+    a = backends.asarray(rng.standard_normal((size, size), dtype=np.float32))
+    b = backends.asarray(rng.standard_normal((size, size), dtype=np.float32))
+    sync = _gpu_sync(active.name)
+    a @ b
+    best = min(_time(lambda: a @ b, sync, 3) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _gpu_sync(name: str) -> Callable[[], None]:
+    if name == "cupy":
+        import cupy
+
+        return lambda: cupy.cuda.Device().synchronize()
+    return lambda: None
+
+
+# (name, batch, in channels, size, out channels, kernel, stride, padding, groups)
+CONV_SHAPES: list[tuple[str, int, int, int, int, int, int, int, int]] = [
+    ("lenet conv1 1->6 5x5", 64, 1, 28, 6, 5, 1, 2, 1),
+    ("lenet conv2 6->16 5x5", 64, 6, 14, 16, 5, 1, 0, 1),
+    ("3x3 32->32 s1 28px", 64, 32, 28, 32, 3, 1, 1, 1),
+    ("3x3 32->32 s2 28px", 64, 32, 28, 32, 3, 2, 1, 1),
+    ("3x3 64->64 s1 14px", 64, 64, 14, 64, 3, 1, 1, 1),
+    ("3x3 64->64 s2 14px", 64, 64, 14, 64, 3, 2, 1, 1),
+    ("3x3 128->128 s1 7px", 64, 128, 7, 128, 3, 1, 1, 1),
+    ("3x3 128->128 s2 7px", 64, 128, 7, 128, 3, 2, 1, 1),
+    ("1x1 64->128 14px", 64, 64, 14, 128, 1, 1, 0, 1),
+    ("depthwise 3x3 64 14px", 64, 64, 14, 64, 3, 1, 1, 64),
+]
+QUICK_SHAPES = {"lenet conv2 6->16 5x5", "3x3 64->64 s1 14px"}
+
+
+def _conv_rows(
+    sides: _Sides, repeats: int, min_seconds: float, quick: bool, batch_scale: int
+) -> list[BenchResult]:
+    torch = sides.torch
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, batch, cin, size, cout, k, stride, pad, groups in CONV_SHAPES:
+        if quick and name not in QUICK_SHAPES:
+            continue
+        batch *= batch_scale
+        x_host = rng.standard_normal((batch, cin, size, size), dtype=np.float32)
+        w_host = rng.standard_normal((cout, cin // groups, k, k), dtype=np.float32) * 0.1
+        b_host = rng.standard_normal((cout,), dtype=np.float32)
+        (x, tx), (w, tw), (b, tb) = sides.pair(x_host), sides.pair(w_host), sides.pair(b_host)
+        kwargs = {"stride": stride, "padding": pad, "groups": groups}
+        out = (size + 2 * pad - k) // stride + 1
+        flop = 2.0 * batch * cout * out * out * (cin // groups) * k * k
+        dy_host = rng.standard_normal((batch, cout, out, out), dtype=np.float32)
+        dy, tdy = sides.pair(dy_host)
+
+        def forward(x: Any = x, w: Any = w, b: Any = b, kw: Any = kwargs) -> Any:
+            return F.conv2d(x, w, b, **kw)
+
+        def torch_forward(tx: Any = tx, tw: Any = tw, tb: Any = tb, kw: Any = kwargs) -> Any:
+            with torch.no_grad():
+                return torch.nn.functional.conv2d(tx, tw, tb, **kw)
+
+        ours, theirs = _compare(sides, forward, torch_forward, repeats, min_seconds)
+        rows.append(
+            BenchResult(f"conv2d fwd: {name}", "conv forward", ours * 1e3, theirs * 1e3, flop / 1e9)
+        )
+
+        def both(x: Any = x, w: Any = w, b: Any = b, dy: Any = dy, kw: Any = kwargs) -> Any:
+            _, pullback = F.vjp(F.conv2d, x, w, b, **kw)
+            return pullback(dy)
+
+        leaves = [t.clone().requires_grad_(True) for t in (tx, tw, tb)]
+
+        def torch_both(leaves: Any = leaves, tdy: Any = tdy, kw: Any = kwargs) -> Any:
+            y = torch.nn.functional.conv2d(*leaves, **kw)
+            return torch.autograd.grad(y, leaves, tdy)
+
+        ours, theirs = _compare(sides, both, torch_both, repeats, min_seconds)
+        rows.append(
+            BenchResult(
+                f"conv2d fwd+bwd: {name}",
+                "conv forward+backward",
+                ours * 1e3,
+                theirs * 1e3,
+                3 * flop / 1e9,
+            )
+        )
+    return rows
+
+
+def _op_rows(
+    sides: _Sides, repeats: int, min_seconds: float, batch_scale: int
+) -> list[BenchResult]:
+    torch = sides.torch
+    tf = torch.nn.functional
+    rng = np.random.default_rng(1)
+    rows = []
+    x_host = rng.standard_normal((64 * batch_scale, 32, 28, 28), dtype=np.float32)
+    x, tx = sides.pair(x_host)
+    pooled = x_host[:, :, ::2, ::2]
+    dy, tdy = sides.pair(np.ascontiguousarray(pooled))
+    cases: list[tuple[str, Callable[..., Any], Callable[..., Any]]] = [
+        ("max_pool2d 2x2", F.max_pool2d, tf.max_pool2d),
+        ("avg_pool2d 2x2", F.avg_pool2d, tf.avg_pool2d),
+    ]
+    for label, ours_op, theirs_op in cases:
+        leaf = tx.clone().requires_grad_(True)
+
+        def ours(op: Any = ours_op) -> Any:
+            _, pullback = F.vjp(op, x, 2)
+            return pullback(dy)
+
+        def theirs(op: Any = theirs_op, leaf: Any = leaf) -> Any:
+            return torch.autograd.grad(op(leaf, 2), [leaf], tdy)
+
+        t1, t2 = _compare(sides, ours, theirs, repeats, min_seconds)
+        rows.append(BenchResult(f"{label} fwd+bwd (64x32x28x28)", "ops", t1 * 1e3, t2 * 1e3))
+
+    batch = 256 * batch_scale
+    a_host = rng.standard_normal((batch, 400), dtype=np.float32)
+    w_host = rng.standard_normal((120, 400), dtype=np.float32) * 0.05
+    b_host = rng.standard_normal((120,), dtype=np.float32)
+    g_host = rng.standard_normal((batch, 120), dtype=np.float32)
+    (a, ta), (w, tw), (b, tb), (g, tg) = (sides.pair(h) for h in (a_host, w_host, b_host, g_host))
+    leaves = [t.clone().requires_grad_(True) for t in (ta, tw, tb)]
+
+    def linear_ours() -> Any:
+        _, pullback = F.vjp(F.linear, a, w, b)
+        return pullback(g)
+
+    def linear_theirs() -> Any:
+        return torch.autograd.grad(tf.linear(*leaves), leaves, tg)
+
+    t1, t2 = _compare(sides, linear_ours, linear_theirs, repeats, min_seconds)
+    rows.append(
+        BenchResult(
+            f"linear 400->120 fwd+bwd (batch {batch})",
+            "ops",
+            t1 * 1e3,
+            t2 * 1e3,
+            3 * 2.0 * batch * 400 * 120 / 1e9,
+        )
+    )
+
+    logits_host = rng.standard_normal((batch, 10), dtype=np.float32)
+    target_host = rng.integers(0, 10, size=batch)
+    logits, tlogits = sides.pair(logits_host)
+    target = backends.asarray(target_host, dtype="int64")
+    ttarget = torch.as_tensor(target_host, device=sides.torch_device)
+    leaf = tlogits.clone().requires_grad_(True)
+
+    def ce_ours() -> Any:
+        loss, pullback = F.vjp(F.cross_entropy, logits, target)
+        return pullback(sides.xp.ones_like(loss))
+
+    def ce_theirs() -> Any:
+        return torch.autograd.grad(tf.cross_entropy(leaf, ttarget), [leaf])
+
+    t1, t2 = _compare(sides, ce_ours, ce_theirs, repeats, min_seconds)
+    rows.append(BenchResult(f"cross_entropy fwd+bwd (batch {batch})", "ops", t1 * 1e3, t2 * 1e3))
+    return rows
+
+
+def _torch_lenet(torch: Any, device: Any) -> Any:
+    tnn = torch.nn
+    return tnn.Sequential(
+        tnn.Conv2d(1, 6, 5, padding=2),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(6, 16, 5),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Flatten(),
+        tnn.Linear(400, 120),
+        tnn.ReLU(),
+        tnn.Linear(120, 84),
+        tnn.ReLU(),
+        tnn.Linear(84, 10),
+    ).to(device)
+
+
+def _torch_block(torch: Any, device: Any, channels: int) -> Any:
+    tnn = torch.nn
+    base: Any = tnn.Module
+
+    class Block(base):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = tnn.Sequential(
+                tnn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                tnn.BatchNorm2d(channels),
+                tnn.ReLU(),
+                tnn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                tnn.BatchNorm2d(channels),
+            )
+
+        def forward(self, x: Any) -> Any:
+            return torch.relu(self.body(x) + x)
+
+    return Block().to(device)
+
+
+def _model_rows(
+    sides: _Sides, repeats: int, min_seconds: float, quick: bool, batch_scale: int
+) -> list[BenchResult]:
+    torch = sides.torch
+    tf = torch.nn.functional
+    rng = np.random.default_rng(2)
+    rows = []
+    batches = [64] if quick else [64, 256]
+    for batch in (b * batch_scale for b in batches):
+        model = lenet5(rng=np.random.default_rng(0))
+        tmodel = _torch_lenet(torch, sides.torch_device)
+        model.load_state_dict({k: v.detach().cpu().numpy() for k, v in tmodel.state_dict().items()})
+        opt = optim.Adam(model, lr=1e-3)
+        topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+        x_host = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
+        y_host = rng.integers(0, 10, size=batch)
+        x, tx = sides.pair(x_host)
+        y = backends.asarray(y_host, dtype="int64")
+        ty = torch.as_tensor(y_host, device=sides.torch_device)
+
+        def step(model: Any = model, opt: Any = opt, x: Any = x, y: Any = y) -> Any:
+            loss, grads = nn.value_and_grad(model, F.cross_entropy, x, y)
+            opt.step(grads)
+            return loss
+
+        def torch_step(tmodel: Any = tmodel, topt: Any = topt, tx: Any = tx, ty: Any = ty) -> Any:
+            topt.zero_grad(set_to_none=True)
+            loss = tf.cross_entropy(tmodel(tx), ty)
+            loss.backward()
+            topt.step()
+            return loss
+
+        t1, t2 = _compare(sides, step, torch_step, repeats, min_seconds)
+        rows.append(
+            BenchResult(
+                f"LeNet-5 train step (batch {batch}, Adam)",
+                "end to end",
+                t1 * 1e3,
+                t2 * 1e3,
+                extra={"images_per_second": batch / t1, "torch_images_per_second": batch / t2},
+            )
+        )
+
+    batch = 256 * batch_scale
+    model = lenet5(rng=np.random.default_rng(0)).eval()
+    tmodel = _torch_lenet(torch, sides.torch_device).eval()
+    x, tx = sides.pair(rng.standard_normal((batch, 1, 28, 28), dtype=np.float32))
+
+    def infer() -> Any:
+        return model(x)
+
+    def torch_infer() -> Any:
+        with torch.no_grad():
+            return tmodel(tx)
+
+    t1, t2 = _compare(sides, infer, torch_infer, repeats, min_seconds)
+    rows.append(
+        BenchResult(
+            f"LeNet-5 inference (batch {batch})",
+            "end to end",
+            t1 * 1e3,
+            t2 * 1e3,
+            extra={"images_per_second": batch / t1, "torch_images_per_second": batch / t2},
+        )
+    )
+    if quick:
+        return rows
+
+    channels, batch = 32, 32 * batch_scale
+    tblock = _torch_block(torch, sides.torch_device, channels)
+    body = nn.Sequential(
+        nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels),
+    )
+    block = nn.Sequential(nn.Residual(body), nn.ReLU())
+    block.load_state_dict(
+        {"0." + k: v.detach().cpu().numpy() for k, v in tblock.state_dict().items()}
+    )
+    x_host = rng.standard_normal((batch, channels, 28, 28), dtype=np.float32)
+    x, tx = sides.pair(x_host)
+    dy, tdy = sides.pair(rng.standard_normal(x_host.shape, dtype=np.float32))
+    leaf = tx.clone().requires_grad_(True)
+
+    def block_step() -> Any:
+        block.train()
+        _, pullback = block.forward_vjp(x)
+        return pullback(dy)
+
+    def torch_block_step() -> Any:
+        out = tblock(leaf)
+        return torch.autograd.grad(out, [leaf, *tblock.parameters()], tdy)
+
+    t1, t2 = _compare(sides, block_step, torch_block_step, repeats, min_seconds)
+    rows.append(
+        BenchResult(
+            f"ResNet basic block fwd+bwd ({batch}x{channels}x28x28)",
+            "end to end",
+            t1 * 1e3,
+            t2 * 1e3,
+        )
+    )
+    return rows
+
+
+def conv_peak_memory(
+    sides: _Sides, batch: int = 256, channels: int = 64, size: int = 56
+) -> dict[str, float]:
+    """Peak temporary memory of a 3x3 conv forward and forward+backward, in MiB.
+
+    NumPy allocations are traced with :mod:`tracemalloc`; CuPy's with a memory-pool hook.
+    The figures exclude the inputs and the outputs themselves, which are reported beside.
+    """
+    rng = np.random.default_rng(3)
+    x = backends.asarray(rng.standard_normal((batch, channels, size, size), dtype=np.float32))
+    w = backends.asarray(rng.standard_normal((channels, channels, 3, 3), dtype=np.float32))
+    dy = backends.asarray(rng.standard_normal((batch, channels, size, size), dtype=np.float32))
+    tensor_mib = batch * channels * size * size * 4 / 2**20
+    peaks = {}
+    for label, run in (
+        ("forward", lambda: F.conv2d(x, w, padding=1)),
+        ("forward+backward", lambda: F.vjp(F.conv2d, x, w, None, padding=1)[1](dy)),
+    ):
+        peaks[label] = _peak_mib(sides, run)
+    from .config import get_workspace_bytes
+
+    return {
+        "batch": batch,
+        "channels": channels,
+        "size": size,
+        "input_mib": tensor_mib,
+        "output_mib": tensor_mib,
+        "workspace_budget_mib": get_workspace_bytes() / 2**20,
+        "peak_forward_mib": peaks["forward"],
+        "peak_forward_backward_mib": peaks["forward+backward"],
+    }
+
+
+def _peak_mib(sides: _Sides, run: Callable[[], Any]) -> float:
+    if sides.backend.name == "cupy":
+        import cupy
+
+        class Peak(cupy.cuda.MemoryHook):  # type: ignore[misc]
+            name = "xpnet-peak"
+
+            def __init__(self) -> None:
+                self.current = self.peak = 0
+
+            def malloc_postprocess(self, **kw: Any) -> None:
+                self.current += kw["mem_size"]
+                self.peak = max(self.peak, self.current)
+
+            def free_postprocess(self, **kw: Any) -> None:
+                self.current -= kw["mem_size"]
+
+        hook = Peak()
+        with hook:
+            result = run()
+            sides.sync()
+        del result
+        return float(hook.peak) / 2**20
+    tracemalloc.start()
+    try:
+        result = run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak / 2**20
+
+
+def run_benchmarks(
+    backend: str = "numpy",
+    device: Any = None,
+    *,
+    quick: bool = False,
+    repeats: int = 7,
+    min_seconds: float = 0.05,
+    batch_scale: int = 1,
+    memory: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark table on one backend against PyTorch on the same device.
+
+    Parameters
+    ----------
+    backend, device : str, optional
+        The xpnet backend (``"numpy"``, ``"cupy"``, ...) and device.
+    quick : bool
+        A short subset (what ``xpnet bench`` runs).
+    repeats : int
+        Interleaved timing repeats; medians are reported.
+    min_seconds : float
+        Minimum duration of one timed repeat.
+    batch_scale : int
+        Multiply every batch size (e.g. 4 on a GPU for batch 256).
+    memory : bool
+        Also measure the peak memory of a large convolution.
+
+    Returns
+    -------
+    dict
+        ``{"machine": {...}, "results": [row dicts], "memory": {...}}``.
+    """
+    sides = _Sides(backend, device)
+    machine = {
+        "backend": backend,
+        "device": str(sides.backend.device),
+        "torch": sides.torch.__version__,
+        "torch_device": str(sides.torch_device),
+        "threads": sides.torch.get_num_threads(),
+        "cpu_count": os.cpu_count() or 1,
+        "matmul_gflops": matmul_gflops(),
+    }
+    if sides.torch_device.type == "cuda":
+        machine["gpu"] = sides.torch.cuda.get_device_name()
+    rows: list[BenchResult] = []
+    parts: list[Callable[[], list[BenchResult]]] = [
+        lambda: _conv_rows(sides, repeats, min_seconds, quick, batch_scale),
+        lambda: _op_rows(sides, repeats, min_seconds, batch_scale),
+        lambda: _model_rows(sides, repeats, min_seconds, quick, batch_scale),
+    ]
+    for part in parts:
+        new = part()
+        rows.extend(new)
+        if log is not None:
+            for row in new:
+                log(
+                    f"{row.name:55} xpnet {row.xpnet_ms:9.3f} ms  torch {row.torch_ms:9.3f} ms"
+                    f"  ratio {row.ratio:5.2f}"
+                )
+    report: dict[str, Any] = {"machine": machine, "results": [r.as_dict() for r in rows]}
+    if memory and not quick:
+        report["memory"] = conv_peak_memory(sides)
+    return report
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown table (plus the memory figures)."""
+    machine = report["machine"]
+    gflops = machine["matmul_gflops"]
+    lines = [
+        f"Backend `{machine['backend']}` on `{machine['device']}` against torch "
+        f"{machine['torch']} on `{machine['torch_device']}`"
+        + (f" ({machine['gpu']})" if "gpu" in machine else "")
+        + f"; {machine['threads']} threads; float32 matmul {gflops:,.0f} GFLOP/s.",
+        "",
+        "| benchmark | xpnet ms | torch ms | ratio | xpnet GFLOP/s | % of matmul |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["results"]:
+        rate = row.get("xpnet_gflops")
+        rate_text = f"{rate:,.1f}" if rate else ""
+        share = f"{100 * rate / gflops:.0f}%" if rate else ""
+        lines.append(
+            f"| {row['name']} | {row['xpnet_ms']:.3f} | {row['torch_ms']:.3f} | "
+            f"{row['ratio']:.2f} | {rate_text} | {share} |"
+        )
+    memory = report.get("memory")
+    if memory:
+        lines += [
+            "",
+            f"Peak temporary memory, 3x3 conv {memory['channels']}->{memory['channels']} on "
+            f"{memory['batch']}x{memory['channels']}x{memory['size']}x{memory['size']}: "
+            f"forward {memory['peak_forward_mib']:.0f} MiB, forward+backward "
+            f"{memory['peak_forward_backward_mib']:.0f} MiB (input {memory['input_mib']:.0f} MiB, "
+            f"output {memory['output_mib']:.0f} MiB, workspace budget "
+            f"{memory['workspace_budget_mib']:.0f} MiB).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def geometric_mean_ratio(report: dict[str, Any], group: str) -> float:
+    """Geometric mean of the ratios of one group of rows."""
+    ratios = [row["ratio"] for row in report["results"] if row["group"] == group]
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")

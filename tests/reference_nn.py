@@ -1,0 +1,148 @@
+"""Oracles for the layer tests: the same layers in torch, and torch <-> host conversions.
+
+Each entry of :data:`LAYER_CASES` builds one xpnet layer and the torch layer it mirrors,
+with the same arguments, so a test can load the torch layer's weights into the xpnet one
+(``load_state_dict``) and compare outputs, gradients and buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xpnet import nn
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """One xpnet layer, its torch twin (built from the ``torch`` module) and an input."""
+
+    id: str
+    xpnet: Callable[[str], nn.Module]
+    torch: Callable[[Any], Any]
+    input_shape: tuple[int, ...]
+
+
+def _t(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+    """A builder of ``torch.nn.<name>(*args, **kwargs)`` in float64."""
+
+    def build(torch: Any) -> Any:
+        layer = getattr(torch.nn, name)(*args, **kwargs)
+        return layer.double()
+
+    return build
+
+
+LAYER_CASES = [
+    LayerCase(
+        "conv",
+        lambda d: nn.Conv2d(3, 4, 3, dtype=d, rng=0),
+        _t("Conv2d", 3, 4, 3),
+        (2, 3, 6, 5),
+    ),
+    LayerCase(
+        "conv_stride_pad",
+        lambda d: nn.Conv2d(2, 4, (3, 2), stride=2, padding=(1, 0), dtype=d, rng=0),
+        _t("Conv2d", 2, 4, (3, 2), stride=2, padding=(1, 0)),
+        (2, 2, 7, 6),
+    ),
+    LayerCase(
+        "conv_groups_dilation_nobias",
+        lambda d: nn.Conv2d(4, 6, 3, dilation=2, groups=2, bias=False, dtype=d, rng=0),
+        _t("Conv2d", 4, 6, 3, dilation=2, groups=2, bias=False),
+        (1, 4, 7, 7),
+    ),
+    LayerCase(
+        "conv_same",
+        lambda d: nn.Conv2d(2, 3, (3, 2), padding="same", dtype=d, rng=0),
+        _t("Conv2d", 2, 3, (3, 2), padding="same"),
+        (2, 2, 5, 6),
+    ),
+    LayerCase("maxpool", lambda d: nn.MaxPool2d(2), _t("MaxPool2d", 2), (2, 3, 6, 5)),
+    LayerCase(
+        "maxpool_pad_ceil",
+        lambda d: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        _t("MaxPool2d", 3, stride=2, padding=1, ceil_mode=True),
+        (1, 2, 6, 7),
+    ),
+    LayerCase("avgpool", lambda d: nn.AvgPool2d(2), _t("AvgPool2d", 2), (2, 3, 6, 5)),
+    LayerCase(
+        "avgpool_no_pad_count",
+        lambda d: nn.AvgPool2d(3, 2, 1, count_include_pad=False),
+        _t("AvgPool2d", 3, 2, 1, count_include_pad=False),
+        (1, 2, 7, 6),
+    ),
+    LayerCase(
+        "adaptive_avgpool",
+        lambda d: nn.AdaptiveAvgPool2d((2, 3)),
+        _t("AdaptiveAvgPool2d", (2, 3)),
+        (2, 3, 5, 7),
+    ),
+    LayerCase("relu", lambda d: nn.ReLU(), _t("ReLU"), (2, 3, 4, 4)),
+    LayerCase("leaky_relu", lambda d: nn.LeakyReLU(0.2), _t("LeakyReLU", 0.2), (2, 3, 4)),
+    LayerCase("gelu", lambda d: nn.GELU(), _t("GELU"), (2, 3, 4)),
+    LayerCase("gelu_tanh", lambda d: nn.GELU("tanh"), _t("GELU", "tanh"), (2, 3, 4)),
+    LayerCase("sigmoid", lambda d: nn.Sigmoid(), _t("Sigmoid"), (2, 5)),
+    LayerCase("tanh", lambda d: nn.Tanh(), _t("Tanh"), (2, 5)),
+    LayerCase("softmax", lambda d: nn.Softmax(dim=1), _t("Softmax", dim=1), (3, 5, 2)),
+    LayerCase("flatten", lambda d: nn.Flatten(), _t("Flatten"), (2, 3, 2, 2)),
+    LayerCase("flatten_dims", lambda d: nn.Flatten(0, 1), _t("Flatten", 0, 1), (2, 3, 2, 2)),
+    LayerCase("linear", lambda d: nn.Linear(5, 3, dtype=d, rng=0), _t("Linear", 5, 3), (4, 5)),
+    LayerCase(
+        "linear_nobias_3d",
+        lambda d: nn.Linear(5, 3, bias=False, dtype=d, rng=0),
+        _t("Linear", 5, 3, bias=False),
+        (2, 4, 5),
+    ),
+    LayerCase("dropout_p0", lambda d: nn.Dropout(p=0.0), _t("Dropout", p=0.0), (3, 4)),
+    LayerCase(
+        "batchnorm", lambda d: nn.BatchNorm2d(3, dtype=d), _t("BatchNorm2d", 3), (4, 3, 3, 2)
+    ),
+    LayerCase(
+        "batchnorm_no_affine",
+        lambda d: nn.BatchNorm2d(3, affine=False, momentum=0.3, dtype=d),
+        _t("BatchNorm2d", 3, affine=False, momentum=0.3),
+        (4, 3, 3, 2),
+    ),
+    LayerCase(
+        "batchnorm_cumulative",
+        lambda d: nn.BatchNorm2d(2, momentum=None, eps=1e-3, dtype=d),
+        _t("BatchNorm2d", 2, momentum=None, eps=1e-3),
+        (3, 2, 2, 2),
+    ),
+    LayerCase(
+        "batchnorm_untracked",
+        lambda d: nn.BatchNorm2d(3, track_running_stats=False, dtype=d),
+        _t("BatchNorm2d", 3, track_running_stats=False),
+        (4, 3, 2, 2),
+    ),
+]
+
+
+def torch_state(module: Any) -> dict[str, np.ndarray]:
+    """A torch module's ``state_dict`` as host arrays (copies: torch updates in place)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def randomize_torch(module: Any, seed: int) -> None:
+    """Give every floating parameter and buffer of a torch module random values.
+
+    BatchNorm's weight, bias and running statistics start at 1 and 0; random values make
+    the comparison exercise them. Conv and linear weights keep their (random) init;
+    variances and scales stay positive.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, value in module.state_dict().items():
+            if not value.is_floating_point():
+                continue
+            noise = torch.rand(value.shape, generator=generator, dtype=value.dtype)
+            if name.endswith(("running_var", "weight")) and value.ndim == 1:
+                value.copy_(0.5 + noise)
+            elif name.endswith(("running_mean", "bias")):
+                value.copy_(noise - 0.5)

@@ -1,0 +1,415 @@
+"""xpnet.optim: optimizers and schedulers against torch.optim, on real MNIST batches.
+
+The oracle is torch.optim driving the same network (same weights, loaded through
+``load_state_dict``) on the same MNIST batches in float64; after several steps every
+weight, buffer and optimizer state array must agree to round-off.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import xpnet
+import xpnet.functional as F
+from helpers import BackendCase, assert_close, to_numpy
+from reference_nn import torch_state
+from xpnet import nn, optim
+
+BATCH, STEPS = 32, 5
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_host() -> tuple[np.ndarray, np.ndarray] | None:
+    directory = xpnet.data.find_mnist(Path(__file__).resolve().parent)
+    if directory is None:
+        return None
+    train, _ = xpnet.data.load_mnist(directory)
+    n = BATCH * STEPS
+    images = train.images[:n].astype(np.float64) / 255.0
+    images = (images - xpnet.data.MNIST_MEAN) / xpnet.data.MNIST_STD
+    return images, train.labels[:n]
+
+
+def mnist_batches() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``STEPS`` batches of ``BATCH`` real MNIST images (normalised, float64)."""
+    data = _mnist_host()
+    if data is None:
+        pytest.skip(
+            "MNIST not found: set XPNET_MNIST_DIR or put the IDX files in ../shared/data/mnist "
+            "(CI has them)"
+        )
+    images, labels = data
+    return [(images[i : i + BATCH], labels[i : i + BATCH]) for i in range(0, len(labels), BATCH)]
+
+
+def _net(seed: int, dtype: str = "float64") -> nn.Sequential:
+    rng = np.random.default_rng(seed)
+    return nn.Sequential(
+        # No conv bias before batch norm: its gradient is exactly zero, so the computed one
+        # is round-off, which Adam would blow up to full steps in different directions.
+        nn.Conv2d(1, 4, 5, stride=2, bias=False, dtype=dtype, rng=rng),  # 28 -> 12
+        nn.BatchNorm2d(4, dtype=dtype),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 12 -> 6
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 10, dtype=dtype, rng=rng),
+    )
+
+
+def _torch_net(torch: Any) -> Any:
+    t = torch.nn
+    return t.Sequential(
+        t.Conv2d(1, 4, 5, stride=2, bias=False),
+        t.BatchNorm2d(4),
+        t.ReLU(),
+        t.MaxPool2d(2),
+        t.Flatten(),
+        t.Linear(4 * 6 * 6, 10),
+    ).double()
+
+
+@dataclass(frozen=True)
+class Config:
+    id: str
+    xpnet: Callable[[nn.Module], optim.Optimizer]
+    torch: Callable[[Any, Any], Any]
+
+
+CONFIGS = [
+    Config("sgd", lambda m: optim.SGD(m, lr=0.1), lambda t, p: t.optim.SGD(p, lr=0.1)),
+    Config(
+        "sgd_momentum",
+        lambda m: optim.SGD(m, lr=0.05, momentum=0.9),
+        lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.9),
+    ),
+    Config(
+        "sgd_nesterov_weight_decay",
+        lambda m: optim.SGD(m, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    ),
+    Config(
+        "sgd_dampening_weight_decay",
+        lambda m: optim.SGD(m, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=5e-3),
+        lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=5e-3),
+    ),
+    Config(
+        "sgd_maximize",
+        lambda m: optim.SGD(m, lr=0.01, momentum=0.5, maximize=True),
+        lambda t, p: t.optim.SGD(p, lr=0.01, momentum=0.5, maximize=True),
+    ),
+    Config("adam", lambda m: optim.Adam(m, lr=1e-2), lambda t, p: t.optim.Adam(p, lr=1e-2)),
+    Config(
+        "adam_low_beta1_weight_decay",  # 1 - beta1 >= 0.5 takes torch.lerp's other branch
+        lambda m: optim.Adam(m, lr=5e-3, betas=(0.3, 0.95), eps=1e-6, weight_decay=0.01),
+        lambda t, p: t.optim.Adam(p, lr=5e-3, betas=(0.3, 0.95), eps=1e-6, weight_decay=0.01),
+    ),
+    Config(
+        "adam_amsgrad",
+        lambda m: optim.Adam(m, lr=1e-2, amsgrad=True),
+        lambda t, p: t.optim.Adam(p, lr=1e-2, amsgrad=True),
+    ),
+    Config(
+        "adamw",
+        lambda m: optim.AdamW(m, lr=1e-2, weight_decay=0.1),
+        lambda t, p: t.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+    ),
+]
+
+# torch's per-parameter state names -> xpnet's slots (the same names).
+SLOTS = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def _torch_step(torch: Any, tnet: Any, topt: Any, x: np.ndarray, y: np.ndarray) -> float:
+    topt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(tnet(torch.tensor(x)), torch.tensor(y))
+    loss.backward()
+    topt.step()
+    return float(loss.item())
+
+
+def _step(
+    backend: BackendCase, model: nn.Module, opt: optim.Optimizer, x: np.ndarray, y: np.ndarray
+) -> Any:
+    loss, grads = xpnet.value_and_grad(
+        model, F.cross_entropy, backend.asarray(x), backend.asarray(y)
+    )
+    opt.step(grads)
+    return loss
+
+
+def _assert_matches_torch_state(opt: optim.Optimizer, topt: Any, names: list[str]) -> None:
+    tstate = topt.state_dict()["state"]
+    flat = opt.state_dict()
+    for index, name in enumerate(names):
+        entry = tstate.get(index, {})
+        for slot in SLOTS:
+            value = entry.get(slot)
+            key = f"state.{name}.{slot}"
+            if value is None:
+                assert key not in flat, key
+            else:
+                assert_close(flat[key], value.numpy(), rtol=1e-10, atol=1e-13)
+        if "step" in entry:
+            assert flat[f"state.{name}.step"] == int(entry["step"])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.id)
+def test_optimizer_matches_torch_on_mnist(backend: BackendCase, config: Config) -> None:
+    torch = pytest.importorskip("torch")
+    batches = mnist_batches()
+    torch.manual_seed(0)
+    tnet = _torch_net(torch)
+    model = _net(1)
+    model.load_state_dict(torch_state(tnet))
+    topt, opt = config.torch(torch, tnet.parameters()), config.xpnet(model)
+    for x, y in batches:
+        expected = _torch_step(torch, tnet, topt, x, y)
+        assert_close(_step(backend, model, opt, x, y), expected, rtol=1e-10)
+    for key, value in torch_state(tnet).items():
+        assert_close(model.state_dict()[key], value, rtol=1e-10, atol=1e-13)
+        assert array_api_compat.array_namespace(model.state_dict()[key]) is backend.xp
+    _assert_matches_torch_state(opt, topt, [n for n, _ in tnet.named_parameters()])
+    assert opt.step_count == len(batches)
+
+
+@pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[6]], ids=lambda c: c.id)
+def test_parameters_without_gradients_wait_like_torch(backend: BackendCase, config: Config) -> None:
+    # Steps 1-2 update the classifier only (the conv and batch-norm parameters are frozen
+    # in torch and absent from grads here); from step 3 everything trains. Parameters that
+    # join late start their momentum and bias correction then, as in torch.
+    torch = pytest.importorskip("torch")
+    batches = mnist_batches()
+    torch.manual_seed(0)
+    tnet = _torch_net(torch)
+    model = _net(1)
+    model.load_state_dict(torch_state(tnet))
+    topt, opt = config.torch(torch, tnet.parameters()), config.xpnet(model)
+    for step, (x, y) in enumerate(batches):
+        frozen = step < 2
+        for name, p in tnet.named_parameters():
+            p.requires_grad_(not (frozen and not name.startswith("5.")))
+        _torch_step(torch, tnet, topt, x, y)
+        _, grads = xpnet.value_and_grad(
+            model, F.cross_entropy, backend.asarray(x), backend.asarray(y)
+        )
+        if frozen:
+            grads = {k: v for k, v in grads.items() if k.startswith("5.")}
+        opt.step(grads)
+    for key, value in torch_state(tnet).items():
+        assert_close(model.state_dict()[key], value, rtol=1e-10, atol=1e-13)
+    _assert_matches_torch_state(opt, topt, [n for n, _ in tnet.named_parameters()])
+
+
+def _host(flat: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint keeps: arrays on the host, scalars as they are."""
+    return {
+        k: xpnet.to_numpy(v) if array_api_compat.is_array_api_obj(v) else v for k, v in flat.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: optim.SGD(m, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        lambda m: optim.Adam(m, lr=1e-2, amsgrad=True),
+        lambda m: optim.AdamW(m, lr=1e-2),
+    ],
+    ids=["sgd", "adam", "adamw"],
+)
+def test_state_dict_resumes_exactly(backend: BackendCase, make: Any) -> None:
+    batches = mnist_batches()
+
+    def scheduled(model: nn.Module) -> tuple[optim.Optimizer, optim.LRScheduler]:
+        opt = make(model)
+        return opt, optim.CosineAnnealingLR(opt, T_max=4, eta_min=1e-4)
+
+    straight = _net(2)
+    opt, sched = scheduled(straight)
+    for x, y in batches:
+        _step(backend, straight, opt, x, y)
+        sched.step()
+
+    first = _net(2)
+    opt, sched = scheduled(first)
+    for x, y in batches[:3]:
+        _step(backend, first, opt, x, y)
+        sched.step()
+    saved_model = _host(first.state_dict())
+    saved_opt = _host(opt.state_dict())
+    saved_sched = sched.state_dict()
+    scalars = {k: v for k, v in saved_opt.items() if not isinstance(v, np.ndarray)}
+    json.dumps(scalars), json.dumps(saved_sched)  # what checkpoints store as JSON
+
+    resumed = _net(3)  # other weights, and an optimizer with other settings
+    opt = make(resumed)
+    opt.lr = 123.0
+    sched = optim.CosineAnnealingLR(opt, T_max=4, eta_min=1e-4)
+    resumed.load_state_dict(saved_model)
+    opt.load_state_dict(saved_opt)
+    sched.load_state_dict(saved_sched)
+    for x, y in batches[3:]:
+        _step(backend, resumed, opt, x, y)
+        sched.step()
+    assert opt.step_count == len(batches)
+    expected = straight.state_dict()
+    for key, value in resumed.state_dict().items():
+        np.testing.assert_array_equal(to_numpy(value), to_numpy(expected[key]), err_msg=key)
+    assert opt.lr == sched.get_last_lr()[0]
+
+
+def test_optimizer_follows_model_to_another_backend(backend: BackendCase) -> None:
+    rng = np.random.default_rng(0)  # batches shaped like MNIST's: JAX reuses compiled ops
+    data = [
+        (rng.normal(size=(BATCH, 1, 28, 28)), rng.integers(0, 10, size=BATCH)) for _ in range(3)
+    ]
+    moved = _net(4)
+    opt = optim.Adam(moved, lr=1e-2)
+    for x, y in data[:2]:
+        _step(backend, moved, opt, x, y)
+    moved.to("numpy")
+    numpy = BackendCase("numpy", np, "cpu")
+    with xpnet.use_backend("numpy"):
+        _step(numpy, moved, opt, *data[2])
+        reference = _net(4)
+        ref_opt = optim.Adam(reference, lr=1e-2)
+        for x, y in data:
+            _step(numpy, reference, ref_opt, x, y)
+    for key, value in moved.state_dict().items():
+        assert isinstance(value, np.ndarray)
+        assert_close(value, to_numpy(reference.state_dict()[key]), rtol=1e-12, atol=1e-14)
+    for key, value in opt.state_dict().items():
+        if array_api_compat.is_array_api_obj(value):
+            assert isinstance(value, np.ndarray), key
+
+
+@pytest.mark.parametrize("make", [optim.SGD, optim.Adam, optim.AdamW])
+def test_step_keeps_backend_and_float32(backend: BackendCase, make: Any) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3, rng=0))  # float32 by default
+    opt = make(model, lr=0.01) if make is not optim.SGD else make(model, lr=0.01, momentum=0.9)
+    x = backend.asarray(np.random.default_rng(0).normal(size=(2, 1, 4, 4)), "float32")
+    before = {k: to_numpy(v) for k, v in model.named_parameters().items()}
+    for _ in range(2):
+        _, grads = xpnet.value_and_grad(model, F.cross_entropy, x, backend.asarray([1, 2]))
+        opt.step(grads)
+    for key, value in model.named_parameters().items():
+        backend.check_like(value, x)
+        assert not np.array_equal(to_numpy(value), before[key])
+    for value in opt.state_dict().values():
+        if array_api_compat.is_array_api_obj(value):
+            backend.check_like(value, x)
+
+
+# ------------------------------------------------------------------------- schedulers
+
+
+def _torch_schedule(torch: Any, make: Callable[[Any], Any], epochs: int) -> list[float]:
+    param = torch.nn.Parameter(torch.zeros(1))
+    topt = torch.optim.SGD([param], lr=0.1)
+    sched = make(topt)
+    rates = []
+    for _ in range(epochs):
+        topt.step()
+        sched.step()
+        rates.append(sched.get_last_lr()[0])
+    return rates
+
+
+@pytest.mark.parametrize(
+    ("make", "make_torch"),
+    [
+        (
+            lambda o: optim.StepLR(o, step_size=3, gamma=0.5),
+            lambda t, o: t.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+        ),
+        (
+            lambda o: optim.StepLR(o, step_size=1, gamma=0.9),
+            lambda t, o: t.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.9),
+        ),
+        (
+            lambda o: optim.CosineAnnealingLR(o, T_max=5, eta_min=0.01),
+            lambda t, o: t.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5, eta_min=0.01),
+        ),
+        (
+            lambda o: optim.CosineAnnealingLR(o, T_max=3),
+            lambda t, o: t.optim.lr_scheduler.CosineAnnealingLR(o, T_max=3),
+        ),
+    ],
+    ids=["step3", "step1", "cosine5", "cosine3"],
+)
+def test_schedulers_match_torch(make: Any, make_torch: Any) -> None:
+    torch = pytest.importorskip("torch")
+    epochs = 14  # past T_max: torch's cosine rises again, and so does ours
+    expected = _torch_schedule(torch, lambda o: make_torch(torch, o), epochs)
+    opt = optim.SGD(nn.Linear(1, 1, rng=0), lr=0.1)
+    sched = make(opt)
+    rates = []
+    for _ in range(epochs):
+        sched.step()
+        rates.append(opt.lr)
+        assert sched.get_last_lr() == [opt.lr]
+    assert rates == expected  # the same formulas, so the same floats
+    # Resuming mid-way, with or without the saved rate, continues the same sequence.
+    for keep_lr in (True, False):
+        opt = optim.SGD(nn.Linear(1, 1, rng=0), lr=0.1)
+        sched = make(opt)
+        for _ in range(6):
+            sched.step()
+        state = dict(sched.state_dict())
+        if not keep_lr:
+            del state["last_lr"]
+        opt2 = optim.SGD(nn.Linear(1, 1, rng=0), lr=0.1)
+        sched2 = make(opt2)
+        sched2.load_state_dict(state)
+        assert opt2.lr == pytest.approx(expected[5], rel=1e-14)
+        sched2.step()
+        assert opt2.lr == pytest.approx(expected[6], rel=1e-14)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_optimizer_errors(backend: BackendCase) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3, rng=0))
+    opt = optim.SGD(model, lr=0.1, momentum=0.9)
+    x = backend.asarray(np.random.default_rng(0).normal(size=(2, 1, 4, 4)), "float32")
+    _, grads = xpnet.value_and_grad(model, F.cross_entropy, x, backend.asarray([1, 2]))
+    before = {k: to_numpy(v) for k, v in model.state_dict().items()}
+    with pytest.raises(KeyError, match=r"\['2\.weight'\] are not trainable parameters"):
+        opt.step({**grads, "2.weight": grads["1.weight"]})
+    with pytest.raises(ValueError, match=r"'1\.bias' has shape \(3, 16\), parameter has \(3,\)"):
+        opt.step({"1.bias": grads["1.weight"]})
+    with pytest.raises(TypeError, match="'1.bias' must be an array of the parameter's library"):
+        opt.step({"1.bias": [0.0, 0.0, 0.0]})
+    for key, value in model.state_dict().items():  # nothing was applied
+        np.testing.assert_array_equal(to_numpy(value), before[key])
+    assert opt.step_count == 0 and opt.state == {}
+    opt.step(grads)
+    flat = opt.state_dict()
+    with pytest.raises(KeyError, match="names '9.weight', which the model does not have"):
+        opt.load_state_dict({"state.9.weight.momentum_buffer": np.zeros(3)})
+    with pytest.raises(KeyError, match="slot 'exp_avg' is not one of"):
+        opt.load_state_dict({"state.1.bias.exp_avg": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"has shape \(2,\), parameter has \(3,\)"):
+        opt.load_state_dict({"state.1.bias.momentum_buffer": np.zeros(2)})
+    opt.load_state_dict(flat)
+    with pytest.raises(ValueError, match="nesterov: needs momentum > 0 and dampening == 0"):
+        optim.SGD(model, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match=r"betas\[1\]: expected a value in \[0, 1\), got 1.0"):
+        optim.Adam(model, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="lr: expected a non-negative number, got -1"):
+        optim.AdamW(model, lr=-1)
+    with pytest.raises(TypeError, match="model: expected an xpnet Module, got list"):
+        optim.SGD([1, 2], lr=0.1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="step_size: expected a positive int, got 0"):
+        optim.StepLR(opt, step_size=0)
+    with pytest.raises(ValueError, match="T_max: expected a positive int, got 0"):
+        optim.CosineAnnealingLR(opt, T_max=0)
