@@ -9,12 +9,20 @@ Timings are medians of interleaved repeats; ratios are xpnet time / torch time.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
+import os
 
-from xpnet.bench import format_markdown, run_benchmarks
+# Measured here: with both libraries' worker threads busy-waiting between calls, each
+# interleaved side runs up to 2x slower than alone. Let idle threads sleep (must be set
+# before NumPy and torch load their thread pools); an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from xpnet.bench import format_markdown, run_benchmarks  # noqa: E402
 
 
 def plot(report: dict, path: Path) -> None:
