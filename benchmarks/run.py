@@ -17,12 +17,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import sys
+from pathlib import Path
 
-from xpnet.bench import format_markdown, run_benchmarks  # noqa: E402
+from xpnet.bench import format_markdown, run_benchmarks
 
 
 def plot(report: dict, path: Path) -> None:
