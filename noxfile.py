@@ -33,7 +33,9 @@ def _gpu_present() -> bool:
 BACKENDS = CPU_BACKENDS + (["cupy"] if _gpu_present() else [])
 # Extra packages each backend's session needs besides xpnet[test] and the torch oracle.
 BACKEND_PACKAGES = {
-    "numpy": [".[strict]"],  # array-api-strict supplies "another library" in mixed-input tests
+    # array-api-strict supplies "another library" in mixed-input tests; scikit-learn the
+    # bundled digits that the README's main command trains on.
+    "numpy": [".[strict,digits]"],
     "array_api_strict": [".[strict]"],
     "torch": [],
     "jax": [".[jax]"],

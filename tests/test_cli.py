@@ -134,7 +134,7 @@ def test_train_on_idx_files_then_evaluate_and_predict(
     assert (
         "training lenet5 on images:imgs-idx3-ubyte.gz (48 train / 12 test images)" in result.stdout
     )
-    assert "lr 0.002 (cosine), batch 16, 3 epochs" in result.stdout
+    assert "lr 0.001 (constant), batch 16, 3 epochs" in result.stdout
     assert len(re.findall(r"^epoch \d/3: ", result.stdout, re.MULTILINE)) == 3
     trained = accuracy(result.stdout)
     # Evaluating needs the images again; with --test-size it is the same held-out part.

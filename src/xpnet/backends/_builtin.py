@@ -136,7 +136,7 @@ def _jax_namespace() -> Any:
     import jax
 
     # xpnet supports float64 everywhere; JAX truncates it to float32 unless asked.
-    jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
+    jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call, unused-ignore]
     return importlib.import_module("jax.numpy")
 
 

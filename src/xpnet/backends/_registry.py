@@ -360,9 +360,18 @@ def asarray(obj: Any, dtype: Any = None) -> Any:
         if host.dtype.kind == "f":
             dtype = getattr(xp, _DEFAULT_FLOAT)
         obj = host
+    if isinstance(obj, np.ndarray) and not obj.flags.writeable and xp is not _numpy_namespace():
+        # torch warns on (and may later write through) a read-only buffer it wraps.
+        obj = obj.copy()
     if active.spec.from_host is not None:
         return active.spec.from_host(xp, obj, dtype, active.device)
     return xp.asarray(obj, dtype=dtype, device=active.device)
+
+
+def _numpy_namespace() -> Any:
+    import array_api_compat.numpy as xp
+
+    return xp
 
 
 def to_numpy(x: Any) -> np.ndarray:
