@@ -135,10 +135,11 @@ def _columns(plan: _ConvPlan, x: Any) -> Any:
     return xp.reshape(windows, (plan.groups, plan.patch, x.shape[0] * oh * ow))
 
 
-def _chunks(plan: _ConvPlan, x: Any) -> list[tuple[int, int]]:
-    """Batch ranges whose im2col columns fit the workspace budget (at least one image)."""
+def _chunks(plan: _ConvPlan, x: Any, buffers: int = 1) -> list[tuple[int, int]]:
+    """Batch ranges whose ``buffers`` column-sized arrays fit the workspace budget together
+    (at least one image per chunk)."""
     oh, ow = plan.out_size
-    per_image = plan.groups * plan.patch * oh * ow * _itemsize(plan.xp, x)
+    per_image = buffers * plan.groups * plan.patch * oh * ow * _itemsize(plan.xp, x)
     size = max(1, get_workspace_bytes() // max(per_image, 1))
     return [(start, min(start + size, plan.batch)) for start in range(0, plan.batch, size)]
 
@@ -158,22 +159,32 @@ def _product_to_nchw(plan: _ConvPlan, product: Any, n: int) -> Any:
     return xp.permute_dims(y, (1, 0, 2, 3))
 
 
+def _with_batch_axis(plan: _ConvPlan, x: Any) -> Any:
+    """``x`` with a batch axis (unbatched ``(C, H, W)`` input becomes ``(1, C, H, W)``)."""
+    return plan.xp.expand_dims(x, axis=0) if plan.unbatched else x
+
+
 def _forward(plan: _ConvPlan, x: Any, weight: Any, bias: Any) -> tuple[Any, Any]:
     """Output and, when the batch fit in one chunk, its columns (kept for the pullback)."""
     xp = plan.xp
-    if plan.unbatched:
-        x = xp.expand_dims(x, axis=0)
+    x = _with_batch_axis(plan, x)
     kernels = _kernels(plan, weight)
     pieces, cols = [], None
-    for start, stop in _chunks(plan, x):
+    chunks = _chunks(plan, x)
+    for start, stop in chunks:
+        cols = None  # release the last chunk's columns before building the next
         cols = _columns(plan, x[start:stop, ...])
         pieces.append(_product_to_nchw(plan, kernels @ cols, stop - start))
-    y = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
+    if len(chunks) > 1:
+        cols = None  # not kept: the pullback rebuilds columns chunk by chunk
+        y = xp.concat(pieces, axis=0)
+    else:
+        y = pieces[0]
     if bias is not None:
         y = y + xp.reshape(bias, (1, plan.out_channels, 1, 1))
     if plan.unbatched:
         y = y[0, ...]
-    return y, cols if len(pieces) == 1 else None
+    return y, cols
 
 
 def conv2d(
@@ -238,17 +249,23 @@ def _conv2d_vjp(
 ) -> tuple[Any, Pullback]:
     plan = _plan(input, weight, bias, stride, padding, dilation, groups)
     y, saved_cols = _forward(plan, input, weight, bias)
+    batch_input = _with_batch_axis(plan, input)
+    if len(_chunks(plan, batch_input, buffers=2)) > 1:
+        saved_cols = None  # rebuilt chunk by chunk so that columns and dcols fit together
     xp = plan.xp
     per_group = plan.out_channels // plan.groups
     kernels = _kernels(plan, weight)
     oh, ow = plan.out_size
 
     def pullback(dy: Any) -> tuple[Any, Any, Any]:
-        x = xp.expand_dims(input, axis=0) if plan.unbatched else input
+        x = batch_input
         if plan.unbatched:
             dy = xp.expand_dims(dy, axis=0)
         dweight, dx_pieces = None, []
-        for start, stop in _chunks(plan, x):
+        # The columns and their gradient (dcols) are alive together: budget for both,
+        # unless the forward pass already kept the columns of the whole batch.
+        chunks = [(0, plan.batch)] if saved_cols is not None else _chunks(plan, x, buffers=2)
+        for start, stop in chunks:
             n = stop - start
             cols = saved_cols if saved_cols is not None else _columns(plan, x[start:stop, ...])
             # dY in the columns' channel-major layout: (G, O/G, n * OH * OW).
@@ -258,6 +275,7 @@ def _conv2d_vjp(
             )
             # dW = dY @ cols^T, one GEMM per group over the whole chunk.
             part = dy_cm @ xp.matrix_transpose(cols)
+            cols = None  # free before dcols is built: the budget covers two buffers at most
             dweight = part if dweight is None else dweight + part
             # dcols = W^T @ dY, then col2im back onto the padded, channel-major input.
             dcols = xp.reshape(
@@ -267,6 +285,7 @@ def _conv2d_vjp(
             dpadded = fold_windows(
                 xp, dcols, plan.padded, plan.kernel, plan.stride, plan.dilation, window_axis=1
             )
+            dcols = None
             dx_pieces.append(xp.permute_dims(crop2d(dpadded, plan.pads), (1, 0, 2, 3)))
         dx = dx_pieces[0] if len(dx_pieces) == 1 else xp.concat(dx_pieces, axis=0)
         if plan.unbatched:
