@@ -58,6 +58,17 @@ def tests(session: nox.Session, backend: str) -> None:
     session.run("pytest", "-n", "auto", *selection, *session.posargs)
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmark table against PyTorch (not part of the test matrix).
+
+    ``nox -s bench -- --backend cupy --batch-scale 4`` passes options to benchmarks/run.py.
+    """
+    session.install(TORCH_SPEC)
+    session.install(".[viz]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""

@@ -591,3 +591,20 @@ def geometric_mean_ratio(report: dict[str, Any], group: str) -> float:
     """Geometric mean of the ratios of one group of rows."""
     ratios = [row["ratio"] for row in report["results"] if row["group"] == group]
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
+
+
+def _main() -> int:
+    """``python -m xpnet.bench``: the short table that ``xpnet bench`` prints."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m xpnet.bench", description=__doc__)
+    parser.add_argument("--backend", default="numpy")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    report = run_benchmarks(args.backend, args.device, quick=True, repeats=5, memory=False)
+    print(format_markdown(report), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
