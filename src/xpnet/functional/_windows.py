@@ -20,6 +20,7 @@ __all__ = [
     "fold_windows",
     "pad2d",
     "sliding_output_size",
+    "window_slices",
 ]
 
 
@@ -64,6 +65,26 @@ def sliding_output_size(
     return (padded - span) // stride + 1
 
 
+def window_slices(
+    x: Any,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out_size: tuple[int, int],
+) -> list[Any]:
+    """One strided view per kernel offset of an already padded ``(A, B, H, W)`` array.
+
+    Entry ``i * kw + j`` has shape ``(A, B, OH, OW)`` and holds, for each output position,
+    the element under kernel offset ``(i, j)``.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    return [
+        x[..., i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
 def extract_windows(
     xp: Any,
     x: Any,
@@ -82,16 +103,7 @@ def extract_windows(
         ``[:, :, i * kw + j]`` holds, for each output position, the input element under
         kernel offset ``(i, j)``. ``window_axis=1`` gives ``(A, kh * kw, B, OH, OW)``.
     """
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
-    slices = []
-    for i in range(kh):
-        top = i * dh
-        for j in range(kw):
-            left = j * dw
-            slices.append(
-                x[:, :, top : top + sh * (oh - 1) + 1 : sh, left : left + sw * (ow - 1) + 1 : sw]
-            )
-    return xp.stack(slices, axis=window_axis)
+    return xp.stack(window_slices(x, kernel, stride, dilation, out_size), axis=window_axis)
 
 
 def _zero_stuff(xp: Any, x: Any, axis: int, stride: int) -> Any:
