@@ -269,3 +269,28 @@ def test_workspace_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError, match="workspace bytes: expected a positive int"):
         config.set_workspace_bytes(0)
     assert config.get_workspace_bytes() == config.DEFAULT_WORKSPACE_BYTES
+
+
+@pytest.mark.parametrize("argnums", [(0,), (1,), (2,), (1, 2), (0, 2), ()])
+def test_argnums_skips_unrequested_gradients(backend, argnums) -> None:
+    rng = np.random.default_rng(6)
+    x, w, b = rng.normal(size=(3, 4, 7, 6)), rng.normal(size=(2, 2, 3, 2)), rng.normal(size=2)
+    kwargs = {"stride": 2, "padding": 1, "groups": 2}
+    args = [backend.asarray(a) for a in (x, w, b)]
+    y, pullback = F.vjp(F.conv2d, *args, argnums=argnums, **kwargs)
+    dy = random_cotangent(y.shape)
+    grads = pullback(backend.asarray(dy))
+    _, expected = torch_vjp(
+        __import__("torch").nn.functional.conv2d, [x, w, b], dy, wrt=(0, 1, 2), kwargs=kwargs
+    )
+    for position, (grad, want) in enumerate(zip(grads, expected, strict=True)):
+        if position in argnums:
+            assert_close(grad, want)
+        else:
+            assert grad is None
+
+
+def test_argnums_outside_the_arguments(backend: BackendCase) -> None:
+    x, w = _arrays(backend)
+    with pytest.raises(ValueError, match=r"argnums: positions \[2\] are outside the 2 arguments"):
+        F.vjp(F.conv2d, x, w, argnums=(0, 2))

@@ -784,3 +784,46 @@ def test_factory_arguments_place_parameters(backend: BackendCase, dtype: str) ->
                 backend.check_like(value, reference)
     with pytest.raises(TypeError, match="expected an xpnet Module, got function"):
         nn.Residual(lambda x: x)  # type: ignore[arg-type]
+
+
+def test_input_grad_false_skips_the_first_layers_input_gradient(backend) -> None:
+    from xpnet.nn.module import forward_vjp
+
+    xpnet.seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, dtype="float64"),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 5 * 5, 4, dtype="float64"),
+    )
+    x = backend.asarray(np.random.default_rng(0).normal(size=(2, 2, 5, 5)))
+    dy = backend.asarray(np.random.default_rng(1).normal(size=(2, 4)))
+    y_full, full = model.forward_vjp(x)
+    y_skip, skip = forward_vjp(model, x, input_grad=False)
+    dx_full, grads_full = full(dy)
+    dx_skip, grads_skip = skip(dy)
+    assert dx_skip is None
+    assert dx_full is not None and tuple(dx_full.shape) == (2, 2, 5, 5)
+    assert list(grads_skip) == list(grads_full)
+    for key, grad in grads_full.items():
+        np.testing.assert_array_equal(xpnet.to_numpy(grads_skip[key]), xpnet.to_numpy(grad))
+    np.testing.assert_array_equal(xpnet.to_numpy(y_skip), xpnet.to_numpy(y_full))
+
+
+def test_modules_without_input_grad_still_work_as_first_layers(backend) -> None:
+    from xpnet.nn.module import forward_vjp
+
+    class Doubler(nn.Module):  # written against the older forward_vjp(x) signature
+        def forward(self, x):
+            return 2 * x
+
+        def forward_vjp(self, x):
+            return 2 * x, lambda dy: (2 * dy, {})
+
+    model = nn.Sequential(Doubler(), nn.Flatten())
+    x = backend.asarray(np.ones((1, 2, 2, 2)))
+    y, pullback = forward_vjp(model, x, input_grad=False)
+    np.testing.assert_array_equal(xpnet.to_numpy(y), np.full((1, 8), 2.0))
+    dx, grads = pullback(backend.asarray(np.ones((1, 8))))
+    np.testing.assert_array_equal(xpnet.to_numpy(dx), np.full((1, 2, 2, 2), 2.0))
+    assert grads == {}

@@ -9,7 +9,7 @@ onto the positional arguments the caller passed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +26,15 @@ class _RuleEntry:
     rule: Rule
     parameters: tuple[str, ...]  # the forward's parameter names, in order
     wrt: tuple[str, ...]  # parameters the rule's pullback returns gradients for, in order
+    selective: bool  # the rule takes ``needs=`` and skips the gradients nobody asked for
 
 
 _RULES: dict[Callable[..., Any], _RuleEntry] = {}
 
 
-def defvjp(forward: Callable[..., Any], *wrt: str) -> Callable[[Rule], Rule]:
+def defvjp(
+    forward: Callable[..., Any], *wrt: str, selective: bool = False
+) -> Callable[[Rule], Rule]:
     """Register the decorated function as the VJP rule of ``forward``.
 
     Parameters
@@ -41,6 +44,9 @@ def defvjp(forward: Callable[..., Any], *wrt: str) -> Callable[[Rule], Rule]:
     *wrt : str
         Names of the parameters the rule's pullback differentiates, in the order of the
         tuple it returns. They must be parameters of ``forward``.
+    selective : bool, default False
+        The rule accepts a keyword ``needs`` (a frozenset of names from ``wrt``) and may
+        skip the work for, and return ``None`` as, the gradients not in it.
 
     Notes
     -----
@@ -54,7 +60,7 @@ def defvjp(forward: Callable[..., Any], *wrt: str) -> Callable[[Rule], Rule]:
         raise ValueError(f"{forward.__name__} has no parameters {unknown}")
 
     def register(rule: Rule) -> Rule:
-        _RULES[forward] = _RuleEntry(rule=rule, parameters=parameters, wrt=tuple(wrt))
+        _RULES[forward] = _RuleEntry(rule, parameters, tuple(wrt), selective)
         return rule
 
     return register
@@ -69,7 +75,9 @@ def _is_array(value: Any) -> bool:
     return value is not None and array_api_compat.is_array_api_obj(value)
 
 
-def vjp(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Pullback]:
+def vjp(
+    fn: Callable[..., Any], *args: Any, argnums: Iterable[int] | None = None, **kwargs: Any
+) -> tuple[Any, Pullback]:
     """Run an op and return its output together with its pullback.
 
     Parameters
@@ -78,6 +86,9 @@ def vjp(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Pullbac
         An op of :mod:`xpnet.functional`, e.g. ``F.conv2d``.
     *args, **kwargs
         Its arguments. Pass the arrays you want gradients for positionally.
+    argnums : iterable of int, optional
+        The positions of the arguments whose gradients you need (default: all). The others
+        come back as ``None``, and ops that can (e.g. ``conv2d``) skip computing them.
 
     Returns
     -------
@@ -123,12 +134,20 @@ def vjp(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Pullbac
             f"{fn.__name__} takes at most {len(entry.parameters)} positional arguments, "
             f"got {len(args)}"
         )
-    output, rule_pullback = entry.rule(*args, **kwargs)
-    primary = output[0] if isinstance(output, tuple) else output
+    wanted = set(range(len(args))) if argnums is None else set(argnums)
+    outside = sorted(i for i in wanted if not 0 <= i < len(args))
+    if outside:
+        raise ValueError(f"argnums: positions {outside} are outside the {len(args)} arguments")
     slots = [
-        entry.wrt.index(name) if name in entry.wrt and _is_array(value) else None
-        for name, value in zip(entry.parameters, args, strict=False)
+        entry.wrt.index(name) if name in entry.wrt and _is_array(value) and i in wanted else None
+        for i, (name, value) in enumerate(zip(entry.parameters, args, strict=False))
     ]
+    if entry.selective:
+        needs = frozenset(entry.wrt[slot] for slot in slots if slot is not None)
+        output, rule_pullback = entry.rule(*args, needs=needs, **kwargs)
+    else:
+        output, rule_pullback = entry.rule(*args, **kwargs)
+    primary = output[0] if isinstance(output, tuple) else output
 
     def pullback(cotangent: Any) -> tuple[Any, ...]:
         if _is_array(primary) and tuple(cotangent.shape) != tuple(primary.shape):

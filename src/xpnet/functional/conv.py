@@ -244,7 +244,10 @@ def conv2d(
     return _forward(plan, input, weight, bias)[0]
 
 
-@defvjp(conv2d, "input", "weight", "bias")
+_ALL = frozenset({"input", "weight", "bias"})
+
+
+@defvjp(conv2d, "input", "weight", "bias", selective=True)
 def _conv2d_vjp(
     input: Any,
     weight: Any,
@@ -253,12 +256,17 @@ def _conv2d_vjp(
     padding: int | tuple[int, int] | str = 0,
     dilation: int | tuple[int, int] = 1,
     groups: int = 1,
+    *,
+    needs: frozenset[str] = _ALL,
 ) -> tuple[Any, Pullback]:
     plan = _plan(input, weight, bias, stride, padding, dilation, groups)
     y, saved_cols = _forward(plan, input, weight, bias)
     batch_input = _with_batch_axis(plan, input)
-    if len(_chunks(plan, batch_input, buffers=2)) > 1:
-        saved_cols = None  # rebuilt chunk by chunk so that columns and dcols fit together
+    need_dx, need_dw = "input" in needs, "weight" in needs
+    if len(_chunks(plan, batch_input, buffers=2)) > 1 or not need_dw:
+        # Rebuilt chunk by chunk so that columns and dcols fit together; and not needed at
+        # all without a weight gradient.
+        saved_cols = None
     xp = plan.xp
     per_group = plan.out_channels // plan.groups
     kernels = _kernels(plan, weight)
@@ -272,18 +280,21 @@ def _conv2d_vjp(
         # The columns and their gradient (dcols) are alive together: budget for both,
         # unless the forward pass already kept the columns of the whole batch.
         chunks = [(0, plan.batch)] if saved_cols is not None else _chunks(plan, x, buffers=2)
-        for start, stop in chunks:
+        for start, stop in chunks if need_dx or need_dw else []:
             n = stop - start
-            cols = saved_cols if saved_cols is not None else _columns(plan, x[start:stop, ...])
             # dY in the columns' channel-major layout: (G, O/G, n * OH * OW).
             dy_cm = xp.reshape(
                 xp.permute_dims(dy[start:stop, ...], (1, 0, 2, 3)),
                 (plan.groups, per_group, n * oh * ow),
             )
-            # dW = dY @ cols^T, one GEMM per group over the whole chunk.
-            part = dy_cm @ xp.matrix_transpose(cols)
-            cols = None  # free before dcols is built: the budget covers two buffers at most
-            dweight = part if dweight is None else dweight + part
+            if need_dw:
+                cols = saved_cols if saved_cols is not None else _columns(plan, x[start:stop, ...])
+                # dW = dY @ cols^T, one GEMM per group over the whole chunk.
+                part = dy_cm @ xp.matrix_transpose(cols)
+                cols = None  # free before dcols is built: the budget covers two buffers
+                dweight = part if dweight is None else dweight + part
+            if not need_dx:
+                continue
             # dcols = W^T @ dY, then col2im back onto the padded, channel-major input.
             dcols = xp.reshape(
                 xp.matrix_transpose(kernels) @ dy_cm,
@@ -294,10 +305,14 @@ def _conv2d_vjp(
             )
             dcols = None
             dx_pieces.append(xp.permute_dims(crop2d(dpadded, plan.pads), (1, 0, 2, 3)))
-        dx = dx_pieces[0] if len(dx_pieces) == 1 else xp.concat(dx_pieces, axis=0)
-        if plan.unbatched:
-            dx = dx[0, ...]
-        dbias = None if bias is None else xp.sum(dy, axis=(0, 2, 3))
-        return dx, xp.reshape(dweight, tuple(weight.shape)), dbias
+        dx = None
+        if need_dx:
+            dx = dx_pieces[0] if len(dx_pieces) == 1 else xp.concat(dx_pieces, axis=0)
+            if plan.unbatched:
+                dx = dx[0, ...]
+        dbias = None if bias is None or "bias" not in needs else xp.sum(dy, axis=(0, 2, 3))
+        if dweight is not None:
+            dweight = xp.reshape(dweight, tuple(weight.shape))
+        return dx, dweight, dbias
 
     return y, pullback

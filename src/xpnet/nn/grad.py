@@ -8,7 +8,7 @@ from typing import Any
 import array_api_compat
 
 from .. import functional as F
-from .module import Module
+from .module import Module, forward_vjp
 
 __all__ = ["value_and_grad"]
 
@@ -60,7 +60,7 @@ def value_and_grad(
     buffers = model.named_buffers()
     model.train()
     try:
-        output, model_pullback = model.forward_vjp(x)
+        output, model_pullback = forward_vjp(model, x, input_grad=False)
         loss, loss_pullback = F.vjp(loss_fn, output, target, **loss_kwargs)
         if not array_api_compat.is_array_api_obj(loss) or loss.ndim != 0:
             shape = tuple(getattr(loss, "shape", ()))

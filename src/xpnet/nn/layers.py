@@ -67,7 +67,7 @@ class _Stateless(Module):
         op, args, kwargs = self._call()
         return op(x, *args, **kwargs)
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         op, args, kwargs = self._call()
         y, pullback = F.vjp(op, x, *args, **kwargs)
 
@@ -83,7 +83,7 @@ class Identity(_Stateless):
     def forward(self, x: Any) -> Any:
         return x
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         return x, lambda dy: (dy, {})
 
 
@@ -169,7 +169,7 @@ class Softmax(_Stateless):
         op, args, kwargs = self._call_on(x)
         return op(x, *args, **kwargs)
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         op, args, kwargs = self._call_on(x)
         y, pullback = F.vjp(op, x, *args, **kwargs)
         return y, lambda dy: (pullback(dy)[0], {})
@@ -232,7 +232,7 @@ class MaxPool2d(_Stateless):
             return op(x, *args, return_indices=True, **kwargs)
         return super().forward(x)
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         if self.return_indices:
             raise ValueError(
                 "return_indices: a MaxPool2d that returns (output, indices) cannot be "
@@ -321,7 +321,7 @@ class Dropout(Module):
     def forward(self, x: Any) -> Any:
         return F.dropout(x, self.p, self.training, rng=self.rng)
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         y, pullback = F.vjp(F.dropout, x, self.p, self.training, rng=self.rng)
         return y, lambda dy: (pullback(dy)[0], {})
 
@@ -339,10 +339,12 @@ class _Parametrized(Module):
         op, kwargs = self._op()
         return op(x, *self._parameters.values(), **kwargs)
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         op, kwargs = self._op()
         names = list(self._parameters)
-        y, pullback = F.vjp(op, x, *self._parameters.values(), **kwargs)
+        first = 0 if input_grad else 1  # position 0 is the input
+        argnums = range(first, 1 + len(names))
+        y, pullback = F.vjp(op, x, *self._parameters.values(), argnums=argnums, **kwargs)
 
         def module_pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
             dx, *grads = pullback(dy)
@@ -598,7 +600,7 @@ class BatchNorm2d(Module):
         self._update(new_mean, new_var)
         return y
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         args, kwargs = self._arguments(x)
         (y, new_mean, new_var), pullback = F.vjp(F.batch_norm, *args, **kwargs)
         self._update(new_mean, new_var)

@@ -12,6 +12,7 @@ names (``"weight"``, ``"0.bias"``, ...) to their gradients.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar, overload
@@ -185,8 +186,12 @@ class Module:
         """Compute the output."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
-        """Compute the output and a pullback ``dy -> (dx, {param name: gradient})``."""
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
+        """Compute the output and a pullback ``dy -> (dx, {param name: gradient})``.
+
+        With ``input_grad=False`` the caller does not need ``dx``: layers that can skip
+        computing it (convolutions, linear layers) do, and return ``None`` in its place.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not implement forward_vjp")
 
     def __call__(self, x: Any) -> Any:
@@ -417,6 +422,25 @@ def _rewrapped(exc: Exception, context: str) -> Exception:
         return (TypeError if isinstance(exc, TypeError) else ValueError)(message)
 
 
+def forward_vjp(module: Module, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
+    """``module.forward_vjp(x, input_grad=...)``, also for modules written before the
+    ``input_grad`` argument existed (they are called without it and compute ``dx``)."""
+    if input_grad or not _takes_input_grad(type(module)):
+        return module.forward_vjp(x)
+    return module.forward_vjp(x, input_grad=False)
+
+
+_takes_input_grad_cache: dict[type, bool] = {}
+
+
+def _takes_input_grad(cls: type[Module]) -> bool:
+    known = _takes_input_grad_cache.get(cls)
+    if known is None:
+        known = "input_grad" in inspect.signature(cls.forward_vjp).parameters
+        _takes_input_grad_cache[cls] = known
+    return known
+
+
 def _prefixed(prefix: str, grads: dict[str, Any]) -> dict[str, Any]:
     return {f"{prefix}.{name}": grad for name, grad in grads.items()}
 
@@ -465,11 +489,13 @@ class Sequential(Module):
                 raise _rewrapped(exc, f"layer {name} ({type(layer).__name__})") from exc
         return x
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         pullbacks: list[tuple[str, ModulePullback]] = []
-        for name, layer in self._modules.items():
+        for index, (name, layer) in enumerate(self._modules.items()):
             try:
-                x, layer_pullback = layer.forward_vjp(x)
+                # Only the first layer sees the caller's input; every later one's input
+                # gradient feeds the layer before it.
+                x, layer_pullback = forward_vjp(layer, x, input_grad=input_grad or index > 0)
             except (ValueError, TypeError) as exc:
                 raise _rewrapped(exc, f"layer {name} ({type(layer).__name__})") from exc
             pullbacks.append((name, layer_pullback))
@@ -521,7 +547,7 @@ class Residual(Module):
         _check_residual_shapes(out, skip)
         return out + skip
 
-    def forward_vjp(self, x: Any) -> tuple[Any, ModulePullback]:
+    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
         out, body_pullback = self._branch("body", lambda: self.body.forward_vjp(x))
         shortcut = self._shortcut()
         skip_pullback: ModulePullback | None = None

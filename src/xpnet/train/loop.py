@@ -18,6 +18,7 @@ from .. import functional as F
 from .. import random as xrandom
 from ..data import DataLoader
 from ..nn import Module
+from ..nn.module import forward_vjp
 from ..optim import LRScheduler, Optimizer
 from .checkpoint import (
     Checkpoint,
@@ -58,7 +59,7 @@ def train_step(
         Gradients keyed like the model's parameters.
     """
     model.train()
-    output, model_pullback = model.forward_vjp(x)
+    output, model_pullback = forward_vjp(model, x, input_grad=False)
     loss, loss_pullback = F.vjp(loss_fn, output, target)
     xp = array_api_compat.array_namespace(loss)
     _, grads = model_pullback(loss_pullback(xp.ones_like(loss))[0])
