@@ -252,8 +252,9 @@ def test_workspace_budget_chunks_the_batch_with_the_same_results(backend, budget
     dy = random_cotangent((5, 4, 3, 7))
     y, pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
     grads = pullback(backend.asarray(dy))
-    # One image's columns take 2 * 9 * 21 * 8 = 3024 bytes: these budgets give chunks of
-    # 1 (even below one image), 1, 2 (2 + 2 + 1) and 6 images (one pass).
+    # One image needs 2 * 9 * 21 * 8 = 3024 bytes of columns plus 2 * 2 * 8 * 9 * 8 = 2304
+    # of staging copies: these budgets give forward chunks of 1 (even below one image), 1,
+    # 1 and 3 images, and backward chunks (two column buffers) of 1, 1, 1 and 2.
     with config.workspace(budget):
         y_chunked, chunked_pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
         chunked = chunked_pullback(backend.asarray(dy))

@@ -143,10 +143,13 @@ def _columns(plan: _ConvPlan, x: Any) -> Any:
 
 
 def _chunks(plan: _ConvPlan, x: Any, buffers: int = 1) -> list[tuple[int, int]]:
-    """Batch ranges whose ``buffers`` column-sized arrays fit the workspace budget together
-    (at least one image per chunk)."""
+    """Batch ranges whose ``buffers`` column-sized arrays, with the staging copies of the
+    input, fit the workspace budget together (at least one image per chunk)."""
     oh, ow = plan.out_size
-    per_image = buffers * plan.groups * plan.patch * oh * ow * _itemsize(plan.xp, x)
+    columns = buffers * plan.groups * plan.patch * oh * ow
+    # The channel-major copy of the chunk and its padded version are built on the way.
+    staging = 2 * plan.in_channels * plan.padded[0] * plan.padded[1]
+    per_image = (columns + staging) * _itemsize(plan.xp, x)
     size = max(1, get_workspace_bytes() // max(per_image, 1))
     return [(start, min(start + size, plan.batch)) for start in range(0, plan.batch, size)]
 
