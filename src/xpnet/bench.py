@@ -10,7 +10,6 @@ PyTorch is the yardstick, so it must be installed (``pip install 'xpnet[torch]'`
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -585,12 +584,6 @@ def format_markdown(report: dict[str, Any]) -> str:
             f"{memory['workspace_budget_mib']:.0f} MiB).",
         ]
     return "\n".join(lines) + "\n"
-
-
-def geometric_mean_ratio(report: dict[str, Any], group: str) -> float:
-    """Geometric mean of the ratios of one group of rows."""
-    ratios = [row["ratio"] for row in report["results"] if row["group"] == group]
-    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
 
 
 def _main() -> int:

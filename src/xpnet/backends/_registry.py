@@ -130,10 +130,6 @@ def _load(spec: BackendSpec) -> tuple[Any, str | None]:
         return outcome
 
 
-def _unavailable_reason(name: str) -> str | None:
-    return _load(_spec(name))[1]
-
-
 def register_backend(spec: BackendSpec, *, overwrite: bool = False) -> None:
     """Add a backend to the registry.
 
