@@ -80,34 +80,28 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an exception so that temporary files are cleaned up."""
 
 
-def _positive_int(text: str) -> int:
+def _parse_number(text: str, kind: type[int] | type[float], minimum: int, what: str) -> Any:
+    """Parse an option's value as ``kind``, at least ``minimum`` and finite."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not value >= minimum or value == float("inf"):
+        finite = "a finite " + what.removeprefix("a ") if kind is float else what
+        raise argparse.ArgumentTypeError(f"expected {finite}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return int(_parse_number(text, int, 1, "a positive integer"))
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return int(_parse_number(text, int, 0, "an integer >= 0"))
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+    return float(_parse_number(text, float, 0, "a number >= 0"))
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, labels_optional: bool = False) -> None:
