@@ -1,4 +1,4 @@
-"""The test matrix: one ``tests`` session per backend, plus lint and typecheck.
+"""The test matrix: one ``tests`` session per backend, plus lint, typecheck and docs.
 
 ``nox`` runs the default sessions (the README's test command). ``nox -s "tests(backend='jax')"``
 runs one backend. The cupy session is added when a GPU is present (``nvidia-smi`` works) or
@@ -44,7 +44,7 @@ BACKEND_PACKAGES = {
 # The test-only read-only NumPy backend rides along with the numpy session.
 SELECTED = {"numpy": ["numpy", "numpy_readonly"]}
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -75,6 +75,20 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", "src", "tests", "benchmarks", "scripts", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "scripts", "noxfile.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The Sphinx site with warnings as errors, then every example in it run as a doctest.
+
+    The HTML lands in ``docs/_build/html``. The tutorial's MNIST examples need the data
+    (``XPNET_MNIST_DIR`` or ``../shared/data/mnist``) and are skipped without it.
+    """
+    session.install(".[docs,viz]")
+    for builder in ("html", "doctest"):
+        session.run(
+            "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
+        )
 
 
 @nox.session

@@ -78,6 +78,7 @@ def architecture_mismatch(
     Examples
     --------
     >>> import numpy as np
+    >>> from xpnet.train import architecture_mismatch
     >>> model = {"0.weight": np.zeros((6, 1, 5, 5)), "0.bias": np.zeros(6)}
     >>> saved = {"0.weight": np.zeros((16, 1, 3, 3)), "1.weight": np.zeros(2)}
     >>> for part in architecture_mismatch(model, saved).split("; "):
