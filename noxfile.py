@@ -35,11 +35,12 @@ BACKENDS = CPU_BACKENDS + (["cupy"] if _gpu_present() else [])
 BACKEND_PACKAGES = {
     # array-api-strict supplies "another library" in mixed-input tests; scikit-learn the
     # bundled digits that the README's main command trains on.
-    "numpy": [".[strict,digits]"],
-    "array_api_strict": [".[strict]"],
-    "torch": [],
-    "jax": [".[jax]"],
-    "cupy": [".[cupy]"],
+    # matplotlib (viz) everywhere: the pictures are checked on every backend.
+    "numpy": [".[strict,digits,viz]"],
+    "array_api_strict": [".[strict,viz]"],
+    "torch": [".[viz]"],
+    "jax": [".[jax,viz]"],
+    "cupy": [".[cupy,viz]"],
 }
 # The test-only read-only NumPy backend rides along with the numpy session.
 SELECTED = {"numpy": ["numpy", "numpy_readonly"]}
@@ -94,5 +95,5 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
-    session.install("mypy>=1.11", ".")
+    session.install("mypy>=1.11", ".[viz]")
     session.run("mypy")

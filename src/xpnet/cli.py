@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backends, data, models, nn, optim
+from . import backends, data, models, nn, optim, viz
 from . import random as xrandom
 from .train import (
     CheckpointError,
@@ -153,6 +153,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser, batch_default: str) -> N
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _add_plots_argument(group: Any, when: str) -> None:
+    group.add_argument(
+        "--plots",
+        metavar="DIR",
+        default=None,
+        help=f"write pictures {when} into DIR: filters, feature maps, training curves, "
+        "confusion matrix, predictions and mistakes on the test images (PNG; needs the "
+        "'viz' extra)",
+    )
+
+
 def _defaults_help() -> str:
     lines = ["per-dataset defaults (for the options not given):"]
     for name in ("digits", "mnist"):
@@ -238,6 +249,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue from --save where it stopped (starts afresh if it does not exist)",
     )
+    _add_plots_argument(group, "after training")
 
     for name, text in (
         ("evaluate", "evaluate saved weights: test loss and accuracy"),
@@ -252,6 +264,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("weights", help="a checkpoint written by 'xpnet train --save'")
         _add_data_arguments(sub, labels_optional=name == "predict")
         _add_run_arguments(sub, "256")
+        if name == "evaluate":
+            _add_plots_argument(sub, "for these weights (training curves from the checkpoint)")
         if name == "predict":
             sub.add_argument(
                 "--limit",
@@ -458,7 +472,39 @@ def _optimizer(settings: dict[str, Any], model: nn.Module) -> optim.Optimizer:
     return optim.AdamW(model, lr=lr, weight_decay=decay)
 
 
+def _check_plots(args: argparse.Namespace) -> None:
+    """Before any work: matplotlib is there and ``--plots`` can be a folder."""
+    if args.plots is None:
+        return
+    try:
+        viz.require_matplotlib()
+    except ImportError as exc:
+        raise CommandError(f"--plots: {exc}") from None
+    folder = Path(args.plots)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CommandError(f"--plots: {folder} exists and is not a folder") from None
+    except OSError as exc:
+        raise CommandError(f"--plots: cannot create the folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--plots: cannot write into {folder}")
+
+
+def _write_plots(
+    args: argparse.Namespace,
+    model: nn.Module,
+    history: list[dict[str, float]] | None,
+    loader: data.DataLoader,
+) -> None:
+    if args.plots is None:
+        return
+    written = viz.save_training_plots(model, history, loader, args.plots)
+    print(f"plots: {', '.join(str(path) for path in written.values())}")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    _check_plots(args)
     _activate(args)
     if args.images is not None and args.labels is None:
         raise CommandError("training on --images needs --labels")
@@ -504,12 +550,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "settings": {key: settings[key] for key in _RESUMED},
         "test_size": args.test_size,
     }
+    test_loader = _loader(test_set, max(settings["batch_size"], 256), norm, shuffle=False)
     history = fit(
         model,
         optimizer,
         _loader(train_set, settings["batch_size"], norm, shuffle=True, seed=settings["seed"]),
         settings["epochs"],
-        test_loader=_loader(test_set, max(settings["batch_size"], 256), norm, shuffle=False),
+        test_loader=test_loader,
         scheduler=scheduler,
         checkpoint=args.save,
         resume=args.resume,
@@ -522,6 +569,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.save is not None:
         print(f"saved: {args.save}")
     print(f"test accuracy: {history[-1]['test_accuracy']:.4f}")
+    _write_plots(args, model, history, test_loader)
     return 0
 
 
@@ -588,12 +636,15 @@ def _eval_loader(args: argparse.Namespace, meta: dict[str, Any], dataset: data.D
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_plots(args)
     model, meta = _restore(args)
     test_set, _ = _test_data(args, meta, labelled=True)
-    result = evaluate(model, _eval_loader(args, meta, test_set), progress=not args.no_progress)
+    loader = _eval_loader(args, meta, test_set)
+    result = evaluate(model, loader, progress=not args.no_progress)
     print(f"images: {len(test_set)}")
     print(f"test loss: {result['loss']:.4f}")
     print(f"test accuracy: {result['accuracy']:.4f}")
+    _write_plots(args, model, meta.get("history"), loader)
     return 0
 
 
