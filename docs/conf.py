@@ -1,8 +1,8 @@
 """Sphinx configuration for the xpnet documentation.
 
 Built by ``nox -s docs`` (HTML with warnings as errors, then every example run by the doctest
-builder). The pictures under ``images/`` come from a real training run; ``scripts/make-doc-
-images.sh`` regenerates them.
+builder). The pictures under ``images/mnist`` come from a real training run on MNIST;
+``scripts/make-doc-images.sh`` regenerates them.
 """
 
 from __future__ import annotations

@@ -946,13 +946,13 @@ def plot_predictions(
     if title is None:
         mistakes = int(wrong.sum())
         if true is None:
-            title = f"{indices.size} of {count} images"
+            title = f"{indices.size} of {count:,} images"
         elif only_mistakes:
-            title = f"{indices.size} of the {mistakes} mistakes among {count} images"
+            title = f"{indices.size} of the {mistakes} mistakes among {count:,} images"
         else:
             marked = int(wrong[indices].sum())
             title = (
-                f"{indices.size} of {count} images, {marked} "
+                f"{indices.size} of {count:,} images, {marked} "
                 f"mistake{'' if marked == 1 else 's'} among them" + (" (red)" if marked else "")
             )
     layout.title(fig, title)
@@ -1184,9 +1184,9 @@ def training_figures(
             max_images=max_images,
             only_mistakes=True,
             title=(
-                f"{len(mistakes)} of the {mistaken} mistakes among {len(targets)} images"
+                f"{len(mistakes)} of the {mistaken} mistakes among {len(targets):,} images"
                 if mistaken
-                else f"no mistakes among {len(targets)} images"
+                else f"no mistakes among {len(targets):,} images"
             ),
         ),
     }
