@@ -58,6 +58,12 @@ CONFIGS = [
     ((1, 2, 6, 7), (2, 2, 2, 4), {"padding": "same"}, (0, 1, 1, 2)),
     ((2, 3, 5, 5), (2, 3, 1, 1), {"stride": 3}, (0, 0, 0, 0)),
     ((1, 1, 4, 4), (1, 1, 4, 4), {"padding": "valid"}, (0, 0, 0, 0)),
+    # Wide enough for the flat (shifted-row) columns of stride 1, with padding and dilation.
+    ((2, 3, 5, 18), (4, 3, 3, 3), {"padding": 1}, (1, 1, 1, 1)),
+    ((1, 2, 4, 48), (3, 2, 2, 4), {"padding": "same", "dilation": (1, 2)}, (0, 1, 3, 3)),
+    # Depthwise with a channel multiplier, stride 1 (flat) and 2.
+    ((2, 3, 6, 5), (6, 1, 3, 2), {"groups": 3, "padding": (1, 2)}, (1, 1, 2, 2)),
+    ((2, 3, 7, 6), (6, 1, 3, 3), {"groups": 3, "stride": 2, "padding": 1}, (1, 1, 1, 1)),
 ]
 
 
@@ -262,6 +268,37 @@ def test_workspace_budget_chunks_the_batch_with_the_same_results(backend, budget
     assert_close(y_chunked, to_numpy(y))
     for got, want in zip(chunked, grads, strict=True):
         assert_close(got, to_numpy(want))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kwargs"),
+    [
+        ((5, 2, 4, 20), (3, 2, 3, 3), {"padding": 1}),  # flat columns and flat col2im
+        ((5, 2, 4, 6), (4, 1, 3, 3), {"padding": 1, "groups": 2}),  # depthwise
+    ],
+)
+def test_chunked_stride_one_paths_match_loops(backend, x_shape, w_shape, kwargs) -> None:
+    from xpnet import config
+
+    rng = np.random.default_rng(7)
+    x, w, b = rng.normal(size=x_shape), rng.normal(size=w_shape), rng.normal(size=w_shape[0])
+    xb, wb, bb = (backend.asarray(a) for a in (x, w, b))
+    y, pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+    dy = random_cotangent(y.shape)
+    grads = pullback(backend.asarray(dy))
+    with config.workspace(1):  # one image per chunk, columns rebuilt in the pullback
+        y_chunked, chunked_pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+        chunked = chunked_pullback(backend.asarray(dy))
+    pads = (1, 1, 1, 1)
+    want = conv2d_loops(x, w, b, pads=pads, groups=kwargs.get("groups", 1))
+    assert_close(y, want)
+    assert_close(y_chunked, want)
+    _, expected = torch_vjp(
+        __import__("torch").nn.functional.conv2d, [x, w, b], dy, wrt=(0, 1, 2), kwargs=kwargs
+    )
+    for got, unchunked, reference in zip(chunked, grads, expected, strict=True):
+        assert_close(got, reference)
+        assert_close(unchunked, reference)
 
 
 def test_workspace_rejects_bad_sizes() -> None:
