@@ -85,7 +85,7 @@ def docs(session: nox.Session) -> None:
     The HTML lands in ``docs/_build/html``. The tutorial's MNIST examples need the data
     (``XPNET_MNIST_DIR`` or ``../shared/data/mnist``) and are skipped without it.
     """
-    session.install(".[docs,viz]")
+    session.install(".[docs,viz,strict]")  # strict: the backend examples use it
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
