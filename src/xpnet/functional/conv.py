@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import array_api_compat
-
 from ..config import get_workspace_bytes
 from ._autodiff import Pullback, defvjp
 from ._validation import (
@@ -18,6 +16,7 @@ from ._validation import (
     namespace_of,
 )
 from ._windows import (
+    _pad_axis,
     crop2d,
     extract_windows,
     fold_windows,
@@ -185,23 +184,14 @@ def _flat_image(plan: _ConvPlan, x: Any, channel_major: bool) -> Any:
     top, _, left, right = plan.pads
     n, channels, height = x.shape[0], x.shape[1], x.shape[2]
     row = plan.padded[1]
-    device = array_api_compat.device(x)
-    if left + right:
-        # Each row followed by its right padding and the next row's left padding.
-        gap = xp.zeros((n, channels, height, left + right), dtype=x.dtype, device=device)
-        x = xp.concat([x, gap], axis=-1)
+    # Each row followed by its right padding and the next row's left padding.
+    x = _pad_axis(xp, x, -1, 0, left + right, 0.0)
     flat = xp.reshape(x, (n, channels, height * row))
-    lead = (channels, n) if channel_major else (n, channels)
     if channel_major:
         flat = xp.permute_dims(flat, (1, 0, 2))
     front = top * row + left
     back = _offsets(plan)[-1] + plan.positions - front - height * row
-    parts = [flat]
-    if front:
-        parts.insert(0, xp.zeros((*lead, front), dtype=x.dtype, device=device))
-    if back > 0:
-        parts.append(xp.zeros((*lead, back), dtype=x.dtype, device=device))
-    return xp.concat(parts, axis=-1) if len(parts) > 1 else flat
+    return _pad_axis(xp, flat, -1, front, max(back, 0), 0.0)
 
 
 def _flat_columns(plan: _ConvPlan, x: Any) -> Any:
@@ -291,25 +281,15 @@ def _flat_cotangent(
     ``(n, O, positions)``, zeros at the wrapped positions and ``margins`` zeros before and
     after each image."""
     xp = plan.xp
-    n, oh, ow = dy.shape[0], plan.out_size[0], plan.out_size[1]
-    device = array_api_compat.device(dy)
-    if plan.row != ow:
-        gap = xp.zeros((n, plan.out_channels, oh, plan.row - ow), dtype=dy.dtype, device=device)
-        dy = xp.concat([dy, gap], axis=-1)
+    n, ow = dy.shape[0], plan.out_size[1]
+    dy = _pad_axis(xp, dy, -1, 0, plan.row - ow, 0.0)  # zeros at the wrapped positions
     dy = xp.reshape(dy, (n, plan.out_channels, plan.positions))
-    lead = (plan.out_channels, n) if channel_major else (n, plan.out_channels)
     if channel_major:
         # Reshaping the transposed view copies it into channel-major order (NumPy's concat
         # would keep the view's memory order, and the GEMM's reshape would copy again).
         dy = xp.reshape(xp.permute_dims(dy, (1, 0, 2)), (plan.out_channels, -1))
-        dy = xp.reshape(dy, (*lead, plan.positions))
-    before, after = margins
-    parts = [dy]
-    if before:
-        parts.insert(0, xp.zeros((*lead, before), dtype=dy.dtype, device=device))
-    if after:
-        parts.append(xp.zeros((*lead, after), dtype=dy.dtype, device=device))
-    return xp.concat(parts, axis=-1) if len(parts) > 1 else dy
+        dy = xp.reshape(dy, (plan.out_channels, n, plan.positions))
+    return _pad_axis(xp, dy, -1, *margins, 0.0)
 
 
 def _with_batch_axis(plan: _ConvPlan, x: Any) -> Any:
