@@ -3,6 +3,12 @@
 ``workspace_bytes`` bounds the temporary im2col buffer of a convolution: larger batches are
 processed in chunks that fit, with the same results. Change it for the whole process with
 :func:`set_workspace_bytes`, or for a block with :func:`workspace`.
+
+``conv_strategy`` forces one way of computing convolutions (:data:`CONV_STRATEGIES`) inside a
+block, where xpnet otherwise chooses per shape and device; the results are the same up to
+round-off. ``value_checks`` turns on or off the argument checks that read array values on
+the host (such as class targets in range), which xpnet otherwise runs only where such a read
+is free.
 """
 
 from __future__ import annotations
@@ -11,7 +17,17 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-__all__ = ["DEFAULT_WORKSPACE_BYTES", "get_workspace_bytes", "set_workspace_bytes", "workspace"]
+__all__ = [
+    "CONV_STRATEGIES",
+    "DEFAULT_WORKSPACE_BYTES",
+    "conv_strategy",
+    "get_conv_strategy",
+    "get_value_checks",
+    "get_workspace_bytes",
+    "set_workspace_bytes",
+    "value_checks",
+    "workspace",
+]
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
@@ -45,3 +61,61 @@ def workspace(n: int) -> Iterator[int]:
         yield n
     finally:
         _workspace.reset(token)
+
+
+#: The ways :func:`xpnet.functional.conv2d` can compute, for :func:`conv_strategy`:
+#: ``"flat"`` (stride 1: windows are shifts of the flattened image), ``"strided"`` (windows
+#: by 2-D strided slices), ``"gather"`` (windows by one gather with a cached index; the
+#: fewest operations, chosen on GPUs), ``"depthwise"`` (one input channel per group).
+CONV_STRATEGIES = ("flat", "strided", "gather", "depthwise")
+
+_conv_strategy: ContextVar[str | None] = ContextVar("xpnet_conv_strategy", default=None)
+
+
+def get_conv_strategy() -> str | None:
+    """The convolution strategy forced by :func:`conv_strategy`, or ``None`` (choose)."""
+    return _conv_strategy.get()
+
+
+@contextlib.contextmanager
+def conv_strategy(name: str | None) -> Iterator[str | None]:
+    """Compute every convolution in the block with one strategy (``None``: choose).
+
+    A convolution the strategy cannot compute (``"flat"`` with a stride, ``"depthwise"``
+    on a grouped convolution with several input channels per group) raises ``ValueError``.
+    """
+    if name is not None and name not in CONV_STRATEGIES:
+        raise ValueError(f"conv strategy: expected one of {CONV_STRATEGIES} or None, got {name!r}")
+    token = _conv_strategy.set(name)
+    try:
+        yield name
+    finally:
+        _conv_strategy.reset(token)
+
+
+_value_checks: ContextVar[bool | None] = ContextVar("xpnet_value_checks", default=None)
+
+
+def get_value_checks() -> bool | None:
+    """``True`` or ``False`` if :func:`value_checks` decided, else ``None`` (automatic)."""
+    return _value_checks.get()
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool | None) -> Iterator[bool | None]:
+    """Run (``True``), skip (``False``) or decide automatically (``None``, the default) the
+    argument checks that read array values on the host inside the block.
+
+    Automatically, they run where reading a value is free (arrays in host memory) and are
+    skipped on GPUs, where the read would stall the device queue, and on traced or lazy
+    arrays (``jax.jit``, Dask), where there is no value to read. A skipped check never
+    passes bad input silently: the op makes its result NaN instead (e.g. a class target out
+    of range makes ``cross_entropy`` NaN).
+    """
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ValueError(f"value checks: expected True, False or None, got {enabled!r}")
+    token = _value_checks.set(enabled)
+    try:
+        yield enabled
+    finally:
+        _value_checks.reset(token)

@@ -10,6 +10,7 @@ from ._registry import (
     ActiveBackend,
     asarray,
     available_backends,
+    device_profile,
     get_backend,
     get_namespace,
     list_backends,
@@ -19,17 +20,29 @@ from ._registry import (
     unregister_backend,
     use_backend,
 )
-from ._spec import BackendInfo, BackendSpec, BackendUnavailableError, UnknownBackendError
+from ._spec import (
+    CPU_PROFILE,
+    GPU_PROFILE,
+    BackendInfo,
+    BackendSpec,
+    BackendUnavailableError,
+    DeviceProfile,
+    UnknownBackendError,
+)
 
 __all__ = [
+    "CPU_PROFILE",
     "ENTRY_POINT_GROUP",
+    "GPU_PROFILE",
     "ActiveBackend",
     "BackendInfo",
     "BackendSpec",
     "BackendUnavailableError",
+    "DeviceProfile",
     "UnknownBackendError",
     "asarray",
     "available_backends",
+    "device_profile",
     "get_backend",
     "get_namespace",
     "list_backends",

@@ -21,13 +21,22 @@ import array_api_compat
 import numpy as np
 
 from ._builtin import BUILTIN_BACKENDS
-from ._spec import BackendInfo, BackendSpec, BackendUnavailableError, UnknownBackendError
+from ._spec import (
+    CPU_PROFILE,
+    GPU_PROFILE,
+    BackendInfo,
+    BackendSpec,
+    BackendUnavailableError,
+    DeviceProfile,
+    UnknownBackendError,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ActiveBackend",
     "asarray",
     "available_backends",
+    "device_profile",
     "get_backend",
     "get_namespace",
     "list_backends",
@@ -160,6 +169,7 @@ def register_backend(spec: BackendSpec, *, overwrite: bool = False) -> None:
             )
         _registry[spec.name] = spec
         _load_cache.pop(spec.name, None)
+        _profiles.clear()
 
 
 def unregister_backend(name: str) -> None:
@@ -168,6 +178,7 @@ def unregister_backend(name: str) -> None:
         _spec(name)
         del _registry[name]
         _load_cache.pop(name, None)
+        _profiles.clear()
 
 
 def list_backends() -> list[BackendInfo]:
@@ -394,3 +405,50 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.from_dlpack(x)
     except (TypeError, RuntimeError, BufferError, AttributeError):
         return np.asarray(x)
+
+
+_profiles: dict[tuple[type, str], DeviceProfile] = {}
+
+
+def _builtin_profile(x: Any, device: Any) -> DeviceProfile:
+    """The profile of an array no registered ``device_profile`` describes, by its type."""
+    if array_api_compat.is_cupy_array(x):
+        return GPU_PROFILE
+    if array_api_compat.is_torch_array(x):
+        return GPU_PROFILE if getattr(device, "type", "cpu") == "cuda" else CPU_PROFILE
+    if array_api_compat.is_jax_array(x):
+        return GPU_PROFILE if getattr(device, "platform", "cpu") == "gpu" else CPU_PROFILE
+    return CPU_PROFILE
+
+
+def device_profile(x: Any) -> DeviceProfile:
+    """How ops should compute on the device that holds ``x`` (see :class:`DeviceProfile`).
+
+    A backend's ``device_profile`` decides for its arrays; arrays of a library no
+    registered backend describes get the CPU profile, or the GPU one for CuPy arrays and
+    torch / JAX arrays on a GPU.
+    """
+    try:
+        device = array_api_compat.device(x)
+    except Exception:  # a traced or lazy array without a concrete device
+        device = None
+    key = (type(x), str(device))
+    known = _profiles.get(key)
+    if known is not None:
+        return known
+    profile = None
+    xp = array_api_compat.array_namespace(x)
+    with _lock:
+        specs = [
+            _registry[name]
+            for name, (loaded, _) in _load_cache.items()
+            if loaded is xp and name in _registry
+        ]
+    for spec in specs:
+        if spec.device_profile is not None:
+            profile = spec.device_profile(device)
+            break
+    if profile is None:
+        profile = _builtin_profile(x, device)
+    _profiles[key] = profile
+    return profile

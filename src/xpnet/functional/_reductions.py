@@ -1,5 +1,5 @@
-"""Helpers the losses share: the ``reduction`` argument, its adjoint, broadcasting adjoints,
-a stable log-sum-exp and a division that never warns."""
+"""Helpers the losses share: the ``reduction`` argument, its adjoint and broadcasting
+adjoints."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from ._validation import constant
 __all__ = [
     "REDUCTIONS",
     "check_reduction",
-    "divide",
     "expand_cotangent",
-    "logsumexp",
     "reduce",
     "sum_to_shape",
 ]
@@ -59,26 +57,3 @@ def sum_to_shape(xp: Any, g: Any, shape: tuple[int, ...]) -> Any:
     if axes:
         g = xp.sum(g, axis=axes, keepdims=True)
     return g
-
-
-def logsumexp(xp: Any, x: Any, axis: int) -> Any:
-    """``log(sum(exp(x), axis))`` with keepdims, shifted by the maximum so it never overflows."""
-    m = xp.max(x, axis=axis, keepdims=True)
-    # An all -inf slice would give -inf - -inf = nan; shift it by 0 instead (result -inf).
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    return m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
-
-
-def divide(xp: Any, numerator: Any, denominator: Any) -> Any:
-    """``numerator / denominator`` with IEEE results (nan, +-inf) for a zero denominator but
-    without the warning NumPy would emit; torch returns these values silently."""
-    zero = denominator == 0
-    safe = xp.where(zero, xp.ones_like(denominator), denominator)
-    quotient = numerator / safe
-    inf = constant(xp, math.inf, quotient)
-    special = xp.where(
-        numerator > 0,
-        inf,
-        xp.where(numerator < 0, -inf, constant(xp, math.nan, quotient)),
-    )
-    return xp.where(zero, special, quotient)

@@ -8,6 +8,9 @@ from typing import Any
 
 import array_api_compat
 
+from ..backends import device_profile
+from ..config import get_value_checks
+
 __all__ = [
     "as_pair",
     "check_float",
@@ -15,7 +18,9 @@ __all__ = [
     "check_same_dtype",
     "check_shape",
     "constant",
+    "is_lazy",
     "namespace_of",
+    "reads_values",
 ]
 
 
@@ -114,3 +119,28 @@ def as_pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
 def constant(xp: Any, value: float, like: Any) -> Any:
     """Return ``value`` as a 0-d array with ``like``'s dtype and device."""
     return xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
+
+
+def is_lazy(x: Any) -> bool:
+    """Whether ``x`` has no value to read yet: a JAX tracer (inside ``jax.jit``) or a Dask
+    array. Only a class check, so it never forces a computation."""
+    if array_api_compat.is_dask_array(x):
+        return True
+    return any(
+        cls.__name__ == "Tracer" and cls.__module__.startswith("jax") for cls in type(x).__mro__
+    )
+
+
+def reads_values(*arrays: Any) -> bool:
+    """Whether argument checks may read these arrays' values on the host now.
+
+    :func:`xpnet.config.value_checks` decides when set; automatically, yes unless an array
+    is lazy (:func:`is_lazy`) or lives where a read stalls the device (a GPU).
+    """
+    present = [a for a in arrays if a is not None]
+    if any(is_lazy(a) for a in present):
+        return False
+    forced = get_value_checks()
+    if forced is not None:
+        return forced
+    return all(device_profile(a).cheap_sync for a in present)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._autodiff import Pullback, defvjp
 from ._special import erfc
-from ._validation import check_float, constant, namespace_of
+from ._validation import check_float, namespace_of
 
 __all__ = ["gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 
@@ -71,17 +71,17 @@ def relu(input: Any, inplace: bool = False) -> Any:
     """
     xp = _float_input(input)
     _no_inplace(inplace)
-    return xp.maximum(input, constant(xp, 0.0, input))
+    return xp.maximum(input, 0.0)
 
 
 @defvjp(relu, "input")
 def _relu_vjp(input: Any, inplace: bool = False) -> tuple[Any, Pullback]:
     xp = _float_input(input)
     y = relu(input, inplace)
-    positive = input > 0
 
     def pullback(dy: Any) -> tuple[Any]:
-        return (xp.where(positive, dy, xp.zeros_like(dy)),)
+        # y > 0 exactly where input > 0 (a NaN input gives a NaN output, not above 0).
+        return (xp.where(y > 0, dy, 0.0),)
 
     return y, pullback
 
@@ -360,6 +360,12 @@ def _shifted_and_sum(xp: Any, x: Any, axis: int) -> tuple[Any, Any]:
         return x, xp.ones_like(x)
     shifted = x - xp.max(x, axis=axis, keepdims=True)
     return shifted, xp.sum(xp.exp(shifted), axis=axis, keepdims=True)
+
+
+def log_softmax_last(xp: Any, x: Any) -> Any:
+    """Log-softmax along the last axis of ``x`` (what the class losses need): 6 passes."""
+    shifted, total = _shifted_and_sum(xp, x, x.ndim - 1)
+    return shifted - xp.log(total)
 
 
 def softmax(input: Any, dim: int, dtype: Any = None) -> Any:

@@ -8,13 +8,14 @@ torch) is moved last for the computation and moved back for the gradient.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import array_api_compat
-
 from ._autodiff import Pullback, defvjp
-from ._reductions import check_reduction, divide, expand_cotangent, logsumexp, reduce, sum_to_shape
-from ._validation import check_float, check_same_dtype, check_shape, namespace_of
+from ._constants import cached_constant
+from ._reductions import check_reduction, expand_cotangent, reduce, sum_to_shape
+from ._validation import check_float, check_same_dtype, check_shape, namespace_of, reads_values
+from .activations import log_softmax_last
 
 __all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "nll_loss"]
 
@@ -55,7 +56,8 @@ def _check_class_targets(
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise TypeError(f"ignore_index: expected an int, got {ignore_index!r}")
     check_reduction(reduction)
-    _check_target_range(xp, target, classes, ignore_index)
+    if reads_values(target):
+        _check_target_range(xp, target, classes, ignore_index)
     return xp, classes
 
 
@@ -88,14 +90,23 @@ def _classes_back(xp: Any, x: Any) -> Any:
 
 
 def _one_hot(xp: Any, target: Any, classes: int) -> Any:
-    """Boolean ``(..., C)`` mask, true at each element's target class."""
-    labels = xp.arange(classes, dtype=target.dtype, device=array_api_compat.device(target))
+    """Boolean ``(..., C)`` mask, true at each element's target class (all false for a
+    target outside ``[0, C)``)."""
+    labels = cached_constant(
+        target,
+        ("class labels", classes, str(target.dtype)),
+        lambda xp, device: xp.arange(classes, dtype=target.dtype, device=device),
+    )
     return xp.expand_dims(target, axis=-1) == labels
 
 
 class _ClassLoss:
     """The weighted negative log-likelihood of the target classes, shared by nll_loss and
-    cross_entropy; ``logp`` holds log-probabilities with the classes on the last axis."""
+    cross_entropy; ``logp`` holds log-probabilities with the classes on the last axis.
+
+    Written for few passes over the ``(..., C)`` arrays: a step's loss and its pullback
+    are about 26 array operations (launches, on a GPU) in the default case.
+    """
 
     def __init__(
         self,
@@ -109,56 +120,83 @@ class _ClassLoss:
         label_smoothing: float = 0.0,
     ) -> None:
         self.xp = xp
+        self.logp = logp
         self.reduction = reduction
         self.classes = classes
         self.label_smoothing = label_smoothing
         self.valid = target != ignore_index
-        # True at each non-ignored element's target class; all false for ignored elements.
-        self.onehot = _one_hot(xp, target, classes) & xp.expand_dims(self.valid, axis=-1)
-        zero = xp.zeros_like(logp)
-        # Each element's class weight, 0 where the target is ignored.
-        if weight is None:
-            self.class_weight = None
-            self.target_weight = xp.astype(self.valid, logp.dtype)
-        else:
-            self.class_weight = weight
-            self.target_weight = xp.sum(xp.where(self.onehot, weight, zero), axis=-1)
+        # True at each non-ignored element's target class. An ignore_index outside
+        # [0, C) matches no class, so only one inside needs masking.
+        self.onehot = _one_hot(xp, target, classes)
+        if 0 <= ignore_index < classes:
+            self.onehot = self.onehot & xp.expand_dims(self.valid, axis=-1)
+        # Each element's class weight, 0 where the target is ignored (None: 1 or 0).
+        self.class_weight = weight
+        self.target_weight = (
+            None if weight is None else xp.sum(xp.where(self.onehot, weight, 0.0), axis=-1)
+        )
         # where, not masks times logp: log-probabilities may be -inf at classes that do
         # not count (torch gives those elements a loss of 0, not nan).
-        picked = xp.sum(xp.where(self.onehot, logp, zero), axis=-1)
-        loss = -(self.target_weight * picked)
+        picked = xp.sum(xp.where(self.onehot, logp, 0.0), axis=-1)
+        loss = -picked if weight is None else -(self.target_weight * picked)
         if label_smoothing > 0.0:
             # torch: (1 - ls) * nll + ls / C * (-sum_c w_c logp_c), ignored elements zeroed.
             weighted = logp if weight is None else logp * weight
             smooth = -xp.sum(weighted, axis=-1)
-            smooth = xp.where(self.valid, smooth, xp.zeros_like(smooth))
+            smooth = xp.where(self.valid, smooth, 0.0)
             loss = (1.0 - label_smoothing) * loss + (label_smoothing / classes) * smooth
+        if not reads_values(target):
+            # The target range went unchecked (a GPU, a trace): a target outside [0, C)
+            # makes its loss NaN rather than silently 0.
+            # (An ignored target matches no class, so "counted" is "hit == valid".)
+            counted = xp.any(self.onehot, axis=-1) == self.valid
+            loss = xp.where(counted, loss, math.nan)
         self.elements = loss
-        # The weighted mean divides by the summed weight of the non-ignored targets.
-        self.total_weight = xp.sum(self.target_weight)
+        # The weighted mean divides by the summed weight of the non-ignored targets; a
+        # total of 0 (every target ignored) gives NaN, as in torch, without a warning.
+        if reduction == "mean":
+            total = (
+                xp.sum(xp.astype(self.valid, logp.dtype))
+                if weight is None
+                else xp.sum(self.target_weight)
+            )
+            self.divisor = xp.where(total == 0, math.nan, total)
 
     def reduced(self) -> Any:
         if self.reduction == "mean":
-            return divide(self.xp, self.xp.sum(self.elements), self.total_weight)
+            return self.xp.sum(self.elements) / self.divisor
         return reduce(self.xp, self.elements, self.reduction)
 
     def element_cotangent(self, cotangent: Any) -> Any:
         """The cotangent of each element's loss, zero where the target is ignored."""
         xp = self.xp
         shape = tuple(self.elements.shape)
-        reduction = self.reduction
-        if reduction == "mean":  # weighted mean: a sum divided by the total weight
-            cotangent = divide(xp, cotangent, self.total_weight)
-            reduction = "sum"
-        g = expand_cotangent(xp, cotangent, shape, reduction)
-        return xp.where(self.valid, g, xp.zeros_like(g))
+        if self.reduction == "mean":  # weighted mean: a sum divided by the total weight
+            g = xp.broadcast_to(cotangent / self.divisor, shape)
+        else:
+            g = expand_cotangent(xp, cotangent, shape, self.reduction)
+        return xp.where(self.valid, g, 0.0)
+
+    def logits_cotangent(self, cotangent: Any) -> Any:
+        """The pullback through log-softmax: ``loss = -sum_c q_c logp_c`` per element gives
+        ``dloss/dlogit_k = p_k sum_c q_c - q_k`` (``(..., C)``)."""
+        xp = self.xp
+        g = xp.expand_dims(self.element_cotangent(cotangent), axis=-1)
+        p = xp.exp(self.logp)
+        if self.class_weight is None and self.label_smoothing == 0.0:
+            # q is the one-hot target: sum_c q_c is 1 where g is not 0.
+            return g * (p - xp.astype(self.onehot, p.dtype))
+        q = self.target_distribution()
+        return g * (p * xp.sum(q, axis=-1, keepdims=True) - q)
 
     def target_distribution(self) -> Any:
         """``q`` with ``loss = -sum_c q_c logp_c`` per element: the (smoothed, weighted)
         target; ``(..., C)``."""
         xp = self.xp
-        w_t = xp.expand_dims(self.target_weight, axis=-1)
-        q = xp.where(self.onehot, w_t, xp.zeros_like(w_t))
+        if self.target_weight is None:
+            q = xp.astype(self.onehot, self.logp.dtype)
+        else:
+            q = xp.where(self.onehot, xp.expand_dims(self.target_weight, axis=-1), 0.0)
         ls = self.label_smoothing
         if ls > 0.0:
             valid = xp.expand_dims(xp.astype(self.valid, q.dtype), axis=-1)
@@ -308,8 +346,7 @@ def cross_entropy(
     """
     xp, classes = _check_class_targets(input, target, weight, ignore_index, reduction)
     ls = _check_label_smoothing(label_smoothing)
-    logits = _classes_last(xp, input)
-    logp = logits - logsumexp(xp, logits, axis=-1)
+    logp = log_softmax_last(xp, _classes_last(xp, input))
     return _ClassLoss(xp, logp, target, weight, ignore_index, classes, reduction, ls).reduced()
 
 
@@ -324,16 +361,11 @@ def _cross_entropy_vjp(
 ) -> tuple[Any, Pullback]:
     xp, classes = _check_class_targets(input, target, weight, ignore_index, reduction)
     ls = _check_label_smoothing(label_smoothing)
-    logits = _classes_last(xp, input)
-    logp = logits - logsumexp(xp, logits, axis=-1)
+    logp = log_softmax_last(xp, _classes_last(xp, input))
     loss = _ClassLoss(xp, logp, target, weight, ignore_index, classes, reduction, ls)
 
     def pullback(cotangent: Any) -> tuple[Any]:
-        # loss = -sum_c q_c logp_c  =>  dloss/dlogit_k = p_k sum_c q_c - q_k
-        g = xp.expand_dims(loss.element_cotangent(cotangent), axis=-1)
-        q = loss.target_distribution()
-        dlogits = g * (xp.exp(logp) * xp.sum(q, axis=-1, keepdims=True) - q)
-        return (_classes_back(xp, dlogits),)
+        return (_classes_back(xp, loss.logits_cotangent(cotangent)),)
 
     return loss.reduced(), pullback
 

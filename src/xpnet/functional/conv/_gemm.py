@@ -1,0 +1,74 @@
+"""The column GEMM shared by the flat, strided and depthwise strategies.
+
+The columns are channel-major, ``(groups, C/groups * kh * kw, n * positions)``, with the
+batch inside the column axis, so one GEMM per group covers a whole chunk (BLAS is far faster
+on one large product than on many small ones); the price is a transpose of the (small) input
+and output instead of the (large) columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...config import get_workspace_bytes
+from . import _flat, _strided
+from ._plan import ConvPlan, chunks, itemsize, sum_chunks
+
+__all__ = ["columns", "forward", "weight_grad"]
+
+
+def columns(plan: ConvPlan, x: Any) -> Any:
+    """im2col of a batched chunk: flat shifts where the plan is flat, else strided slices."""
+    return _flat.columns(plan, x) if plan.flat else _strided.columns(plan, x)
+
+
+def _to_nchw(plan: ConvPlan, y: Any) -> Any:
+    """``(O, n, positions)`` to ``(n, O, OH, OW)``, dropping the flat layout's wrapped
+    positions."""
+    xp = plan.xp
+    oh, ow = plan.out_size
+    y = xp.reshape(y, (y.shape[0], y.shape[1], oh, plan.row))
+    if plan.row != ow:
+        y = y[..., :ow]
+    return xp.permute_dims(y, (1, 0, 2, 3))
+
+
+def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
+    """The convolution of a batched ``x`` without bias, chunk by chunk.
+
+    With ``keep``, also returns the chunks' columns when they fit half the workspace budget
+    together (the weight gradient reuses them instead of rebuilding them), else ``None``.
+    """
+    kernels = _flat.kernels(plan, weight)
+    per_image = plan.groups * plan.patch * plan.positions
+    total = plan.batch * per_image * itemsize(plan, x)
+    saved: list[Any] | None = [] if keep and 2 * total <= get_workspace_bytes() else None
+    pieces = []
+    for start, stop in chunks(plan, x, per_image):
+        cols = columns(plan, x[start:stop, ...])
+        product = kernels @ cols  # (groups, O / groups, n * positions)
+        if saved is not None:
+            saved.append(cols)
+        cols = None  # release this chunk's columns before building the next
+        y = plan.xp.reshape(product, (plan.out_channels, stop - start, plan.positions))
+        pieces.append(_to_nchw(plan, y))
+    y = pieces[0] if len(pieces) == 1 else plan.xp.concat(pieces, axis=0)
+    return y, saved
+
+
+def weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
+    """dW = dY @ columns^T, chunk by chunk, with the forward's columns if it kept them."""
+    xp = plan.xp
+    per_image = plan.groups * plan.patch * plan.positions
+    ranges = chunks(plan, x, per_image)
+
+    def part(start: int, stop: int) -> Any:
+        cols = saved[ranges.index((start, stop))] if saved is not None else None
+        if cols is None:
+            cols = columns(plan, x[start:stop, ...])
+        dy_cm = _flat.flat_cotangent(plan, dy[start:stop, ...], channel_major=True)
+        dy_cm = xp.reshape(dy_cm, (plan.groups, plan.out_channels // plan.groups, -1))
+        return dy_cm @ xp.matrix_transpose(cols)
+
+    dweight = sum_chunks(plan, x, per_image, part)
+    return xp.reshape(dweight, (plan.out_channels, -1, *plan.kernel))

@@ -1,0 +1,223 @@
+"""conv2d's arguments checked once, the strategy chosen, and the batch cut into chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ...backends import DeviceProfile, device_profile
+from ...config import get_conv_strategy, get_workspace_bytes
+from .._validation import (
+    as_pair,
+    check_float,
+    check_ndim,
+    check_same_dtype,
+    check_shape,
+    namespace_of,
+)
+from .._windows import sliding_output_size
+
+__all__ = ["ConvPlan", "applicable", "choose", "chunks", "itemsize", "plan", "sum_chunks"]
+
+# Flat columns compute ``Wp - OW`` wrapped positions per output row and throw them away;
+# worth it while they add at most 1/8 to the work (measured: at 7-14 pixels, where they
+# add 14-30%, the 2-D slices are as fast or faster).
+MAX_WRAPPED_FRACTION = 8
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """Everything the forward and backward passes need, checked once."""
+
+    xp: Any
+    profile: DeviceProfile
+    unbatched: bool
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, bottom, left, right
+    padded: tuple[int, int]
+    out_size: tuple[int, int]
+    strategy: str = "strided"
+    flat_anyway: bool = False  # flat layout even where the strategy would not use it
+
+    @property
+    def patch(self) -> int:
+        """Length of one group's flattened receptive field, ``C/groups * kh * kw``."""
+        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
+
+    @property
+    def flat(self) -> bool:
+        """Stride 1 in the flat layout: windows are shifts of the flattened image."""
+        return self.stride == (1, 1) and (
+            self.flat_anyway or self.strategy in ("flat", "depthwise")
+        )
+
+    @property
+    def depthwise(self) -> bool:
+        """One input channel per group."""
+        return self.in_channels == self.groups > 1
+
+    @property
+    def row(self) -> int:
+        """Column positions per output row: the padded width for flat columns, else OW."""
+        return self.padded[1] if self.flat else self.out_size[1]
+
+    @property
+    def positions(self) -> int:
+        """Column positions per image."""
+        return self.out_size[0] * self.row
+
+
+def _resolve_padding(
+    padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(
+                    f"padding: 'same' needs stride 1 (as in torch), got stride {stride}"
+                )
+            pads = []
+            for k, d in zip(kernel, dilation, strict=True):
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]  # torch puts the odd one at the end
+            return (pads[0], pads[1], pads[2], pads[3])
+        raise ValueError(f"padding: expected an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = as_pair("padding", padding, minimum=0)
+    return (ph, ph, pw, pw)
+
+
+def plan(
+    x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any
+) -> ConvPlan:
+    """Check conv2d's arguments (each error names the argument) and choose its strategy."""
+    xp = namespace_of(input=x, weight=weight, bias=bias)
+    check_ndim("input", x, (3, 4), "(N, C, H, W) or (C, H, W)")
+    check_ndim("weight", weight, (4,), "(out_channels, in_channels / groups, kH, kW)")
+    check_float(xp, "input", x)
+    check_same_dtype("weight", weight, "input", x)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups: expected a positive int, got {groups!r}")
+    unbatched = x.ndim == 3
+    batch, channels = (1, x.shape[0]) if unbatched else (x.shape[0], x.shape[1])
+    out_channels, group_channels = weight.shape[0], weight.shape[1]
+    if channels % groups:
+        raise ValueError(f"groups: input has {channels} channels, not divisible by groups={groups}")
+    if out_channels % groups:
+        raise ValueError(
+            f"groups: weight has {out_channels} output channels, not divisible by groups={groups}"
+        )
+    if group_channels * groups != channels:
+        raise ValueError(
+            f"weight: expects {group_channels * groups} input channels "
+            f"({group_channels} per group x groups={groups}), but input has {channels} "
+            f"(input shape {tuple(x.shape)}, weight shape {tuple(weight.shape)})"
+        )
+    if bias is not None:
+        check_same_dtype("bias", bias, "input", x)
+        check_shape("bias", bias, (out_channels,), "one value per output channel")
+    kernel = (int(weight.shape[2]), int(weight.shape[3]))
+    stride_ = as_pair("stride", stride, minimum=1)
+    dilation_ = as_pair("dilation", dilation, minimum=1)
+    pads = _resolve_padding(padding, kernel, stride_, dilation_)
+    height, width = x.shape[-2], x.shape[-1]
+    padded = (height + pads[0] + pads[1], width + pads[2] + pads[3])
+    out_size = (
+        sliding_output_size("weight", height, kernel[0], stride_[0], dilation_[0], padded[0]),
+        sliding_output_size("weight", width, kernel[1], stride_[1], dilation_[1], padded[1]),
+    )
+    checked = ConvPlan(
+        xp=xp,
+        profile=device_profile(x),
+        unbatched=unbatched,
+        batch=batch,
+        in_channels=channels,
+        out_channels=out_channels,
+        groups=groups,
+        kernel=kernel,
+        stride=stride_,
+        dilation=dilation_,
+        pads=pads,
+        padded=padded,
+        out_size=out_size,
+    )
+    return ConvPlan(**{**checked.__dict__, "strategy": choose(checked)})
+
+
+def applicable(strategy: str, plan: ConvPlan) -> str | None:
+    """Why ``strategy`` cannot compute this convolution, or ``None`` if it can."""
+    if strategy == "flat" and plan.stride != (1, 1):
+        return f"needs stride 1, got stride {plan.stride}"
+    if strategy == "depthwise" and not plan.depthwise:
+        return (
+            f"needs one input channel per group, got {plan.in_channels} channels in "
+            f"{plan.groups} group(s)"
+        )
+    return None
+
+
+def choose(plan: ConvPlan) -> str:
+    """The strategy for this convolution: forced by :func:`xpnet.config.conv_strategy`,
+    else by the device and the shape.
+
+    * Launch-bound devices (GPUs): ``"gather"``, a fixed handful of operations whatever
+      the shape (a 3x3 conv's forward and backward in 11 launches, where the slice-based
+      layouts need one or more per kernel offset).
+    * Otherwise the layout that moves the fewest bytes: ``"depthwise"`` for one input
+      channel per group, ``"flat"`` for stride 1 unless the wrapped positions add more than
+      1/:data:`MAX_WRAPPED_FRACTION` to the work, else ``"strided"``.
+    """
+    forced = get_conv_strategy()
+    if forced is not None:
+        why = applicable(forced, plan)
+        if why is not None:
+            raise ValueError(f"conv strategy {forced!r} cannot compute this convolution: {why}")
+        return forced
+    if plan.profile.launch_bound:
+        return "gather"
+    if plan.depthwise:
+        return "depthwise"
+    wrapped = plan.padded[1] - plan.out_size[1]
+    if plan.stride == (1, 1) and wrapped * MAX_WRAPPED_FRACTION <= plan.out_size[1]:
+        return "flat"
+    return "strided"
+
+
+def itemsize(plan: ConvPlan, x: Any) -> int:
+    """Bytes per element of ``x`` (float32 or float64)."""
+    return 8 if x.dtype == plan.xp.float64 else 4
+
+
+def chunks(plan: ConvPlan, x: Any, per_image: int) -> list[tuple[int, int]]:
+    """Batch ranges whose temporaries (``per_image`` elements per image, plus two
+    input-sized staging copies: a re-laid-out and a padded one) fit the workspace budget
+    and the device's chunk size (at least one image per chunk)."""
+    limit = get_workspace_bytes()
+    if plan.profile.chunk_bytes is not None:
+        limit = min(limit, plan.profile.chunk_bytes)
+    staging = 2 * plan.in_channels * plan.padded[0] * plan.padded[1]
+    size = max(1, limit // ((per_image + staging) * itemsize(plan, x)))
+    return [(start, min(start + size, plan.batch)) for start in range(0, plan.batch, size)]
+
+
+def concat_chunks(plan: ConvPlan, x: Any, per_image: int, run: Callable[[int, int], Any]) -> Any:
+    """``run(start, stop)`` over the batch chunks of :func:`chunks`, concatenated."""
+    pieces = [run(start, stop) for start, stop in chunks(plan, x, per_image)]
+    return pieces[0] if len(pieces) == 1 else plan.xp.concat(pieces, axis=0)
+
+
+def sum_chunks(plan: ConvPlan, x: Any, per_image: int, run: Callable[[int, int], Any]) -> Any:
+    """The sum of ``run(start, stop)`` over the batch chunks of :func:`chunks`."""
+    total = None
+    for start, stop in chunks(plan, x, per_image):
+        part = run(start, stop)
+        total = part if total is None else total + part
+    return total
