@@ -14,6 +14,10 @@ inputs fails there (JAX arrays are immutable, and the standard promises no mutab
 
 Markers: ``@pytest.mark.skip_backends("jax", reason=...)`` and
 ``@pytest.mark.xfail_backends("jax", reason=...)``.
+
+The ``device_paths`` fixture runs a test twice: with the ops taking their CPU paths and
+their GPU paths (fewest launches, no value checks that read the device), whatever the
+backend's device, so the GPU code is checked on every CPU backend too.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from hypothesis import HealthCheck, settings
 
 import xpnet
 from helpers import BackendCase
-from xpnet.backends import BackendSpec
+from xpnet.backends import CPU_PROFILE, GPU_PROFILE, BackendSpec, assume_device_profile
 
 settings.register_profile(
     "default",
@@ -124,3 +128,10 @@ def backend(request: pytest.FixtureRequest) -> Iterator[BackendCase]:
         )
     with xpnet.use_backend(name, device or None) as active:
         yield BackendCase(name=name, xp=active.xp, device=active.device)
+
+
+@pytest.fixture(params=["cpu", "gpu"], ids=["cpu-paths", "gpu-paths"])
+def device_paths(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The ops' CPU paths or their GPU paths, on whatever backend the test runs."""
+    with assume_device_profile(CPU_PROFILE if request.param == "cpu" else GPU_PROFILE):
+        yield request.param

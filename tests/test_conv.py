@@ -116,6 +116,101 @@ def test_pullback_matches_torch(backend, dtype, x_shape, w_shape, kwargs, pads) 
         assert_close(grad, want, **tolerance(dtype))
 
 
+def _why_not(strategy: str, x_shape: tuple, w_shape: tuple, kwargs: dict) -> str | None:
+    """Independently of the code under test: which strategies cannot compute a config."""
+    stride = kwargs.get("stride", 1)
+    groups = kwargs.get("groups", 1)
+    if strategy == "flat" and stride not in (1, (1, 1)):
+        return "needs stride 1"
+    if strategy == "depthwise" and not (w_shape[1] == 1 and groups > 1):
+        return "needs one input channel per group"
+    return None
+
+
+@pytest.mark.parametrize("strategy", ["flat", "strided", "gather", "depthwise"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "kwargs", "pads"), CONFIGS)
+def test_every_strategy_matches_loops_and_torch(
+    backend, strategy, x_shape, w_shape, kwargs, pads
+) -> None:
+    from xpnet import config
+
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x, w, b = rng.normal(size=x_shape), rng.normal(size=w_shape), rng.normal(size=w_shape[0])
+    xb, wb, bb = (backend.asarray(a) for a in (x, w, b))
+    why = _why_not(strategy, x_shape, w_shape, kwargs)
+    with config.conv_strategy(strategy):
+        if why is not None:
+            with pytest.raises(ValueError, match=f"conv strategy '{strategy}' cannot compute"):
+                F.conv2d(xb, wb, bb, **kwargs)
+            return
+        y, pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+        dy = random_cotangent(y.shape, seed=13)
+        grads = pullback(backend.asarray(dy))
+    assert_close(y, conv2d_loops(x, w, b, **_loop_kwargs(kwargs, pads)))
+    _, expected = torch_vjp(torch.nn.functional.conv2d, [x, w, b], dy, wrt=(0, 1, 2), kwargs=kwargs)
+    for grad, want, arg in zip(grads, expected, (xb, wb, bb), strict=True):
+        backend.check_like(grad, arg)
+        assert_close(grad, want)
+
+
+@pytest.mark.parametrize("budget", [1, 5000])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_gather_strategy_in_chunks_matches_loops(backend, budget, groups) -> None:
+    # Chunks of one image (budget 1) and of two: the per-chunk gathers, the transposed
+    # gather of the input gradient and the summed weight gradient must join up exactly.
+    from xpnet import config
+
+    rng = np.random.default_rng(14)
+    x, w, b = (
+        rng.normal(size=(5, 4, 6, 7)),
+        rng.normal(size=(4, 4 // groups, 3, 3)),
+        rng.normal(size=4),
+    )
+    kwargs = {"stride": (2, 1), "padding": 1, "groups": groups}
+    xb, wb, bb = (backend.asarray(a) for a in (x, w, b))
+    with config.conv_strategy("gather"):
+        y, pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+        dy = random_cotangent(y.shape, seed=15)
+        whole = pullback(backend.asarray(dy))
+        with config.workspace(budget):
+            y_chunked, chunked_pullback = F.vjp(F.conv2d, xb, wb, bb, **kwargs)
+            chunked = chunked_pullback(backend.asarray(dy))
+    want = conv2d_loops(x, w, b, (2, 1), (1, 1, 1, 1), groups=groups)
+    assert_close(y, want)
+    assert_close(y_chunked, want)
+    _, expected = torch_vjp(
+        __import__("torch").nn.functional.conv2d, [x, w, b], dy, wrt=(0, 1, 2), kwargs=kwargs
+    )
+    for got, unchunked, reference in zip(chunked, whole, expected, strict=True):
+        assert_close(got, reference)
+        assert_close(unchunked, reference)
+
+
+def test_gpu_profile_chooses_the_gather_strategy_and_cpu_the_layouts(backend) -> None:
+    from xpnet.backends import CPU_PROFILE, GPU_PROFILE, assume_device_profile
+    from xpnet.functional.conv._plan import plan
+
+    x, w = backend.asarray(np.ones((2, 3, 8, 9))), backend.asarray(np.ones((4, 3, 3, 3)))
+    depthwise = backend.asarray(np.ones((3, 1, 3, 3)))
+    with assume_device_profile(GPU_PROFILE):
+        assert plan(x, w, None, 1, 1, 1, 1).strategy == "gather"
+        assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == "gather"
+    with assume_device_profile(CPU_PROFILE):
+        assert plan(x, w, None, 2, 1, 1, 1).strategy == "strided"
+        assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == "depthwise"
+        wide = backend.asarray(np.ones((2, 3, 8, 40)))
+        assert plan(wide, w, None, 1, 1, 1, 1).strategy == "flat"
+
+
+def test_conv_strategy_rejects_unknown_names() -> None:
+    from xpnet import config
+
+    with pytest.raises(ValueError, match="conv strategy: expected one of"):
+        with config.conv_strategy("winograd"):
+            pass
+
+
 def test_unbatched_input(backend: BackendCase) -> None:
     rng = np.random.default_rng(3)
     x, w = rng.normal(size=(2, 5, 5)), rng.normal(size=(3, 2, 3, 3))

@@ -76,7 +76,7 @@ def _ce_kwargs(ignore_index: int, reduction: str, ls: float) -> dict[str, Any]:
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize(("shape", "ignore_index", "weighted", "ls"), CLASS_CONFIGS)
 def test_cross_entropy_against_loops_and_torch(
-    backend, dtype, reduction, shape, ignore_index, weighted, ls
+    backend, device_paths, dtype, reduction, shape, ignore_index, weighted, ls
 ) -> None:
     x, t, w = _class_data(shape, ignore_index, weighted, seed=0)
     kwargs = _ce_kwargs(ignore_index, reduction, ls)
@@ -104,7 +104,7 @@ def test_cross_entropy_against_loops_and_torch(
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize(("shape", "ignore_index", "weighted", "ls"), CLASS_CONFIGS)
 def test_nll_loss_against_loops_and_torch(
-    backend, dtype, reduction, shape, ignore_index, weighted, ls
+    backend, device_paths, dtype, reduction, shape, ignore_index, weighted, ls
 ) -> None:
     logp, t, w = _class_data(shape, ignore_index, weighted, seed=1)
     xb = backend.asarray(logp, dtype)
@@ -445,6 +445,43 @@ def test_targets_out_of_range_name_target_and_the_values(backend, op) -> None:
         op(x, backend.asarray(np.array([0, -100, 2])), None, 2)
     # ignore_index itself is fine, in range or not
     op(x, backend.asarray(np.array([0, -5, 3])), None, -5)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("op", [F.cross_entropy, F.nll_loss])
+@pytest.mark.parametrize("ignore_index", [-100, 1])
+def test_unchecked_targets_out_of_range_make_the_loss_nan(
+    backend, op, reduction, ignore_index
+) -> None:
+    # Where the range check would read the device (a GPU, a trace), it is skipped: a bad
+    # target then makes its element's loss NaN, never a silent 0; the others are exact.
+    from xpnet import config
+
+    x, _, w = _class_data((4, 5), ignore_index, True, seed=11)
+    t = np.array([7, 0, ignore_index, -3], dtype=np.int64)
+    xb, wb = backend.asarray(x), backend.asarray(w)
+    good = np.array([2, 0, ignore_index, 3], dtype=np.int64)
+    kwargs = {"ignore_index": ignore_index, "reduction": reduction}
+    with config.value_checks(False):
+        loss = to_numpy(op(xb, backend.asarray(t), wb, **kwargs))
+        fine = to_numpy(op(xb, backend.asarray(good), wb, **kwargs))
+    reference = cross_entropy_loops if op is F.cross_entropy else nll_loss_loops
+    assert_close(fine, reference(x, good, w, ignore_index=ignore_index, reduction=reduction))
+    if reduction == "none":
+        assert np.isnan(loss[0]) and np.isnan(loss[3])
+        assert_close(loss[1:3], to_numpy(fine)[1:3])
+    else:
+        assert np.isnan(loss)
+    with config.value_checks(True), pytest.raises(ValueError, match=r"got -3, 7$"):
+        op(xb, backend.asarray(t), wb, **kwargs)
+
+
+def test_value_checks_rejects_a_non_bool() -> None:
+    from xpnet import config
+
+    with pytest.raises(ValueError, match="value checks: expected True, False or None"):
+        with config.value_checks("yes"):  # type: ignore[arg-type]
+            pass
 
 
 @pytest.mark.parametrize("op", [F.cross_entropy, F.nll_loss])

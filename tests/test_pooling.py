@@ -194,7 +194,7 @@ def test_max_forward_matches_loops(backend, dtype, x_shape, kwargs) -> None:
 
 
 @pytest.mark.parametrize(("x_shape", "kwargs"), MAX_CONFIGS)
-def test_max_pullback_finite_differences(backend, x_shape, kwargs) -> None:
+def test_max_pullback_finite_differences(backend, device_paths, x_shape, kwargs) -> None:
     # Random normal inputs have no ties, so max pooling is differentiable there.
     x = np.random.default_rng(1).normal(size=x_shape)
     check_vjp_finite_differences(backend, F.max_pool2d, [x], kwargs, wrt=(0,))
@@ -255,9 +255,12 @@ def test_ties_send_the_gradient_to_the_first_maximum(backend, dtype, kwargs) -> 
         ((2, 5, 9), {"kernel_size": 3, "stride": 3}),  # unbatched
     ],
 )
-def test_tiling_windows_ties_go_to_the_first_maximum(backend, dtype, shape, kwargs) -> None:
-    # Windows that tile the input take a reshape fast path (no indices asked for); with
-    # many ties its gradient must still follow torch's first-maximum rule.
+def test_tiling_windows_ties_go_to_the_first_maximum(
+    backend, device_paths, dtype, shape, kwargs
+) -> None:
+    # Windows that tile the input take a reshape fast path (no indices asked for; on the
+    # GPU paths the forward's argmax); with many ties its gradient must still follow
+    # torch's first-maximum rule.
     x = np.random.default_rng(7).integers(0, 3, size=shape).astype(np.float64)
     y, pullback = F.vjp(F.max_pool2d, backend.asarray(x, dtype), **kwargs)
     dy = random_cotangent(tuple(y.shape))
@@ -270,7 +273,7 @@ def test_tiling_windows_ties_go_to_the_first_maximum(backend, dtype, shape, kwar
     assert_close(dx, torch_dx, **tolerance(dtype))
 
 
-def test_tiling_windows_send_a_nan_windows_gradient_to_its_first_nan(backend) -> None:
+def test_tiling_windows_send_a_nan_windows_gradient_to_its_first_nan(backend, device_paths) -> None:
     x = np.random.default_rng(8).normal(size=(1, 1, 4, 4))
     x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan  # window (0, 0): NaNs at offsets 1 and 2
     x[0, 0, 3, 3] = np.nan  # window (1, 1): a NaN at offset 3

@@ -8,8 +8,9 @@ backend wraps NumPy's namespace, runs every operation for real, and records
 * **calls**: every call that produces an array, views included;
 * **launches**: the kernel launches a GPU library would make for those calls: none for a
   view (a slice, a reshape or a transpose that NumPy made without copying), one per
-  computing op, and CuPy's rule for ``concat`` / ``stack`` (one copy kernel per array, or
-  one kernel for more than eight small arrays);
+  computing op, and CuPy's rules for ``concat`` / ``stack`` (one copy kernel per array, or
+  one kernel for more than eight small arrays) and ``matmul`` (copies of strided operands,
+  pointer-table kernels where a batch axis broadcasts);
 * **transfers**: host-to-device copies (an array made from host data, e.g. a 0-d constant);
 * **syncs**: reads on the host, and ops whose output shape depends on the data (``nonzero``,
   ``unique_*``, boolean-mask indexing), which a GPU library must read back.
@@ -207,6 +208,25 @@ def _concat_launches(arrays: Any) -> tuple[int, int]:
     return count, 0
 
 
+def _matmul_launches(a: np.ndarray, b: np.ndarray) -> int:
+    """Launches of CuPy's ``matmul`` (``cupy/_core/_routines_linalg.pyx``): up to 2-D, one
+    GEMM (transposed operands are passed to cuBLAS as such; other strided ones copied);
+    above, a copy of each operand that is not C-contiguous, then one strided-batched GEMM,
+    or, when a batch axis broadcasts, three kernels per batch axis building pointer tables
+    and one batched GEMM."""
+    if max(a.ndim, b.ndim) <= 2:
+        return 1 + sum(
+            not (m.flags.c_contiguous or m.flags.f_contiguous) for m in (a, b) if m.ndim == 2
+        )
+    copies = sum(not m.flags.c_contiguous for m in (a, b))
+    batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+    width = max(len(batch_a), len(batch_b))
+    batch_a = (1,) * (width - len(batch_a)) + batch_a
+    batch_b = (1,) * (width - len(batch_b)) + batch_b
+    broadcast = any(x != y for x, y in zip(batch_a, batch_b, strict=True))
+    return copies + (1 + 3 * width if broadcast else 1)
+
+
 def _binary(name: str) -> Callable[..., Any]:
     base = name.strip("_")
     reflected = base.startswith("r") and base not in ("rshift",)
@@ -222,7 +242,11 @@ def _binary(name: str) -> Callable[..., Any]:
         else:
             return NotImplemented
         result = op(other_data, self._data) if reflected else op(self._data, other_data)
-        return self._ns._produced(name, result, [self._data])
+        launches = None
+        if base == "matmul" and isinstance(other_data, np.ndarray):
+            left, right = (other_data, self._data) if reflected else (self._data, other_data)
+            launches = _matmul_launches(left, right)
+        return self._ns._produced(name, result, [self._data], launches=launches)
 
     method.__name__ = name
     return method
@@ -452,6 +476,8 @@ class CountingNamespace:
                 return self._produced(name, result, inputs, launches=0)
             if name in _CREATION:
                 return self._produced(name, result, inputs, launches=1)
+            if name == "matmul":
+                return self._produced(name, result, inputs, launches=_matmul_launches(*inputs))
             return self._produced(name, result, inputs)
 
         call.__name__ = name

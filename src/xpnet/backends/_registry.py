@@ -35,6 +35,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ActiveBackend",
     "asarray",
+    "assume_device_profile",
     "available_backends",
     "device_profile",
     "get_backend",
@@ -408,6 +409,24 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 _profiles: dict[tuple[type, str], DeviceProfile] = {}
+_assumed_profile: ContextVar[DeviceProfile | None] = ContextVar("xpnet_profile", default=None)
+
+
+@contextlib.contextmanager
+def assume_device_profile(profile: DeviceProfile | None) -> Iterator[DeviceProfile | None]:
+    """Make ops compute as on a device of ``profile`` inside the block, whatever their arrays'
+    device (``None``: each array's own profile).
+
+    For tests and comparisons: e.g. the GPU paths (fewest launches, no value checks that
+    read the device) run on NumPy arrays under ``assume_device_profile(GPU_PROFILE)``.
+    """
+    if profile is not None and not isinstance(profile, DeviceProfile):
+        raise TypeError(f"profile: expected a DeviceProfile or None, got {type(profile).__name__}")
+    token = _assumed_profile.set(profile)
+    try:
+        yield profile
+    finally:
+        _assumed_profile.reset(token)
 
 
 def _builtin_profile(x: Any, device: Any) -> DeviceProfile:
@@ -417,7 +436,13 @@ def _builtin_profile(x: Any, device: Any) -> DeviceProfile:
     if array_api_compat.is_torch_array(x):
         return GPU_PROFILE if getattr(device, "type", "cpu") == "cuda" else CPU_PROFILE
     if array_api_compat.is_jax_array(x):
-        return GPU_PROFILE if getattr(device, "platform", "cpu") == "gpu" else CPU_PROFILE
+        if device is None:  # a tracer inside jax.jit: it runs on JAX's default backend
+            import jax
+
+            platform = jax.default_backend()
+        else:
+            platform = getattr(device, "platform", "cpu")
+        return GPU_PROFILE if platform in ("gpu", "cuda", "rocm") else CPU_PROFILE
     return CPU_PROFILE
 
 
@@ -426,8 +451,11 @@ def device_profile(x: Any) -> DeviceProfile:
 
     A backend's ``device_profile`` decides for its arrays; arrays of a library no
     registered backend describes get the CPU profile, or the GPU one for CuPy arrays and
-    torch / JAX arrays on a GPU.
+    torch / JAX arrays on a GPU. :func:`assume_device_profile` overrides all of these.
     """
+    assumed = _assumed_profile.get()
+    if assumed is not None:
+        return assumed
     try:
         device = array_api_compat.device(x)
     except Exception:  # a traced or lazy array without a concrete device

@@ -25,22 +25,28 @@ from ._plan import ConvPlan, plan
 
 __all__ = ["conv2d"]
 
-# Each strategy's passes: forward(plan, x, weight, keep) -> (y, saved),
-# input_grad(plan, weight, dy), weight_grad(plan, x, dy, saved).
+# Each strategy's passes: forward(plan, x, weight, keep) -> (y, saved); cotangent(plan, dy)
+# lays the output's cotangent out once for input_grad(plan, weight, dy) and
+# weight_grad(plan, x, dy, saved).
+def _as_is(checked: ConvPlan, dy: Any) -> Any:
+    return dy
+
+
+_GEMM = {"forward": _gemm.forward, "cotangent": _as_is, "weight_grad": _gemm.weight_grad}
 _STRATEGIES = {
-    "flat": SimpleNamespace(
-        forward=_gemm.forward, input_grad=_flat.input_grad, weight_grad=_gemm.weight_grad
-    ),
-    "strided": SimpleNamespace(
-        forward=_gemm.forward, input_grad=_strided.input_grad, weight_grad=_gemm.weight_grad
-    ),
+    "flat": SimpleNamespace(**_GEMM, input_grad=_flat.input_grad),
+    "strided": SimpleNamespace(**_GEMM, input_grad=_strided.input_grad),
     "depthwise": SimpleNamespace(
         forward=_gemm.forward,
+        cotangent=_as_is,
         input_grad=_depthwise.input_grad,
         weight_grad=_depthwise.weight_grad,
     ),
     "gather": SimpleNamespace(
-        forward=_gather.forward, input_grad=_gather.input_grad, weight_grad=_gather.weight_grad
+        forward=_gather.forward,
+        cotangent=_gather.cotangent,
+        input_grad=_gather.input_grad,
+        weight_grad=_gather.weight_grad,
     ),
 }
 
@@ -133,12 +139,14 @@ def _conv2d_vjp(
         x = _with_batch_axis(checked, input)
         dy_batched = _with_batch_axis(checked, dy)
         dx = dweight = dbias = None
+        if needs & {"input", "weight"}:
+            laid_out = strategy.cotangent(checked, dy_batched)
         if "input" in needs:
-            dx = strategy.input_grad(checked, weight, dy_batched)
+            dx = strategy.input_grad(checked, weight, laid_out)
             if checked.unbatched:
                 dx = dx[0, ...]
         if "weight" in needs:
-            dweight = strategy.weight_grad(checked, x, dy_batched, saved)
+            dweight = strategy.weight_grad(checked, x, laid_out, saved)
             dweight = xp.reshape(dweight, tuple(weight.shape))
         if bias is not None and "bias" in needs:
             dbias = xp.sum(dy_batched, axis=(0, 2, 3))

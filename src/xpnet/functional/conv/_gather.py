@@ -26,14 +26,14 @@ __all__ = ["forward", "input_grad", "weight_grad"]
 
 def _axis_reads(
     size: int, out: int, kernel: int, stride: int, dilation: int, pad: int
-) -> list[tuple[int, int]]:
-    """Per (kernel offset, output position) along one axis, as ``k * out + o`` order: the
-    input position read (or -1 in the padding)."""
+) -> list[tuple[int, int, int]]:
+    """Along one axis, for each output position ``o`` and kernel offset ``k`` (``o`` outer):
+    ``(input position read or -1 in the padding, k, o)``."""
     reads = []
-    for k in range(kernel):
-        for o in range(out):
+    for o in range(out):
+        for k in range(kernel):
             position = o * stride + k * dilation - pad
-            reads.append((position if 0 <= position < size else -1, k * out + o))
+            reads.append((position if 0 <= position < size else -1, k, o))
     return reads
 
 
@@ -54,12 +54,10 @@ def _tables(plan: ConvPlan, like: Any, transposed: bool) -> tuple[Any, Any]:
                            plan.dilation[0], plan.pads[0])  # fmt: skip
         cols = _axis_reads(width, plan.out_size[1], plan.kernel[1], plan.stride[1],
                            plan.dilation[1], plan.pads[2])  # fmt: skip
-        tables = (
-            _transposed(plan, rows, cols, height, width)
-            if transposed
-            else _forward_terms(plan, rows, cols, width)
+        terms = _transposed if transposed else _forward
+        (row_term, row_ok), (col_term, col_ok), channel_stride, shape = terms(
+            plan, rows, cols, height, width
         )
-        (row_term, row_ok), (col_term, col_ok), channel_stride, shape = tables
 
         def put(values: list[int] | list[bool], dtype: Any, axes: tuple[int, ...]) -> Any:
             return xp.reshape(xp.asarray(values, dtype=dtype, device=device), axes)
@@ -67,78 +65,73 @@ def _tables(plan: ConvPlan, like: Any, transposed: bool) -> tuple[Any, Any]:
         channel = xp.arange(plan.in_channels, dtype=xp.int64, device=device) * channel_stride
         terms = xp.reshape(channel, shape[2]) + put(row_term, xp.int64, shape[0])
         # Entries in the padding read a valid (clipped) position and are masked out.
-        index = xp.reshape(terms + put(col_term, xp.int64, shape[1]), (-1,))
+        index = terms + put(col_term, xp.int64, shape[1])
+        flat_index = xp.reshape(index, (-1,))
         if all(row_ok) and all(col_ok):
-            return index, None
+            return flat_index, None
         ok = put(row_ok, xp.bool, shape[0]) & put(col_ok, xp.bool, shape[1])
-        valid = xp.broadcast_to(ok, (plan.in_channels, *tuple(ok.shape)[1:]))
-        return index, xp.reshape(valid, (-1,))
+        return flat_index, xp.reshape(xp.broadcast_to(ok, tuple(index.shape)), (-1,))
 
     tables: tuple[Any, Any] = cached_constant(like, key, build)
     return tables
 
 
-def _forward_terms(
-    plan: ConvPlan, rows: list[tuple[int, int]], cols: list[tuple[int, int]], width: int
+def _forward(
+    plan: ConvPlan,
+    rows: list[tuple[int, int, int]],
+    cols: list[tuple[int, int, int]],
+    height: int,
+    width: int,
 ) -> tuple[Any, ...]:
-    """Column ``(c, i, j, oh, ow)`` reads input ``c * H * W + h * W + w``: separable terms
-    laid out ``(C, kh, kw, OH, OW)``."""
-    row_term = [max(h, 0) * width for h, _ in rows]
-    col_term = [max(w, 0) for w, _ in cols]
+    """Column ``(oh, ow, c, i, j)`` (position-major) reads input ``c * H * W + h * W + w``:
+    separable terms laid out ``(OH, OW, C, kh, kw)``."""
     (kh, kw), (oh, ow) = plan.kernel, plan.out_size
-    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
-    shapes = ((1, kh, 1, oh, 1), (1, 1, kw, 1, ow), (-1, 1, 1, 1, 1))
+    shapes = ((oh, 1, 1, kh, 1), (1, ow, 1, 1, kw), (1, 1, -1, 1, 1))
     return (
-        (row_term, [h >= 0 for h, _ in rows]),
-        (col_term, [w >= 0 for w, _ in cols]),
+        ([max(h, 0) * width for h, _, _ in rows], [h >= 0 for h, _, _ in rows]),
+        ([max(w, 0) for w, _, _ in cols], [w >= 0 for w, _, _ in cols]),
         height * width,
         shapes,
     )
 
 
-def _readers(reads: list[tuple[int, int]], size: int) -> list[list[int]]:
-    """For each input position along one axis, the ``k * out + o`` entries that read it."""
-    found: list[list[int]] = [[] for _ in range(size)]
-    for position, entry in reads:
+def _readers(reads: list[tuple[int, int, int]], size: int) -> list[list[tuple[int, int]]]:
+    """For each input position along one axis, the ``(k, o)`` window entries that read it."""
+    found: list[list[tuple[int, int]]] = [[] for _ in range(size)]
+    for position, k, o in reads:
         if position >= 0:
-            found[position].append(entry)
+            found[position].append((k, o))
     return found
 
 
 def _transposed(
     plan: ConvPlan,
-    rows: list[tuple[int, int]],
-    cols: list[tuple[int, int]],
+    rows: list[tuple[int, int, int]],
+    cols: list[tuple[int, int, int]],
     height: int,
     width: int,
 ) -> tuple[Any, ...]:
-    """Input ``(c, h, w)`` collects the column gradients at ``(c, i, j, oh, ow)`` that read
+    """Input ``(c, h, w)`` collects the column gradients at ``(oh, ow, c, i, j)`` that read
     it: per axis at most ``Rh`` (``Rw``) readers, laid out ``(C, H, W, Rh, Rw)``, padded with
     masked entries."""
-    (kh, kw), (oh, ow) = plan.kernel, plan.out_size
-    positions = oh * ow
+    (kh, kw), ow = plan.kernel, plan.out_size[1]
+    patch = plan.in_channels * kh * kw  # one position's columns
     by_row, by_col = _readers(rows, height), _readers(cols, width)
     most_rows = max(1, max(len(r) for r in by_row))
     most_cols = max(1, max(len(c) for c in by_col))
     row_term, row_ok, col_term, col_ok = [], [], [], []
-    for readers in by_row:  # entry = i * OH + oh -> offset i * kw * P + oh * OW
+    for readers in by_row:  # (i, oh) -> oh * OW * K + i * kw
         for r in range(most_rows):
-            entry = readers[r] if r < len(readers) else -1
-            row_ok.append(entry >= 0)
-            i, o = divmod(max(entry, 0), oh)
-            row_term.append(i * kw * positions + o * ow)
-    for readers in by_col:  # entry = j * OW + ow -> offset j * P + ow
+            i, o = readers[r] if r < len(readers) else (0, 0)
+            row_ok.append(r < len(readers))
+            row_term.append(o * ow * patch + i * kw)
+    for readers in by_col:  # (j, ow) -> ow * K + j
         for r in range(most_cols):
-            entry = readers[r] if r < len(readers) else -1
-            col_ok.append(entry >= 0)
-            j, o = divmod(max(entry, 0), ow)
-            col_term.append(j * positions + o)
-    shapes = (
-        (1, height, 1, most_rows, 1),
-        (1, 1, width, 1, most_cols),
-        (-1, 1, 1, 1, 1),
-    )
-    return (row_term, row_ok), (col_term, col_ok), kh * kw * positions, shapes
+            j, o = readers[r] if r < len(readers) else (0, 0)
+            col_ok.append(r < len(readers))
+            col_term.append(o * patch + j)
+    shapes = ((1, height, 1, most_rows, 1), (1, 1, width, 1, most_cols), (-1, 1, 1, 1, 1))
+    return (row_term, row_ok), (col_term, col_ok), kh * kw, shapes
 
 
 def _gathered(plan: ConvPlan, flat: Any, index: Any, valid: Any) -> Any:
@@ -147,74 +140,113 @@ def _gathered(plan: ConvPlan, flat: Any, index: Any, valid: Any) -> Any:
     return taken if valid is None else plan.xp.where(valid, taken, 0.0)
 
 
+def _positions(plan: ConvPlan) -> int:
+    return plan.out_size[0] * plan.out_size[1]
+
+
 def _columns(plan: ConvPlan, x: Any) -> Any:
-    """im2col of a batched chunk: ``(n, groups, C/groups * kh * kw, OH * OW)``."""
+    """im2col of a batched chunk, position-major: ``(n, OH * OW, C * kh * kw)``."""
     xp = plan.xp
     n = x.shape[0]
     index, valid = _tables(plan, x, transposed=False)
     cols = _gathered(plan, xp.reshape(x, (n, -1)), index, valid)
-    positions = plan.out_size[0] * plan.out_size[1]
-    return xp.reshape(cols, (n, plan.groups, plan.patch, positions))
+    return xp.reshape(cols, (n, _positions(plan), -1))
 
 
-def _kernels(plan: ConvPlan, weight: Any) -> Any:
-    return plan.xp.reshape(weight, (plan.groups, plan.out_channels // plan.groups, plan.patch))
+def _by_group(plan: ConvPlan, cols: Any) -> Any:
+    """``(n, P, C * kh * kw)`` columns as ``(n, groups, P, C/groups * kh * kw)``."""
+    xp = plan.xp
+    n, positions = cols.shape[0], cols.shape[1]
+    return xp.permute_dims(
+        xp.reshape(cols, (n, positions, plan.groups, plan.patch)), (0, 2, 1, 3)
+    )
 
 
 def _per_image(plan: ConvPlan) -> int:
-    return plan.groups * plan.patch * plan.out_size[0] * plan.out_size[1]
+    return plan.groups * plan.patch * _positions(plan)
 
 
 def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
     """The convolution of a batched ``x`` without bias; with ``keep``, also the columns of
-    each chunk for the weight gradient."""
+    each chunk for the weight gradient.
+
+    One group: a single 2-D GEMM ``(n * P, K) @ (K, O)`` (no broadcasting, which would
+    cost GPU libraries pointer-table kernels), read back as NCHW through a transposed view.
+    """
     xp = plan.xp
-    kernels = _kernels(plan, weight)
     total = plan.batch * _per_image(plan) * itemsize(plan, x)
     saved: list[Any] | None = [] if keep and 2 * total <= get_workspace_bytes() else None
-    shape = (plan.out_channels, *plan.out_size)
+    oh, ow = plan.out_size
+    kernels = xp.reshape(weight, (plan.groups, plan.out_channels // plan.groups, plan.patch))
 
     def chunk(start: int, stop: int) -> Any:
+        n = stop - start
         cols = _columns(plan, x[start:stop, ...])
         if saved is not None:
             saved.append(cols)
-        return xp.reshape(kernels @ cols, (stop - start, *shape))
+        if plan.groups == 1:
+            product = xp.reshape(cols, (-1, plan.patch)) @ xp.matrix_transpose(kernels[0, ...])
+            return xp.permute_dims(xp.reshape(product, (n, oh, ow, -1)), (0, 3, 1, 2))
+        product = _by_group(plan, cols) @ xp.matrix_transpose(kernels)  # (n, G, P, O/G)
+        product = xp.permute_dims(product, (0, 1, 3, 2))
+        return xp.reshape(product, (n, plan.out_channels, oh, ow))
 
     return concat_chunks(plan, x, _per_image(plan), chunk), saved
 
 
+def cotangent(plan: ConvPlan, dy: Any) -> Any:
+    """The output's cotangent laid out for the pullback's products: ``(n * P, O)`` for one
+    group (one copy, shared by both gradients), else ``(n, groups, O/groups, P)`` (a view)."""
+    xp = plan.xp
+    n = dy.shape[0]
+    if plan.groups == 1:
+        return xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (n * _positions(plan), -1))
+    return xp.reshape(dy, (n, plan.groups, plan.out_channels // plan.groups, -1))
+
+
+def _rows(plan: ConvPlan, dy: Any, start: int, stop: int) -> Any:
+    """Images ``start:stop`` of a cotangent laid out by :func:`cotangent`."""
+    if plan.groups == 1:
+        positions = _positions(plan)
+        return dy[start * positions : stop * positions, :]
+    return dy[start:stop, ...]
+
+
 def weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
-    """dW: per image ``dY @ columns^T``, summed over the batch."""
+    """dW: ``dY^T @ columns`` over every image and position (one group: one 2-D GEMM)."""
     xp = plan.xp
     ranges = chunks(plan, x, _per_image(plan))
-    per_out = plan.out_channels // plan.groups
 
     def part(start: int, stop: int) -> Any:
         cols = saved[ranges.index((start, stop))] if saved is not None else None
         if cols is None:
             cols = _columns(plan, x[start:stop, ...])
-        dy4 = xp.reshape(dy[start:stop, ...], (stop - start, plan.groups, per_out, -1))
-        return xp.sum(dy4 @ xp.matrix_transpose(cols), axis=0)
+        g = _rows(plan, dy, start, stop)
+        if plan.groups == 1:
+            return xp.matrix_transpose(g) @ xp.reshape(cols, (-1, plan.patch))
+        return xp.sum(g @ _by_group(plan, cols), axis=0)  # (G, O/G, C/G * kh * kw)
 
     dweight = sum_chunks(plan, x, _per_image(plan), part)
     return xp.reshape(dweight, (plan.out_channels, -1, *plan.kernel))
 
 
 def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
-    """dX: the column gradients ``W^T @ dY``, gathered back per input element and summed."""
+    """dX: the column gradients ``dY @ W``, gathered back per input element and summed."""
     xp = plan.xp
     index, valid = _tables(plan, dy, transposed=True)
     height = plan.padded[0] - plan.pads[0] - plan.pads[1]
     width = plan.padded[1] - plan.pads[2] - plan.pads[3]
     readers = index.shape[0] // (plan.in_channels * height * width)
-    kernels_t = xp.matrix_transpose(_kernels(plan, weight))
-    per_out = plan.out_channels // plan.groups
+    kernels = xp.reshape(weight, (plan.groups, plan.out_channels // plan.groups, plan.patch))
 
     def chunk(start: int, stop: int) -> Any:
-        n = stop - start
-        dy4 = xp.reshape(dy[start:stop, ...], (n, plan.groups, per_out, -1))
-        dcols = xp.reshape(kernels_t @ dy4, (n, -1))
-        spread = _gathered(plan, dcols, index, valid)
+        n, g = stop - start, _rows(plan, dy, start, stop)
+        if plan.groups == 1:
+            dcols = g @ kernels[0, ...]  # (n * P, K)
+        else:
+            dcols = xp.matrix_transpose(g) @ kernels  # (n, G, P, K / G)
+            dcols = xp.permute_dims(dcols, (0, 2, 1, 3))
+        spread = _gathered(plan, xp.reshape(dcols, (n, -1)), index, valid)
         spread = xp.reshape(spread, (n, plan.in_channels, height, width, readers))
         return xp.sum(spread, axis=-1)
 
