@@ -8,11 +8,15 @@ every backend.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Generator", "get_rng", "resolve_rng", "seed"]
+__all__ = ["Generator", "MaskSource", "get_rng", "keep_mask", "mask_source", "resolve_rng", "seed"]
 
 Generator = np.random.Generator
 
@@ -57,3 +61,37 @@ def resolve_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     raise TypeError(
         f"rng: expected a numpy.random.Generator, a non-negative int or None, got {rng!r}"
     )
+
+
+class MaskSource(Protocol):
+    """Where :func:`keep_mask` takes its masks while a step is being compiled."""
+
+    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
+        """The mask for a draw of ``shape`` from ``rng`` kept with probability ``1 - p``."""
+        ...
+
+
+_mask_source: ContextVar[MaskSource | None] = ContextVar("xpnet_mask_source", default=None)
+
+
+def keep_mask(rng: Any, shape: tuple[int, ...], p: float) -> Any:
+    """Dropout's keep mask: ``resolve_rng(rng).random(shape) >= p`` on the host.
+
+    While a compiled step is traced (:func:`mask_source`), the mask comes from the step
+    instead: compiled code must not bake one draw in, so the step draws the same masks on
+    the host at every call, from the same generators, and passes them in.
+    """
+    source = _mask_source.get()
+    if source is not None:
+        return source.keep_mask(rng, shape, p)
+    return resolve_rng(rng).random(size=shape) >= p
+
+
+@contextlib.contextmanager
+def mask_source(source: MaskSource | None) -> Iterator[MaskSource | None]:
+    """Take :func:`keep_mask`'s masks from ``source`` inside the block."""
+    token = _mask_source.set(source)
+    try:
+        yield source
+    finally:
+        _mask_source.reset(token)

@@ -8,9 +8,16 @@ from typing import Any
 
 import array_api_compat
 
-from ..random import resolve_rng
+from ..random import keep_mask
 from ._autodiff import Pullback, defvjp
-from ._validation import check_float, check_ndim, check_same_dtype, check_shape, namespace_of
+from ._validation import (
+    check_float,
+    check_ndim,
+    check_same_dtype,
+    check_shape,
+    is_lazy,
+    namespace_of,
+)
 
 __all__ = ["dropout", "flatten", "linear"]
 
@@ -189,8 +196,8 @@ def _dropout_noise(input: Any, p: Any, training: Any, inplace: Any, rng: Any) ->
     # The standard has no random module: draw on the host, so one seed gives one mask on
     # every backend, then move the mask to the input's device.
     shape = tuple(int(s) for s in input.shape)
-    keep = resolve_rng(rng).random(size=shape) >= p
-    mask = xp.asarray(keep, device=array_api_compat.device(input))
+    keep = keep_mask(rng, shape, p)
+    mask = xp.asarray(keep, device=None if is_lazy(input) else array_api_compat.device(input))
     return xp, xp.astype(mask, input.dtype) * (1.0 / (1.0 - p))
 
 
