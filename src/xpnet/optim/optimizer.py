@@ -24,7 +24,7 @@ import array_api_compat
 from .. import backends
 from ..nn.module import Module
 
-__all__ = ["Optimizer", "ParamGroup"]
+__all__ = ["Optimizer", "ParamGroup", "flatten"]
 
 
 def non_negative(name: str, value: float) -> float:
@@ -43,7 +43,7 @@ def _on_host_then_like(value: Any, param: Any) -> Any:
     return xp.asarray(host, dtype=param.dtype, device=array_api_compat.device(param))
 
 
-def _flatten(xp: Any, arrays: list[Any]) -> Any:
+def flatten(xp: Any, arrays: list[Any]) -> Any:
     """One 1-D buffer holding ``arrays`` one after another."""
     flat = [xp.reshape(a, (-1,)) for a in arrays]
     return flat[0] if len(flat) == 1 else xp.concat(flat)
@@ -108,7 +108,7 @@ class ParamGroup:
         if self.flat is not None and all(a is b for a, b in zip(current, self.views, strict=True)):
             return self.flat
         xp = array_api_compat.array_namespace(current[0])
-        return _flatten(xp, current)
+        return flatten(xp, current)
 
 
 class Optimizer:
@@ -147,6 +147,24 @@ class Optimizer:
         """The new flat parameters; writes the new state arrays into ``state`` (arrays are
         replaced, never modified)."""
         raise NotImplementedError
+
+    def update(
+        self, param: Any, grad: Any, state: dict[str, Any], scalars: Mapping[str, Any]
+    ) -> Any:
+        """One update of a group's flat buffers: the new parameters; the new state arrays
+        are written into ``state``. Pure (no host reads, no in-place writes), so compiled
+        steps (:func:`xpnet.compile_step`) trace it."""
+        return self._update(param, grad, state, scalars)
+
+    def initial_state(self, param: Any) -> dict[str, Any]:
+        """State arrays for a group's flat parameters ``param`` that update exactly as no
+        state does, for compilers that need the state's layout fixed from the first step
+        (none where the rule's first step differs, as SGD's momentum does)."""
+        return {}
+
+    def scalars(self, step: int) -> dict[str, float]:
+        """The numbers of a group's ``step``-th update that change between steps."""
+        return self._scalars(step)
 
     # -- groups -----------------------------------------------------------------------------
 
@@ -203,13 +221,15 @@ class Optimizer:
                 pieces = [self._loose.pop(name, (0, {}))[1] for name in members]
                 for slot, first in pieces[0].items():
                     xp = array_api_compat.array_namespace(first)
-                    group.state[slot] = _flatten(xp, [piece[slot] for piece in pieces])
+                    group.state[slot] = flatten(xp, [piece[slot] for piece in pieces])
                 self._groups.append(group)
             result.append(group)
         return result
 
-    def _follow_params(self, group: ParamGroup, flat_param: Any) -> None:
-        """After ``model.to(...)``, bring the group's state to where its parameters live."""
+    def follow(self, group: ParamGroup, like: Any) -> None:
+        """After ``model.to(...)``, bring the group's state to where its parameters (of
+        which ``like`` is one) live."""
+        flat_param = like
         for slot, value in group.state.items():
             if (
                 array_api_compat.array_namespace(value)
@@ -266,10 +286,10 @@ class Optimizer:
         for group in self.groups_for(names):
             flat_param = group.flat_params(params)
             xp = array_api_compat.array_namespace(flat_param)
-            self._follow_params(group, flat_param)
-            flat_grad = _flatten(xp, [grads[name] for name in group.names])
+            self.follow(group, flat_param)
+            flat_grad = flatten(xp, [grads[name] for name in group.names])
             group.step += 1
-            new = self._update(flat_param, flat_grad, group.state, self._scalars(group.step))
+            new = self.update(flat_param, flat_grad, group.state, self.scalars(group.step))
             self.assign(group, xp, new)
 
     def assign(self, group: ParamGroup, xp: Any, flat: Any) -> None:

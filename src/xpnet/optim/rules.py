@@ -153,6 +153,12 @@ class Adam(Optimizer):
             "bias_correction2_sqrt": math.sqrt(1.0 - self.beta2**step),
         }
 
+    def initial_state(self, param: Any) -> dict[str, Any]:
+        # Zero moments are what the first step starts from (and max(0, v) = v for AMSGrad).
+        xp = array_api_compat.array_namespace(param)
+        slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.amsgrad else self.slots[1:3]
+        return {slot: xp.zeros_like(param) for slot in slots}
+
     def _update(
         self, param: Any, grad: Any, state: dict[str, Any], scalars: Mapping[str, Any]
     ) -> Any:
