@@ -207,7 +207,7 @@ def test_resume_on_the_command_line_is_exact(
     real_epoch = loop_module._train_epoch
 
     def interrupted(*args: Any) -> Any:
-        if args[4] == 2:
+        if args[3] == 2:  # _train_epoch(model, step, loader, epoch, epochs, progress)
             raise KeyboardInterrupt
         return real_epoch(*args)
 

@@ -25,7 +25,7 @@ from .backends import (
 )
 from .nn import value_and_grad
 from .random import seed
-from .train import evaluate, fit
+from .train import compile_step, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,7 @@ __all__ = [
     "__version__",
     "asarray",
     "available_backends",
+    "compile_step",
     "config",
     "data",
     "evaluate",

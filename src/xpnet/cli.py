@@ -249,6 +249,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue from --save where it stopped (starts afresh if it does not exist)",
     )
+    group.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile each training step with the backend's compiler (jax.jit on jax, a "
+        "CUDA graph on cupy); backends without one say so and run eagerly",
+    )
     _add_plots_argument(group, "after training")
 
     for name, text in (
@@ -563,6 +569,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         meta=meta,
         progress=not args.no_progress,
         log=lambda line: print(line, flush=True),
+        compile=args.compile,
     )
     seconds = sum(record["seconds"] for record in history)
     print(f"training time: {seconds:.1f} s")

@@ -515,7 +515,9 @@ def counting_backend(name: str = "counting", profile: DeviceProfile = GPU_PROFIL
     namespace = CountingNamespace(CountingDevice(name, profile))
 
     def from_host(xp: Any, obj: Any, dtype: Any, device: Any) -> CountingArray:
-        return namespace._asarray(namespace._inner.asarray, np.asarray(obj), dtype=dtype)
+        if not isinstance(obj, CountingArray):  # already on the device: no host copy
+            obj = np.asarray(obj)
+        return namespace._asarray(namespace._inner.asarray, obj, dtype=dtype)
 
     return BackendSpec(
         name=name,

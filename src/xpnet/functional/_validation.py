@@ -45,7 +45,9 @@ def namespace_of(**arrays: Any) -> Any:
     names = list(present)
     first = names[0]
     xp = array_api_compat.array_namespace(present[first])
-    first_device = array_api_compat.device(present[first])
+    # A traced array (inside jax.jit) has no device to compare; the trace's owner decides.
+    traced = any(is_lazy(a) for a in present.values())
+    first_device = None if traced else array_api_compat.device(present[first])
     for name in names[1:]:
         other = array_api_compat.array_namespace(present[name])
         if other is not xp:
@@ -53,7 +55,7 @@ def namespace_of(**arrays: Any) -> Any:
                 f"{name}: expected an array of the same library as {first} "
                 f"({xp.__name__}), got one of {other.__name__}"
             )
-        device = array_api_compat.device(present[name])
+        device = None if traced else array_api_compat.device(present[name])
         if device != first_device:
             raise ValueError(
                 f"{name}: expected an array on the same device as {first} "

@@ -1,4 +1,4 @@
-"""Training and evaluation loops, and safetensors checkpoints."""
+"""Training and evaluation loops, compiled training steps, and safetensors checkpoints."""
 
 from .checkpoint import (
     Checkpoint,
@@ -7,13 +7,17 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from .compile import CompileWarning, TrainStep, compile_step
 from .loop import TrainingDiverged, evaluate, fit, train_step
 
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "CompileWarning",
+    "TrainStep",
     "TrainingDiverged",
     "architecture_mismatch",
+    "compile_step",
     "evaluate",
     "fit",
     "load_checkpoint",

@@ -11,14 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
 from .. import functional as F
 from .. import random as xrandom
 from ..data import DataLoader
 from ..nn import Module
-from ..nn.module import forward_vjp
+from ..nn.grad import loss_output_and_grads
 from ..optim import LRScheduler, Optimizer
 from .checkpoint import (
     Checkpoint,
@@ -26,6 +25,14 @@ from .checkpoint import (
     architecture_mismatch,
     load_checkpoint,
     save_checkpoint,
+)
+from .compile import (
+    EagerStep,
+    TrainStep,
+    compile_evaluation,
+    compile_step,
+    evaluation_batch,
+    output_shape,
 )
 
 __all__ = ["TrainingDiverged", "evaluate", "fit", "train_step"]
@@ -59,16 +66,7 @@ def train_step(
         Gradients keyed like the model's parameters.
     """
     model.train()
-    output, model_pullback = forward_vjp(model, x, input_grad=False)
-    loss, loss_pullback = F.vjp(loss_fn, output, target)
-    xp = array_api_compat.array_namespace(loss)
-    _, grads = model_pullback(loss_pullback(xp.ones_like(loss))[0])
-    return loss, output, grads
-
-
-def _correct(output: Any, target: Any) -> int:
-    xp = array_api_compat.array_namespace(output)
-    return int(xp.sum(xp.astype(xp.argmax(output, axis=1) == target, xp.int64)))
+    return loss_output_and_grads(model, loss_fn, x, target)
 
 
 def evaluate(
@@ -76,6 +74,7 @@ def evaluate(
     loader: DataLoader,
     loss_fn: Callable[..., Any] = F.cross_entropy,
     progress: bool = False,
+    compile: bool = False,
 ) -> dict[str, float]:
     """Average loss and accuracy of ``model`` (in inference mode) over ``loader``.
 
@@ -90,6 +89,9 @@ def evaluate(
         Called as ``loss_fn(output, target, reduction="sum")``.
     progress : bool, default False
         Show a tqdm bar (only when stderr is a terminal).
+    compile : bool, default False
+        Compile the batch's forward pass, loss and accuracy with ``jax.jit`` on JAX
+        (eager elsewhere).
 
     Returns
     -------
@@ -101,22 +103,31 @@ def evaluate(
     ------
     ValueError
         If the loader yields no batch.
+
+    Notes
+    -----
+    The batches' sums stay on the device and are read once, at the end.
     """
     was_training = model.training
     model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
+    batch_sums = compile_evaluation(model, loss_fn) if compile else None
+    sums: list[tuple[Any, Any]] = []
+    seen = 0
     start = time.perf_counter()
     try:
         for x, target in _bar(loader, "evaluate", progress):
-            output = model(x)
-            total_loss += float(loss_fn(output, target, reduction="sum"))
-            correct += _correct(output, target)
+            if batch_sums is None:
+                sums.append(evaluation_batch(model, loss_fn, x, target))
+            else:
+                sums.append(batch_sums(x, target))
             seen += int(target.shape[0])
+        if seen == 0:
+            raise ValueError("loader: produced no batches to evaluate")
+        total_loss = math.fsum(float(_host(loss)) for loss, _ in sums)
+        correct = sum(int(_host(hits)) for _, hits in sums)
     finally:
         model.train(was_training)
     elapsed = max(time.perf_counter() - start, 1e-9)
-    if seen == 0:
-        raise ValueError("loader: produced no batches to evaluate")
     return {
         "loss": total_loss / seen,
         "accuracy": correct / seen,
@@ -124,13 +135,15 @@ def evaluate(
     }
 
 
-def _bar(iterable: Any, description: str, enabled: bool) -> Any:
+def _bar(iterable: Any, description: str, enabled: bool, total: int | None = None) -> Any:
     if not enabled:
         return iterable
     # Imported by name: tqdm ships no type information.
     tqdm = importlib.import_module("tqdm.auto").tqdm
     # disable=None: no bar when stderr is not a terminal (logs, CI), the epoch lines remain.
-    return tqdm(iterable, desc=description, leave=False, dynamic_ncols=True, disable=None)
+    return tqdm(
+        iterable, desc=description, total=total, leave=False, dynamic_ncols=True, disable=None
+    )
 
 
 def _generators(model: Module) -> dict[str, np.random.Generator]:
@@ -171,6 +184,7 @@ def fit(
     meta: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    compile: bool = False,
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``epochs`` epochs.
 
@@ -199,7 +213,10 @@ def fit(
         Show a tqdm bar with loss, accuracy and images per second (only when stderr is a
         terminal).
     log : callable or None, default print
-        Receives one line per epoch.
+        Receives one line per epoch (and, with ``compile``, one saying how steps run).
+    compile : bool, default False
+        Run each step through :func:`xpnet.compile_step`: the backend's compiler
+        (``jax.jit``, a CUDA graph on CuPy) where it has one, eagerly elsewhere.
 
     Returns
     -------
@@ -212,11 +229,30 @@ def fit(
     TrainingDiverged
         When the loss becomes NaN or infinite; the message names the epoch and step, and
         the last checkpoint written is left as it was.
+    ValueError
+        When a label is not a class index of the model's output (checked once, on the
+        host, before training).
+
+    Notes
+    -----
+    Steps never wait for the device: the losses and correct counts stay on it and are read
+    about every half second (and at the end of each epoch), which is when the progress bar
+    updates and a NaN loss is caught; the epoch and step named are the first with a
+    non-finite loss.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
     if optimizer.model is not model:
         raise ValueError("optimizer: was built for a different model")
+    if loss_fn in (F.cross_entropy, F.nll_loss):
+        _check_labels(model, [train_loader, test_loader])
+    step: TrainStep = (
+        compile_step(model, optimizer, loss_fn)
+        if compile
+        else EagerStep(model, optimizer, loss_fn, "compile=False")
+    )
+    if compile and log is not None:
+        log(f"steps: {step.how}")
     history: list[dict[str, float]] = []
     first_epoch = 1
     saved_epoch: int | None = None
@@ -232,7 +268,7 @@ def fit(
     for epoch in range(first_epoch, epochs + 1):
         train_loader.set_epoch(epoch)
         try:
-            record = _train_epoch(model, optimizer, train_loader, loss_fn, epoch, epochs, progress)
+            record = _train_epoch(model, step, train_loader, epoch, epochs, progress)
         except TrainingDiverged as exc:
             if path is None:
                 kept = "no checkpoint is written without a checkpoint path"
@@ -244,7 +280,7 @@ def fit(
                 kept = f"nothing was written to {path}"
             raise TrainingDiverged(f"{exc}; training stopped and {kept}") from None
         if test_loader is not None:
-            result = evaluate(model, test_loader, loss_fn)
+            result = evaluate(model, test_loader, loss_fn, compile=compile)
             record["test_loss"], record["test_accuracy"] = result["loss"], result["accuracy"]
         record["lr"] = optimizer.lr
         if scheduler is not None:
@@ -258,41 +294,76 @@ def fit(
     return history
 
 
+# How often a training loop reads its losses back from the device: every this many
+# seconds, or this many steps (which bounds the arrays waiting to be read).
+READ_EVERY_SECONDS = 0.5
+READ_EVERY_STEPS = 100
+
+
+class _Totals:
+    """An epoch's loss, correct predictions and examples, read from the device in blocks."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.loss = 0.0
+        self.correct = 0
+        self.seen = 0
+        self.pending: list[tuple[int, Any, Any, int]] = []  # (step, loss, correct, batch)
+
+    def add(self, step: int, loss: Any, correct: Any, batch: int) -> None:
+        self.pending.append((step, loss, correct, batch))
+
+    def read(self) -> None:
+        """Bring the pending steps' values to the host (one sync); stop at a NaN loss."""
+        if not self.pending:
+            return
+        # One value at a time: the first read waits for the device, the rest are ready
+        # (and stacking a new number of them would compile anew on JAX).
+        losses = [float(_host(p[1])) for p in self.pending]
+        corrects = [int(_host(p[2])) for p in self.pending]
+        for (step, _, _, batch), loss, correct in zip(self.pending, losses, corrects, strict=True):
+            if not math.isfinite(loss):
+                self.pending = []
+                raise TrainingDiverged(f"loss became {loss} at epoch {self.epoch}, step {step}")
+            self.loss += loss * batch
+            self.correct += correct
+            self.seen += batch
+        self.pending = []
+
+
+def _host(x: Any) -> np.ndarray:
+    from ..backends import to_numpy
+
+    return to_numpy(x)
+
+
 def _train_epoch(
-    model: Module,
-    optimizer: Optimizer,
-    loader: DataLoader,
-    loss_fn: Callable[..., Any],
-    epoch: int,
-    epochs: int,
-    progress: bool,
+    model: Module, step: TrainStep, loader: DataLoader, epoch: int, epochs: int, progress: bool
 ) -> dict[str, float]:
-    total_loss, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    bar = _bar(loader, f"epoch {epoch}/{epochs}", progress)
-    step = 0
+    totals = _Totals(epoch)
+    start = last_read = time.perf_counter()
+    # Advanced by hand: an exhausted tqdm iterator closes its bar before the last read.
+    bar = _bar(None, f"epoch {epoch}/{epochs}", progress, total=len(loader))
+    index = 0
     try:
-        for step, (x, target) in enumerate(bar, start=1):
-            loss, output, grads = train_step(model, loss_fn, x, target)
-            value = float(loss)
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"loss became {value} at epoch {epoch}, step {step}")
-            optimizer.step(grads)
-            batch = int(target.shape[0])
-            total_loss += value * batch
-            correct += _correct(output, target)
-            seen += batch
+        for index, (x, target) in enumerate(loader, start=1):
+            loss, correct = step.run(x, target)
+            totals.add(index, loss, correct, int(target.shape[0]))
             if progress:
-                rate = seen / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(
-                    loss=f"{total_loss / seen:.4f}",
-                    acc=f"{correct / seen:.4f}",
-                    img_s=f"{rate:,.0f}",
-                )
+                bar.update()
+            now = time.perf_counter()
+            if now - last_read >= READ_EVERY_SECONDS or len(totals.pending) >= READ_EVERY_STEPS:
+                totals.read()
+                last_read = now
+                if progress:
+                    _show(bar, totals, now - start)
+        totals.read()
+        if progress:
+            _show(bar, totals, time.perf_counter() - start)
     finally:
         if progress:
             bar.close()
-    if seen == 0:
+    if index == 0:
         raise ValueError(
             f"train_loader: produced no batches in epoch {epoch} (fewer examples than "
             "batch_size with drop_last?)"
@@ -301,25 +372,63 @@ def _train_epoch(
     broken = _non_finite(model)
     if broken:
         raise TrainingDiverged(
-            f"parameters {broken} became non-finite at epoch {epoch}, step {step}"
+            f"parameters {broken} became non-finite at epoch {epoch}, step {index}"
         )
     elapsed = time.perf_counter() - start
     return {
         "epoch": epoch,
-        "loss": total_loss / max(seen, 1),
-        "accuracy": correct / max(seen, 1),
-        "images_per_second": seen / max(elapsed, 1e-9),
+        "loss": totals.loss / max(totals.seen, 1),
+        "accuracy": totals.correct / max(totals.seen, 1),
+        "images_per_second": totals.seen / max(elapsed, 1e-9),
         "seconds": elapsed,
     }
 
 
+def _show(bar: Any, totals: _Totals, elapsed: float) -> None:
+    if totals.seen:
+        bar.set_postfix(
+            loss=f"{totals.loss / totals.seen:.4f}",
+            acc=f"{totals.correct / totals.seen:.4f}",
+            img_s=f"{totals.seen / max(elapsed, 1e-9):,.0f}",
+        )
+
+
+def _check_labels(model: Module, loaders: list[DataLoader | None]) -> None:
+    """Every label a class index of the model's output: checked once on the host, so the
+    steps need not read the device to check their targets."""
+    present = [loader for loader in loaders if loader is not None and len(loader.dataset)]
+    if not present:
+        return
+    first = present[0]
+    x, _ = first.to_backend(first.dataset.images[:1], first.dataset.labels[:1])
+    was_training = model.training
+    model.eval()
+    try:
+        shape = output_shape(model, x)
+    finally:
+        model.train(was_training)
+    if len(shape) < 2:
+        return
+    classes = int(shape[1])
+    for loader in present:
+        labels = np.asarray(loader.dataset.labels)
+        bad = np.unique(labels[(labels < 0) | (labels >= classes)])
+        if bad.size:
+            shown = ", ".join(str(v) for v in bad[:5]) + (", ..." if bad.size > 5 else "")
+            raise ValueError(
+                f"{loader.dataset.name}: labels must be class indices in [0, {classes}) "
+                f"(the model has {classes} outputs), got {shown}"
+            )
+
+
 def _non_finite(model: Module) -> list[str]:
-    names = []
-    for name, value in model.named_parameters().items():
-        xp = array_api_compat.array_namespace(value)
-        if not bool(xp.all(xp.isfinite(value))):
-            names.append(name)
-    return names
+    """Parameters holding a NaN or an infinity, checked on the host (a checkpoint copies
+    them there anyway)."""
+    return [
+        name
+        for name, value in model.named_parameters().items()
+        if not np.isfinite(_host(value)).all()
+    ]
 
 
 def _describe(record: dict[str, float], epochs: int) -> str:

@@ -1,0 +1,70 @@
+"""The eager step: forward, pullback and optimizer update op by op (every backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import array_api_compat
+
+from ...nn import Module
+from ...nn.grad import loss_output_and_grads
+from ...optim import Optimizer
+
+__all__ = ["EagerStep", "correct_predictions", "evaluation_batch"]
+
+
+def correct_predictions(output: Any, target: Any) -> Any:
+    """How many rows of ``output`` have their largest score at ``target``: a 0-d integer
+    array on the device (reading it is up to the caller)."""
+    xp = array_api_compat.array_namespace(output)
+    hits = xp.argmax(output, axis=1) == target
+    return xp.sum(xp.astype(hits, xp.int64))
+
+
+def evaluation_batch(
+    model: Module, loss_fn: Callable[..., Any], x: Any, target: Any
+) -> tuple[Any, Any]:
+    """The summed loss and the correct predictions of ``model`` (as it is, normally in
+    inference mode) on one batch: 0-d arrays on the device."""
+    output = model(x)
+    return loss_fn(output, target, reduction="sum"), correct_predictions(output, target)
+
+
+class EagerStep:
+    """One training step run op by op: what every backend can do.
+
+    Parameters
+    ----------
+    model, optimizer, loss_fn
+        As for :func:`xpnet.compile_step`.
+    reason : str
+        Why this backend's steps are not compiled (shown by ``repr`` and by ``fit``).
+    """
+
+    compiled = False
+
+    def __init__(
+        self, model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any], reason: str
+    ) -> None:
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.reason = reason
+
+    @property
+    def how(self) -> str:
+        """How the step runs, in a few words."""
+        return f"eager ({self.reason})"
+
+    def run(self, x: Any, target: Any) -> tuple[Any, Any]:
+        """One step on the batch ``(x, target)``: the loss and the number of correct
+        predictions, both 0-d arrays on the device."""
+        loss, output, grads = loss_output_and_grads(self.model, self.loss_fn, x, target)
+        self.optimizer.step(grads)
+        return loss, correct_predictions(output, target)
+
+    def __call__(self, x: Any, target: Any) -> Any:
+        """One step on the batch ``(x, target)``; returns the loss (0-d, on the device)."""
+        return self.run(x, target)[0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.how})"
