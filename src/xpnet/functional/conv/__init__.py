@@ -25,6 +25,7 @@ from ._plan import ConvPlan, plan
 
 __all__ = ["conv2d"]
 
+
 # Each strategy's passes: forward(plan, x, weight, keep) -> (y, saved); cotangent(plan, dy)
 # lays the output's cotangent out once for input_grad(plan, weight, dy) and
 # weight_grad(plan, x, dy, saved).

@@ -157,9 +157,7 @@ def _by_group(plan: ConvPlan, cols: Any) -> Any:
     """``(n, P, C * kh * kw)`` columns as ``(n, groups, P, C/groups * kh * kw)``."""
     xp = plan.xp
     n, positions = cols.shape[0], cols.shape[1]
-    return xp.permute_dims(
-        xp.reshape(cols, (n, positions, plan.groups, plan.patch)), (0, 2, 1, 3)
-    )
+    return xp.permute_dims(xp.reshape(cols, (n, positions, plan.groups, plan.patch)), (0, 2, 1, 3))
 
 
 def _per_image(plan: ConvPlan) -> int:
