@@ -63,10 +63,11 @@ def tests(session: nox.Session, backend: str) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark table against PyTorch (not part of the test matrix).
 
-    ``nox -s bench -- --backend cupy --batch-scale 4`` passes options to benchmarks/run.py.
+    ``nox -s bench -- --backend cupy --batch-scale 4`` passes options to benchmarks/run.py;
+    ``nox -s bench -- --backend jax --parts models`` times the compiled JAX step.
     """
     session.install(TORCH_SPEC)
-    session.install(".[viz]")
+    session.install(".[viz,jax]", "threadpoolctl")  # jax: compiled steps; which BLAS kernels
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                      # NumPy against torch on the CPU
     python benchmarks/run.py --backend cupy --batch-scale 4   # CuPy against torch CUDA
+    python benchmarks/run.py --backend jax --parts models     # compiled JAX steps
 
 Outputs go to ``benchmarks/results/<backend>.{json,md,png}`` (or ``--out DIR``).
 Timings are medians of interleaved repeats; ratios are xpnet time / torch time.
@@ -16,6 +17,11 @@ import os
 # before NumPy and torch load their thread pools); an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# Some machines set these for old OpenBLAS builds; they make a current NumPy run its AVX2
+# kernels (half its sgemm rate) while torch runs AVX-512. Unset here, in the benchmark
+# process only (tests and CI leave them alone); the report names the kernels NumPy ran.
+os.environ.pop("OPENBLAS_CORETYPE", None)
+os.environ.pop("OPENBLAS_L2_SIZE", None)
 
 import argparse
 import json
@@ -61,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-scale", type=int, default=1)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument(
+        "--parts",
+        default="conv,ops,models",
+        help="comma-separated: conv, ops, models (default all)",
+    )
     args = parser.parse_args(argv)
     report = run_benchmarks(
         args.backend,
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_scale=args.batch_scale,
         memory=not args.no_memory,
         log=print,
+        parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -95,6 +95,7 @@ API_MODULES = [
     ("viz", "xpnet.viz"),
     ("backends", "xpnet.backends"),
     ("config", "xpnet.config"),
+    ("testing", "xpnet.testing"),
 ]
 API_EXEMPT = {"xpnet.nn.init"}  # a module, documented in its own section
 

@@ -196,3 +196,18 @@ def test_fit_reads_the_device_only_in_blocks(monkeypatch: pytest.MonkeyPatch) ->
     assert reads == [4, 4, 4, 0]
     weight_checks = len(model.named_parameters())
     assert counts.syncs - counts.sections["reads"].syncs == weight_checks, counts.sync_sites
+
+
+def test_compiled_evaluation_equals_eager_with_an_uneven_last_batch(backend: BackendCase) -> None:
+    # 40 examples in batches of 16: the last batch of 8 is padded to 16 and masked on JAX.
+    model = net()
+    loader = DataLoader(blobs(40, seed=2), batch_size=16, mean=0.3, std=0.4, dtype="float64")
+    _, grads = xpnet.value_and_grad(model, F.cross_entropy, *next(iter(loader)))
+    optim.SGD(model, lr=0.5).step(grads)  # batch-norm statistics and weights move off init
+    eager = xpnet.evaluate(model, loader)
+    compiled = xpnet.evaluate(model, loader, compile=True)
+    assert compiled["accuracy"] == eager["accuracy"]
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-12)
+    logits = np.concatenate([xpnet.to_numpy(model.eval()(x)) for x, _ in loader])
+    labels = np.concatenate([xpnet.to_numpy(y) for _, y in loader])
+    assert eager["accuracy"] == np.mean(np.argmax(logits, axis=1) == labels)

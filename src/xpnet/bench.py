@@ -10,10 +10,12 @@ PyTorch is the yardstick, so it must be installed (``pip install 'xpnet[torch]'`
 
 from __future__ import annotations
 
+import importlib
 import os
 import statistics
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,8 +25,16 @@ import numpy as np
 from . import backends, nn, optim
 from . import functional as F
 from .models import lenet5
+from .train.compile import CompileWarning, compile_step
 
-__all__ = ["BenchResult", "format_markdown", "matmul_gflops", "run_benchmarks"]
+__all__ = [
+    "BenchResult",
+    "count_lenet5_step",
+    "format_counts",
+    "format_markdown",
+    "matmul_gflops",
+    "run_benchmarks",
+]
 
 
 @dataclass
@@ -81,11 +91,20 @@ class _Sides:
         return backends.asarray(host), self.torch.as_tensor(host, device=self.torch_device)
 
 
+def _wait(result: Any) -> None:
+    """Wait for an asynchronously computed result (JAX dispatches and returns at once)."""
+    for value in result if isinstance(result, tuple | list) else (result,):
+        if hasattr(value, "block_until_ready"):
+            value.block_until_ready()
+
+
 def _time(fn: Callable[[], Any], sync: Callable[[], None], number: int) -> float:
     sync()
     start = time.perf_counter()
+    result = None
     for _ in range(number):
-        fn()
+        result = fn()
+    _wait(result)
     sync()
     return (time.perf_counter() - start) / number
 
@@ -107,6 +126,21 @@ def _compare(
         mine.append(_time(ours, sides.sync, number))
         yours.append(_time(theirs, sides.sync, number))
     return statistics.median(mine), statistics.median(yours)
+
+
+def blas_description() -> str:
+    """The BLAS NumPy runs on and the CPU kernels it chose (threadpoolctl's report)."""
+    try:
+        threadpoolctl: Any = importlib.import_module("threadpoolctl")  # ships no types
+    except ImportError:
+        return "unknown (threadpoolctl is not installed)"
+    found = [
+        f"{info.get('internal_api')} {info.get('version')} {info.get('architecture', '')}".strip()
+        + f", {info.get('num_threads')} threads"
+        for info in threadpoolctl.threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
+    return "; ".join(found) or "none found"
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
@@ -354,6 +388,29 @@ def _model_rows(
                 extra={"images_per_second": batch / t1, "torch_images_per_second": batch / t2},
             )
         )
+        compiled_model = lenet5(rng=np.random.default_rng(0))
+        compiled_model.load_state_dict(model.state_dict())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CompileWarning)
+            compiled = compile_step(compiled_model, optim.Adam(compiled_model, lr=1e-3))
+        if compiled.compiled:  # a backend with a step compiler: time that step too
+
+            def compiled_step(step: Any = compiled, x: Any = x, y: Any = y) -> Any:
+                return step(x, y)
+
+            t1, t2 = _compare(sides, compiled_step, torch_step, repeats, min_seconds)
+            rows.append(
+                BenchResult(
+                    f"LeNet-5 train step (batch {batch}, Adam), compiled",
+                    "end to end",
+                    t1 * 1e3,
+                    t2 * 1e3,
+                    extra={
+                        "images_per_second": batch / t1,
+                        "torch_images_per_second": batch / t2,
+                    },
+                )
+            )
 
     batch = 256 * batch_scale
     model = lenet5(rng=np.random.default_rng(0)).eval()
@@ -495,6 +552,7 @@ def run_benchmarks(
     batch_scale: int = 1,
     memory: bool = True,
     log: Callable[[str], None] | None = None,
+    parts: tuple[str, ...] = ("conv", "ops", "models"),
 ) -> dict[str, Any]:
     """Run the benchmark table on one backend against PyTorch on the same device.
 
@@ -512,6 +570,10 @@ def run_benchmarks(
         Multiply every batch size (e.g. 4 on a GPU for batch 256).
     memory : bool
         Also measure the peak memory of a large convolution.
+    parts : tuple of str
+        Which rows: ``"conv"`` (convolutions), ``"ops"`` (pooling, linear, loss),
+        ``"models"`` (LeNet-5 training steps, eager and compiled, inference, a ResNet
+        block).
 
     Returns
     -------
@@ -526,18 +588,22 @@ def run_benchmarks(
         "torch_device": str(sides.torch_device),
         "threads": sides.torch.get_num_threads(),
         "cpu_count": os.cpu_count() or 1,
+        "blas": blas_description(),
         "matmul_gflops": matmul_gflops(),
     }
     if sides.torch_device.type == "cuda":
         machine["gpu"] = sides.torch.cuda.get_device_name()
     rows: list[BenchResult] = []
-    parts: list[Callable[[], list[BenchResult]]] = [
-        lambda: _conv_rows(sides, repeats, min_seconds, quick, batch_scale),
-        lambda: _op_rows(sides, repeats, min_seconds, batch_scale),
-        lambda: _model_rows(sides, repeats, min_seconds, quick, batch_scale),
-    ]
+    runs: dict[str, Callable[[], list[BenchResult]]] = {
+        "conv": lambda: _conv_rows(sides, repeats, min_seconds, quick, batch_scale),
+        "ops": lambda: _op_rows(sides, repeats, min_seconds, batch_scale),
+        "models": lambda: _model_rows(sides, repeats, min_seconds, quick, batch_scale),
+    }
+    unknown = sorted(set(parts) - set(runs))
+    if unknown:
+        raise ValueError(f"parts: expected some of {sorted(runs)}, got {unknown}")
     for part in parts:
-        new = part()
+        new = runs[part]()
         rows.extend(new)
         if log is not None:
             for row in new:
@@ -546,8 +612,19 @@ def run_benchmarks(
                     f"  ratio {row.ratio:5.2f}"
                 )
     report: dict[str, Any] = {"machine": machine, "results": [r.as_dict() for r in rows]}
-    if memory and not quick:
+    if memory and not quick and "conv" in parts:
         report["memory"] = conv_peak_memory(sides)
+    if not quick:
+        report["step_counts"] = {
+            str(batch): {
+                "calls": total.calls,
+                "launches": total.launches,
+                "transfers": total.transfers,
+                "syncs": total.syncs,
+            }
+            for batch in (64, 1024)
+            for _, total in count_lenet5_step(batch)[-1:]
+        }
     return report
 
 
@@ -559,7 +636,8 @@ def format_markdown(report: dict[str, Any]) -> str:
         f"Backend `{machine['backend']}` on `{machine['device']}` against torch "
         f"{machine['torch']} on `{machine['torch_device']}`"
         + (f" ({machine['gpu']})" if "gpu" in machine else "")
-        + f"; {machine['threads']} threads; float32 matmul {gflops:,.0f} GFLOP/s.",
+        + f"; {machine['threads']} threads; float32 matmul {gflops:,.0f} GFLOP/s; "
+        f"NumPy's BLAS: {machine.get('blas', 'unknown')}.",
         "",
         "| benchmark | xpnet ms | torch ms | ratio | xpnet GFLOP/s | % of matmul |",
         "|---|---:|---:|---:|---:|---:|",
@@ -572,6 +650,17 @@ def format_markdown(report: dict[str, Any]) -> str:
             f"| {row['name']} | {row['xpnet_ms']:.3f} | {row['torch_ms']:.3f} | "
             f"{row['ratio']:.2f} | {rate_text} | {share} |"
         )
+    counts = report.get("step_counts")
+    if counts:
+        lines += [
+            "",
+            "LeNet-5 + Adam training step as on a GPU (op-counting backend, CuPy's rules): "
+            + "; ".join(
+                f"batch {batch}: {c['launches']} launches, {c['syncs']} host syncs"
+                for batch, c in counts.items()
+            )
+            + ".",
+        ]
     memory = report.get("memory")
     if memory:
         lines += [
@@ -586,6 +675,75 @@ def format_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def count_lenet5_step(batch: int = 64) -> list[tuple[str, Any]]:
+    """Per-layer array calls, GPU launches, transfers and host syncs of one LeNet-5 + Adam
+    training step, counted on the op-counting backend (GPU paths, CuPy's rules).
+
+    The step is run as ``value_and_grad`` does (each layer's forward, the loss and its
+    pullback, each layer's pullback) plus ``Adam.step``, after one step that builds the
+    cached index tables and the optimizer state.
+
+    Returns
+    -------
+    list of (str, OpCounts)
+        One row per part, in execution order, and ``("total", ...)`` last.
+    """
+    from .nn.module import forward_vjp
+    from .testing import count_ops, register_counting_backend
+
+    register_counting_backend("counting_bench")
+    try:
+        with backends.use_backend("counting_bench"):
+            model = lenet5(rng=np.random.default_rng(0))
+            opt = optim.Adam(model)
+            rng = np.random.default_rng(1)
+            x = backends.asarray(rng.standard_normal((batch, 1, 28, 28), dtype=np.float32))
+            y = backends.asarray(rng.integers(0, 10, size=batch), dtype="int64")
+            _, grads = nn.value_and_grad(model, F.cross_entropy, x, y)
+            opt.step(grads)
+            with count_ops() as counts:
+                model.train()
+                h, pullbacks = x, []
+                for index, (name, layer) in enumerate(model.children()):
+                    with counts.section(f"{name} {type(layer).__name__} forward"):
+                        h, pullback = forward_vjp(layer, h, input_grad=index > 0)
+                    pullbacks.append((name, layer, pullback))
+                with counts.section("cross_entropy forward"):
+                    loss, loss_pullback = F.vjp(F.cross_entropy, h, y)
+                with counts.section("cross_entropy pullback"):
+                    (d,) = loss_pullback(backends.get_namespace(loss).ones_like(loss))[:1]
+                grads = {}
+                for name, layer, pullback in reversed(pullbacks):
+                    with counts.section(f"{name} {type(layer).__name__} pullback"):
+                        d, local = pullback(d)
+                    grads.update({f"{name}.{k}": v for k, v in local.items()})
+                with counts.section("Adam.step"):
+                    opt.step(grads)
+    finally:
+        backends.unregister_backend("counting_bench")
+    return [*counts.sections.items(), ("total", counts)]
+
+
+def format_counts(rows: list[tuple[str, Any]], batch: int) -> str:
+    """The rows of :func:`count_lenet5_step` as a text table."""
+    lines = [
+        f"LeNet-5 + Adam training step, batch {batch}, as on a GPU (CuPy's launch rules)",
+        "",
+        f"{'part':30} {'calls':>6} {'launches':>9} {'transfers':>10} {'syncs':>6}",
+    ]
+    for name, c in rows:
+        if name == "total":
+            lines.append("-" * 65)
+        lines.append(f"{name:30} {c.calls:6} {c.launches:9} {c.transfers:10} {c.syncs:6}")
+    lines += [
+        "",
+        "calls: array-producing calls, views included; launches: GPU kernels they cost;",
+        "transfers: host-to-device copies; syncs: host reads that wait for the device.",
+        "torch eager runs this step in about 50 launches and no syncs.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _main() -> int:
     """``python -m xpnet.bench``: the short table that ``xpnet bench`` prints."""
     import argparse
@@ -593,7 +751,12 @@ def _main() -> int:
     parser = argparse.ArgumentParser(prog="python -m xpnet.bench", description=__doc__)
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--count", action="store_true")
+    parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
+    if args.count:
+        print(format_counts(count_lenet5_step(args.batch), args.batch), end="")
+        return 0
     report = run_benchmarks(args.backend, args.device, quick=True, repeats=5, memory=False)
     print(format_markdown(report), end="")
     return 0
