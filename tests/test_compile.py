@@ -211,3 +211,69 @@ def test_compiled_evaluation_equals_eager_with_an_uneven_last_batch(backend: Bac
     logits = np.concatenate([xpnet.to_numpy(model.eval()(x)) for x, _ in loader])
     labels = np.concatenate([xpnet.to_numpy(y) for _, y in loader])
     assert eager["accuracy"] == np.mean(np.argmax(logits, axis=1) == labels)
+
+
+class ReplayDevice:
+    """The CUDA-graph step's device adapter on the CPU: capture keeps the function, a
+    launch runs it again; copies write into the existing arrays."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self.captures = 0
+        self.launches = 0
+
+    def capture(self, body: Callable[[], None]) -> Callable[[], None]:
+        self.captures += 1
+        return body
+
+    def launch(self, graph: Callable[[], None]) -> None:
+        self.launches += 1
+        graph()
+
+    def copy_into(self, target: Any, source: Any) -> None:
+        target[...] = source
+
+    def upload(self, target: Any, host: np.ndarray) -> None:
+        target[...] = self.xp.asarray(
+            np.asarray(host, dtype=np.dtype(str(target.dtype).split(".")[-1]))
+        )
+
+    def copy(self, array: Any) -> Any:
+        return self.xp.asarray(array, copy=True)
+
+
+@pytest.mark.skip_backends(
+    "jax", reason="a CUDA graph writes its buffers in place; JAX arrays are immutable"
+)
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=["adam", "adamw_amsgrad", "sgd_nesterov"])
+def test_graph_step_logic_equals_the_eager_step(backend: BackendCase, make: Any) -> None:
+    # Everything of the CUDA-graph step but the CUDA runtime: static buffers, parameters as
+    # views of the flat buffer, state written in place, masks and scalars refilled before
+    # every launch, the warm-up step, and weights loaded between launches.
+    from xpnet.train.compile._cuda_graphs import CudaGraphStep
+
+    eager_model, graph_model = net(), net()
+    eager_opt, graph_opt = make(eager_model), make(graph_model)
+    device = ReplayDevice(backend.xp)
+    step = CudaGraphStep(graph_model, graph_opt, F.cross_entropy, device=device)
+    batches = _batches(backend, "float64", 5)
+    for index, (x, y) in enumerate(batches):
+        if index == 3:  # weights replaced between launches are copied into the graph's
+            values = host_state(eager_model)
+            eager_model.load_state_dict(values)
+            graph_model.load_state_dict(values)
+        loss, grads = xpnet.value_and_grad(eager_model, F.cross_entropy, x, y)
+        eager_opt.step(grads)
+        graph_loss, correct = step.run(x, y)
+        assert float(xpnet.to_numpy(graph_loss)) == pytest.approx(
+            float(xpnet.to_numpy(loss)), rel=1e-12
+        )
+        assert correct.shape == ()
+    assert (device.captures, device.launches) == (1, 4)  # call 1 warms up, 2 captures
+    _assert_states_close(host_state(graph_model), host_state(eager_model), rtol=1e-12, atol=1e-14)
+    graph_state, eager_state = graph_opt.state_dict(), eager_opt.state_dict()
+    assert graph_state.keys() == eager_state.keys()
+    for key, value in eager_state.items():
+        np.testing.assert_allclose(np.asarray(xpnet.to_numpy(graph_state[key]), dtype=float),
+                                   np.asarray(xpnet.to_numpy(value), dtype=float),
+                                   rtol=1e-12, atol=1e-14, err_msg=key)  # fmt: skip

@@ -1,20 +1,25 @@
 """The whole training step as one CUDA graph on CuPy: one launch per step.
 
-Capture records the kernels of one step (forward, pullback, optimizer update, the copies
-of the new values into static buffers) without running them; a launch replays them all.
-So every array the graph touches has a fixed address:
+Capture records the kernels of one step (forward, pullback, optimizer update, the copies of
+the new values into static buffers) without running them; a launch replays them all. So
+every array the graph touches has a fixed address:
 
-* the inputs are copied into static buffers before each launch (the batch; the dropout
-  masks, drawn on the host as an eager step would; the update's scalars);
+* the inputs are copied into static buffers before each launch: the batch, the dropout
+  masks (drawn on the host, from the same generators in the same order as an eager step),
+  and the update's scalars (learning rate, bias corrections);
 * the parameters are views of their group's flat buffer, and the optimizer state and the
   model's buffers are arrays the graph overwrites in place;
 * the step's temporaries come from a memory pool of the graph's own, which nothing else
   allocates from, so no later array can land where a replay writes.
 
-The first call of a given input shape runs eagerly (it builds the cached index tables and
-the optimizer state), the second captures the graph and launches it. Anything that cannot
-be captured (a host read, a transfer from pageable memory) makes the step say so once and
-stay eager for that shape.
+The first call for an input shape runs eagerly: it builds the cached index tables and the
+optimizer state and records which dropout masks the model draws. The second captures the
+graph and launches it. A capture that fails (an operation that reads the device or copies
+from pageable host memory) makes the step say so and stay eager for that shape.
+
+What the step needs from the GPU library is one small adapter (:class:`_CupyDevice`); the
+test suite drives the same logic on the CPU with an adapter whose "graph" re-runs the
+captured function, which checks everything here but the CUDA runtime itself.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,7 +38,93 @@ from ...random import mask_source, resolve_rng
 from . import CompileWarning
 from ._eager import EagerStep, correct_predictions
 
-__all__ = ["CudaGraphStep"]
+__all__ = ["CudaGraphStep", "GraphDevice"]
+
+
+class GraphDevice(Protocol):
+    """What a graph-captured step needs from its GPU library."""
+
+    def capture(self, body: Callable[[], None]) -> Any:
+        """Record ``body``'s kernels as a graph (without running them)."""
+        ...
+
+    def launch(self, graph: Any) -> None:
+        """Replay a captured graph on the current stream."""
+        ...
+
+    def copy_into(self, target: Any, source: Any) -> None:
+        """Device copy of ``source`` into the existing array ``target``."""
+        ...
+
+    def upload(self, target: Any, host: np.ndarray) -> None:
+        """Host-to-device copy into the existing array ``target``."""
+        ...
+
+    def copy(self, array: Any) -> Any:
+        """A new device array equal to ``array``."""
+        ...
+
+
+class _CupyDevice:
+    """CuPy's stream capture, with a memory pool of the graph's own for its temporaries."""
+
+    def __init__(self) -> None:
+        import cupy
+
+        self.cupy = cupy
+        self.pools: list[Any] = []  # kept alive with the graphs that use their memory
+
+    def capture(self, body: Callable[[], None]) -> Any:
+        cupy = self.cupy
+        pool = cupy.cuda.MemoryPool()
+        stream = cupy.cuda.Stream(non_blocking=True)
+        cupy.cuda.get_current_stream().synchronize()
+        with cupy.cuda.using_allocator(pool.malloc), stream:
+            stream.begin_capture()
+            try:
+                body()
+            finally:
+                graph = stream.end_capture()
+        self.pools.append((pool, stream))
+        return graph
+
+    def launch(self, graph: Any) -> None:
+        graph.launch(self.cupy.cuda.get_current_stream())
+
+    def copy_into(self, target: Any, source: Any) -> None:
+        self.cupy.copyto(target, source)
+
+    def upload(self, target: Any, host: np.ndarray) -> None:
+        target.set(np.ascontiguousarray(host, dtype=target.dtype))
+
+    def copy(self, array: Any) -> Any:
+        return array.copy()
+
+
+class _RecordMasks:
+    """During the eager warm-up: draws masks as usual and records which were drawn."""
+
+    def __init__(self) -> None:
+        self.spec: list[tuple[Any, tuple[int, ...], float]] = []
+
+    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
+        self.spec.append((rng, tuple(shape), float(p)))
+        return resolve_rng(rng).random(size=shape) >= p
+
+
+class _StaticMasks:
+    """During capture: hands out the static mask buffers, in the recorded order."""
+
+    def __init__(self, buffers: list[Any]) -> None:
+        self.buffers = buffers
+        self.position = 0
+
+    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
+        if self.position >= len(self.buffers) or tuple(self.buffers[self.position].shape) != shape:
+            raise RuntimeError("the model drew other dropout masks than in its warm-up step")
+        buffer = self.buffers[self.position]
+        self.position += 1
+        return buffer
 
 
 @dataclass
@@ -41,10 +132,10 @@ class _Captured:
     """A captured step and the static buffers it reads and writes."""
 
     graph: Any
-    pool: Any
     x: Any
     target: Any
-    masks: list[tuple[Any, tuple[int, ...], float, Any]]
+    mask_spec: list[tuple[Any, tuple[int, ...], float]]
+    masks: list[Any]
     scalars: list[dict[str, Any]]
     groups: list[ParamGroup]
     buffers: dict[str, Any]
@@ -53,33 +144,32 @@ class _Captured:
     keep: list[Any] = field(default_factory=list)
 
 
-class _StaticMasks:
-    """During capture: hands out static mask buffers (refilled before every launch)."""
-
-    def __init__(self, cupy: Any) -> None:
-        self.cupy = cupy
-        self.masks: list[tuple[Any, tuple[int, ...], float, Any]] = []
-
-    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
-        buffer = self.cupy.empty(shape, dtype=bool)
-        self.masks.append((rng, tuple(shape), float(p), buffer))
-        return buffer
-
-
 class CudaGraphStep:
-    """A training step replayed as one CUDA graph on CuPy (see the module docstring)."""
+    """A training step replayed as one CUDA graph (see the module docstring).
+
+    Parameters
+    ----------
+    model, optimizer, loss_fn
+        As for :func:`xpnet.compile_step`.
+    device : GraphDevice, optional
+        The GPU library's capture and copies; CuPy's by default.
+    """
 
     compiled = True
     how = "CUDA graph (the whole step, one launch)"
 
-    def __init__(self, model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any]) -> None:
-        import cupy
-
+    def __init__(
+        self,
+        model: Module,
+        optimizer: Optimizer,
+        loss_fn: Callable[..., Any],
+        device: GraphDevice | None = None,
+    ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
-        self._cupy = cupy
+        self.device: GraphDevice = device if device is not None else _CupyDevice()
         self._eager = EagerStep(model, optimizer, loss_fn, "warm-up before capture")
         self._graphs: dict[tuple[Any, ...], _Captured | None] = {}
-        self._seen: set[tuple[Any, ...]] = set()
+        self._specs: dict[tuple[Any, ...], list[tuple[Any, tuple[int, ...], float]]] = {}
 
     def _key(self, x: Any, target: Any) -> tuple[Any, ...]:
         settings = self.optimizer.hyperparameters()
@@ -89,72 +179,23 @@ class CudaGraphStep:
             tuple(sorted((k, v) for k, v in settings.items() if k != "lr")),
         )  # fmt: skip
 
-    def _capture(self, x: Any, target: Any) -> _Captured:
-        cupy, optimizer, model = self._cupy, self.optimizer, self.model
-        params = model.named_parameters()
-        groups = optimizer.groups_for(list(params))
-        for group in groups:
-            # The model's parameters must be views of the group's flat buffer, and the
-            # state complete (the eager warm-up step made both).
-            group.flat = group.flat_params(params)
-            optimizer.assign(group, cupy, group.flat)
-        static_x, static_target = cupy.array(x, copy=True), cupy.array(target, copy=True)
-        scalars = [
-            {k: cupy.zeros((), dtype=group.flat.dtype) for k in optimizer.scalars(1)}
-            for group in groups
-        ]
-        grads_flat = [cupy.empty_like(group.flat) for group in groups]
-        buffers = model.named_buffers()
-        statics = {name: cupy.array(value, copy=True) for name, value in buffers.items()}
-        for name, value in statics.items():
-            model.set_buffer(name, value)
-        masks = _StaticMasks(cupy)
-        loss_out = cupy.zeros((), dtype=groups[0].flat.dtype)
-        correct_out = cupy.zeros((), dtype=cupy.int64)
-        pool = cupy.cuda.MemoryPool()
-        stream = cupy.cuda.Stream(non_blocking=True)
-        cupy.cuda.get_current_stream().synchronize()
-        keep: list[Any] = []
-        with cupy.cuda.using_allocator(pool.malloc), stream:
-            stream.begin_capture()
-            try:
-                with mask_source(masks):
-                    loss, output, grads = loss_output_and_grads(model, self.loss_fn, static_x,
-                                                                static_target)  # fmt: skip
-                for name, value in model.named_buffers().items():
-                    cupy.copyto(statics[name], value)
-                for group, flat_grad, numbers in zip(groups, grads_flat, scalars, strict=True):
-                    for name, view in zip(group.names, group.split(cupy, flat_grad), strict=True):
-                        cupy.copyto(view, grads[name])  # no concatenate: it would transfer
-                    state = dict(group.state)
-                    new = optimizer.update(group.flat, flat_grad, state, numbers)
-                    cupy.copyto(group.flat, new)
-                    for slot, value in state.items():
-                        cupy.copyto(group.state[slot], value)
-                cupy.copyto(loss_out, loss)
-                cupy.copyto(correct_out, correct_predictions(output, static_target))
-            finally:
-                graph = stream.end_capture()
-                for name, value in statics.items():
-                    model.set_buffer(name, value)
-        keep.extend([grads_flat, stream])
-        return _Captured(graph, pool, static_x, static_target, masks.masks, scalars, groups,
-                         statics, loss_out, correct_out, keep)  # fmt: skip
-
     def run(self, x: Any, target: Any) -> tuple[Any, Any]:
         """One step on the batch ``(x, target)``: the loss and the number of correct
         predictions, both 0-d arrays on the device."""
         key = self._key(x, target)
         captured = self._graphs.get(key)
         if captured is not None and not self._still_valid(captured):
-            del self._graphs[key]  # the optimizer's state was replaced: capture anew
-            self._seen.discard(key)
-        if key not in self._seen:
-            self._seen.add(key)
-            return self._eager.run(x, target)  # warm-up: caches, optimizer state
+            del self._graphs[key]  # the optimizer's state was replaced: warm up anew
+            self._specs.pop(key, None)
+        if key not in self._specs:  # warm-up: caches, optimizer state, the masks drawn
+            recorder = _RecordMasks()
+            with mask_source(recorder):
+                result = self._eager.run(x, target)
+            self._specs[key] = recorder.spec
+            return result
         if key not in self._graphs:
             try:
-                self._graphs[key] = self._capture(x, target)
+                self._graphs[key] = self._capture(x, target, self._specs[key])
             except Exception as exc:  # an op that cannot be captured: stay eager
                 self._graphs[key] = None
                 warnings.warn(
@@ -168,42 +209,97 @@ class CudaGraphStep:
             return self._eager.run(x, target)
         return self._launch(captured, x, target)
 
+    def _capture(
+        self, x: Any, target: Any, spec: list[tuple[Any, tuple[int, ...], float]]
+    ) -> _Captured:
+        device, optimizer, model = self.device, self.optimizer, self.model
+        params = model.named_parameters()
+        groups = optimizer.groups_for(list(params))
+        xp = _namespace(x)
+        for group in groups:
+            # The model's parameters become views of the group's flat buffer, which the
+            # graph overwrites in place; the warm-up step made the state complete. Each
+            # state array gets its own buffer: eager steps may share one between slots
+            # (Adam's first AMSGrad maximum is its second moment), in place they must not.
+            optimizer.assign(group, xp, group.flat_params(params))
+            group.state = {slot: device.copy(value) for slot, value in group.state.items()}
+        first = params[groups[0].names[0]]
+        static_x, static_target = device.copy(x), device.copy(target)
+        masks = [xp.zeros(shape, dtype=xp.bool, device=_device(x)) for _, shape, _ in spec]
+        scalars = [
+            {k: xp.zeros((), dtype=first.dtype, device=_device(x)) for k in optimizer.scalars(1)}
+            for _ in groups
+        ]
+        grads_flat = [xp.zeros_like(group.flat) for group in groups]
+        statics = {name: device.copy(value) for name, value in model.named_buffers().items()}
+        for name, value in statics.items():
+            model.set_buffer(name, value)
+        loss_out = xp.zeros((), dtype=first.dtype, device=_device(x))
+        correct_out = xp.zeros((), dtype=xp.int64, device=_device(x))
+        loss_fn = self.loss_fn
+
+        def body() -> None:
+            with mask_source(_StaticMasks(masks)):
+                loss, output, grads = loss_output_and_grads(model, loss_fn, static_x, static_target)
+            for name, value in model.named_buffers().items():
+                device.copy_into(statics[name], value)
+                model.set_buffer(name, statics[name])
+            for group, flat_grad, numbers in zip(groups, grads_flat, scalars, strict=True):
+                for name, view in zip(group.names, group.split(xp, flat_grad), strict=True):
+                    device.copy_into(view, grads[name])  # not concat: it would transfer
+                state = dict(group.state)
+                new = optimizer.update(group.flat, flat_grad, state, numbers)
+                device.copy_into(group.flat, new)
+                for slot, value in state.items():
+                    device.copy_into(group.state[slot], value)
+            device.copy_into(loss_out, loss)
+            device.copy_into(correct_out, correct_predictions(output, static_target))
+
+        try:
+            graph = device.capture(body)
+        finally:
+            for name, value in statics.items():  # capture ran the Python, not the kernels
+                model.set_buffer(name, value)
+        return _Captured(graph, static_x, static_target, spec, masks, scalars, groups,
+                         statics, loss_out, correct_out, [grads_flat])  # fmt: skip
+
     def _still_valid(self, captured: _Captured) -> bool:
         """Whether the optimizer still holds the state arrays the graph updates; model
-        parameters and buffers replaced meanwhile are copied into the graph's."""
+        parameters and buffers replaced meanwhile (``load_state_dict``) are copied into
+        the graph's own."""
         groups = self.optimizer.groups_for(list(self.model.named_parameters()))
         if len(groups) != len(captured.groups) or any(
-            a is not b or a.flat is None for a, b in zip(groups, captured.groups, strict=True)
+            a is not b for a, b in zip(groups, captured.groups, strict=True)
         ):
             return False
         params = self.model.named_parameters()
         for group in groups:
             for name, view in zip(group.names, group.views, strict=True):
-                if params[name] is not view:  # e.g. load_state_dict: take its values
-                    self._cupy.copyto(view, params[name])
+                if params[name] is not view:
+                    self.device.copy_into(view, params[name])
                     self.model.set_parameter(name, view)
         for name, value in self.model.named_buffers().items():
             static = captured.buffers.get(name)
             if static is not None and value is not static:
-                self._cupy.copyto(static, value)
+                self.device.copy_into(static, value)
                 self.model.set_buffer(name, static)
         return True
 
     def _launch(self, captured: _Captured, x: Any, target: Any) -> tuple[Any, Any]:
-        cupy, optimizer = self._cupy, self.optimizer
-        cupy.copyto(captured.x, x)
-        cupy.copyto(captured.target, target)
-        for rng, shape, p, buffer in captured.masks:
-            buffer.set(resolve_rng(rng).random(size=shape) >= p)
+        device, optimizer = self.device, self.optimizer
+        device.copy_into(captured.x, x)
+        device.copy_into(captured.target, target)
+        for (rng, shape, p), buffer in zip(captured.mask_spec, captured.masks, strict=True):
+            device.upload(buffer, resolve_rng(rng).random(size=shape) >= p)
         for group, numbers in zip(captured.groups, captured.scalars, strict=True):
             for key, value in optimizer.scalars(group.step + 1).items():
-                numbers[key].set(np.asarray(value, dtype=numbers[key].dtype))
-        captured.graph.launch(cupy.cuda.get_current_stream())
+                device.upload(numbers[key], np.asarray(value))
+        device.launch(captured.graph)
         for group in captured.groups:
             group.step += 1
         optimizer.step_count += 1
         # The graph overwrites its outputs at the next launch: hand out copies.
-        return captured.loss.copy(), captured.correct.copy()
+        return device.copy(captured.loss), device.copy(captured.correct)
 
     def __call__(self, x: Any, target: Any) -> Any:
         """One step on the batch ``(x, target)``; returns the loss (0-d, on the device)."""
@@ -211,3 +307,15 @@ class CudaGraphStep:
 
     def __repr__(self) -> str:
         return f"CudaGraphStep({self.how})"
+
+
+def _namespace(x: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.array_namespace(x)
+
+
+def _device(x: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.device(x)
