@@ -26,7 +26,7 @@ from reference_pooling import (
     max_pool2d_grad_loops,
     max_pool2d_loops,
 )
-from xpnet.functional import pooling
+from xpnet.functional.pooling._plan import window_plan
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -87,7 +87,7 @@ def _tiles(x_shape: tuple[int, ...], kwargs: dict, max_pool: bool) -> bool:
     """Whether the op takes the reshape path for this configuration."""
     x = np.zeros(x_shape)
     dilation = kwargs.get("dilation", 1) if max_pool else 1
-    plan = pooling._plan(
+    plan = window_plan(
         x,
         kwargs["kernel_size"],
         kwargs.get("stride"),
