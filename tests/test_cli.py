@@ -3,6 +3,7 @@ signals, in-process through :func:`xpnet.cli.main` for the many error cases."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -437,3 +438,38 @@ def test_evaluate_refuses_data_that_does_not_fit(
         "weights do not fit its model 'lenet5'" in err
         and "missing from the checkpoint: 0.weight (6, 1, 5, 5)" in err
     )
+
+
+def test_bench_count_prints_the_step_within_its_budget(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, _ = run_main(capsys, "bench", "--count", "--batch", "32")
+    assert status == 0
+    assert "LeNet-5 + Adam training step, batch 32" in out
+    assert "0 Conv2d forward" in out and "Adam.step" in out
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    calls, launches, transfers, syncs = (int(v) for v in total.split()[1:])
+    assert transfers <= 1  # the gradients' pointer table for CuPy's concatenate
+    assert launches <= 100 and syncs == 0 and calls >= launches
+
+
+@pytest.mark.parametrize("library", ["numpy", "jax"])
+def test_train_compile_matches_eager(
+    tmp_path: Path, image_files: tuple[Path, Path], library: str
+) -> None:
+    # The same run with and without --compile: the same test accuracy; the compiled run
+    # says how its steps ran (jax.jit on JAX; eagerly, and why, elsewhere).
+    if importlib.util.find_spec(library) is None:
+        pytest.skip(f"{library} is not installed here")
+    images, labels = image_files
+    common = ("train", "--images", str(images), "--labels", str(labels), "--test-size", "12",
+              "--epochs", "2", "--batch-size", "16", "--backend", library)  # fmt: skip
+    eager, compiled = xpnet(*common), xpnet(*common, "--compile")
+    assert eager.returncode == 0 and compiled.returncode == 0, compiled.stderr
+    expected = "steps: jax.jit (the whole step)" if library == "jax" else "steps: eager"
+    assert expected in compiled.stdout
+    losses = [
+        [float(v) for v in re.findall(r"^epoch \d/2: loss (\S+),", run.stdout, re.MULTILINE)]
+        for run in (eager, compiled)
+    ]
+    assert len(losses[0]) == 2 and losses[1] == pytest.approx(losses[0], rel=1e-4)

@@ -16,7 +16,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Generator", "MaskSource", "get_rng", "keep_mask", "mask_source", "resolve_rng", "seed"]
+__all__ = [
+    "Generator",
+    "MaskSource",
+    "draw_keep_mask",
+    "get_rng",
+    "keep_mask",
+    "mask_source",
+    "resolve_rng",
+    "seed",
+]
 
 Generator = np.random.Generator
 
@@ -84,6 +93,11 @@ def keep_mask(rng: Any, shape: tuple[int, ...], p: float) -> Any:
     source = _mask_source.get()
     if source is not None:
         return source.keep_mask(rng, shape, p)
+    return draw_keep_mask(rng, shape, p)
+
+
+def draw_keep_mask(rng: Any, shape: tuple[int, ...], p: float) -> np.ndarray:
+    """``resolve_rng(rng).random(shape) >= p``: the host draw behind every keep mask."""
     return resolve_rng(rng).random(size=shape) >= p
 
 

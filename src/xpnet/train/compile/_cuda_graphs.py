@@ -34,9 +34,10 @@ import numpy as np
 from ...nn import Module
 from ...nn.grad import loss_output_and_grads
 from ...optim import Optimizer, ParamGroup
-from ...random import mask_source, resolve_rng
+from ...random import mask_source
 from . import CompileWarning
 from ._eager import EagerStep, correct_predictions
+from ._masks import MaskRecorder, MaskReplay, MaskSpec, draw
 
 __all__ = ["CudaGraphStep", "GraphDevice"]
 
@@ -101,32 +102,6 @@ class _CupyDevice:
         return array.copy()
 
 
-class _RecordMasks:
-    """During the eager warm-up: draws masks as usual and records which were drawn."""
-
-    def __init__(self) -> None:
-        self.spec: list[tuple[Any, tuple[int, ...], float]] = []
-
-    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
-        self.spec.append((rng, tuple(shape), float(p)))
-        return resolve_rng(rng).random(size=shape) >= p
-
-
-class _StaticMasks:
-    """During capture: hands out the static mask buffers, in the recorded order."""
-
-    def __init__(self, buffers: list[Any]) -> None:
-        self.buffers = buffers
-        self.position = 0
-
-    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
-        if self.position >= len(self.buffers) or tuple(self.buffers[self.position].shape) != shape:
-            raise RuntimeError("the model drew other dropout masks than in its warm-up step")
-        buffer = self.buffers[self.position]
-        self.position += 1
-        return buffer
-
-
 @dataclass
 class _Captured:
     """A captured step and the static buffers it reads and writes."""
@@ -134,7 +109,7 @@ class _Captured:
     graph: Any
     x: Any
     target: Any
-    mask_spec: list[tuple[Any, tuple[int, ...], float]]
+    mask_spec: MaskSpec
     masks: list[Any]
     scalars: list[dict[str, Any]]
     groups: list[ParamGroup]
@@ -169,7 +144,7 @@ class CudaGraphStep:
         self.device: GraphDevice = device if device is not None else _CupyDevice()
         self._eager = EagerStep(model, optimizer, loss_fn, "warm-up before capture")
         self._graphs: dict[tuple[Any, ...], _Captured | None] = {}
-        self._specs: dict[tuple[Any, ...], list[tuple[Any, tuple[int, ...], float]]] = {}
+        self._specs: dict[tuple[Any, ...], MaskSpec] = {}
 
     def _key(self, x: Any, target: Any) -> tuple[Any, ...]:
         settings = self.optimizer.hyperparameters()
@@ -188,7 +163,7 @@ class CudaGraphStep:
             del self._graphs[key]  # the optimizer's state was replaced: warm up anew
             self._specs.pop(key, None)
         if key not in self._specs:  # warm-up: caches, optimizer state, the masks drawn
-            recorder = _RecordMasks()
+            recorder = MaskRecorder(real=True)
             with mask_source(recorder):
                 result = self._eager.run(x, target)
             self._specs[key] = recorder.spec
@@ -209,9 +184,7 @@ class CudaGraphStep:
             return self._eager.run(x, target)
         return self._launch(captured, x, target)
 
-    def _capture(
-        self, x: Any, target: Any, spec: list[tuple[Any, tuple[int, ...], float]]
-    ) -> _Captured:
+    def _capture(self, x: Any, target: Any, spec: MaskSpec) -> _Captured:
         device, optimizer, model = self.device, self.optimizer, self.model
         params = model.named_parameters()
         groups = optimizer.groups_for(list(params))
@@ -239,7 +212,7 @@ class CudaGraphStep:
         loss_fn = self.loss_fn
 
         def body() -> None:
-            with mask_source(_StaticMasks(masks)):
+            with mask_source(MaskReplay(masks)):
                 loss, output, grads = loss_output_and_grads(model, loss_fn, static_x, static_target)
             for name, value in model.named_buffers().items():
                 device.copy_into(statics[name], value)
@@ -289,8 +262,8 @@ class CudaGraphStep:
         device, optimizer = self.device, self.optimizer
         device.copy_into(captured.x, x)
         device.copy_into(captured.target, target)
-        for (rng, shape, p), buffer in zip(captured.mask_spec, captured.masks, strict=True):
-            device.upload(buffer, resolve_rng(rng).random(size=shape) >= p)
+        for buffer, mask in zip(captured.masks, draw(captured.mask_spec), strict=True):
+            device.upload(buffer, mask)
         for group, numbers in zip(captured.groups, captured.scalars, strict=True):
             for key, value in optimizer.scalars(group.step + 1).items():
                 device.upload(numbers[key], np.asarray(value))

@@ -8,7 +8,7 @@ layout, never per step.
 
 Dropout masks are drawn on the host, from the same generators and in the same order as an
 eager step would draw them, and passed in: compiled code must not bake one draw in. The
-masks a model needs are discovered by tracing it once (:class:`_Discover`).
+masks a model needs are discovered by tracing it once (:mod:`._masks`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from ...nn import Module
 from ...nn.grad import loss_output_and_grads
 from ...optim import Optimizer, ParamGroup
 from ...optim.optimizer import flatten
-from ...random import mask_source, resolve_rng
+from ...random import mask_source
 from ._eager import correct_predictions
+from ._masks import MaskRecorder, MaskReplay, MaskSpec, draw
 
 __all__ = ["JaxEvaluation", "JaxStep", "output_shape"]
-
-MaskSpec = list[tuple[Any, tuple[int, ...], float]]
 
 
 class _NeedMasks(Exception):
@@ -37,35 +36,6 @@ class _NeedMasks(Exception):
     def __init__(self, requests: MaskSpec) -> None:
         super().__init__(f"{len(requests)} dropout mask(s)")
         self.requests = requests
-
-
-class _Discover:
-    """Records the masks a traced step asks for (and hands out placeholders)."""
-
-    def __init__(self) -> None:
-        self.requests: MaskSpec = []
-
-    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
-        self.requests.append((rng, tuple(shape), float(p)))
-        return np.ones(shape, dtype=bool)
-
-
-class _Replay:
-    """Hands a traced step the masks drawn on the host for this call, in order."""
-
-    def __init__(self, masks: list[Any]) -> None:
-        self.masks = masks
-        self.position = 0
-
-    def keep_mask(self, rng: Any, shape: tuple[int, ...], p: float) -> Any:
-        if self.position >= len(self.masks) or tuple(self.masks[self.position].shape) != shape:
-            raise RuntimeError(
-                "compiled step: the model asked for other dropout masks than when it was "
-                "traced (did its structure change?); call xpnet.compile_step again"
-            )
-        mask = self.masks[self.position]
-        self.position += 1
-        return mask
 
 
 @contextlib.contextmanager
@@ -124,12 +94,12 @@ class JaxStep:
     ) -> tuple[Any, ...]:
         layout = static[0]
         self.traces += 1
-        source = _Discover() if masks is None else _Replay(masks)
+        source = MaskRecorder(real=False) if masks is None else MaskReplay(masks)
         with _installed(self.model, params, buffers), mask_source(source):
             loss, output, grads = loss_output_and_grads(self.model, self.loss_fn, x, target)
             new_buffers = self.model.named_buffers()
-        if isinstance(source, _Discover) and source.requests:
-            raise _NeedMasks(source.requests)  # retraced with the masks as inputs
+        if isinstance(source, MaskRecorder) and source.spec:
+            raise _NeedMasks(source.spec)  # retraced with the masks as inputs
         jnp = self._jnp
         new_params: dict[str, Any] = {}
         new_states = []
@@ -148,9 +118,7 @@ class JaxStep:
 
     def _draw(self, spec: MaskSpec) -> list[Any]:
         """This call's masks, drawn as an eager step would draw them."""
-        return [
-            self._jnp.asarray(resolve_rng(rng).random(size=shape) >= p) for rng, shape, p in spec
-        ]
+        return [self._jnp.asarray(mask) for mask in draw(spec)]
 
     def run(self, x: Any, target: Any) -> tuple[Any, Any]:
         """One step on the batch ``(x, target)``: the loss and the number of correct
