@@ -16,8 +16,8 @@ Chunking is not a strategy: each one runs its batch in chunks that fit the works
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from .._autodiff import Pullback, defvjp
 from . import _depthwise, _flat, _gather, _gemm, _strided
@@ -26,28 +26,25 @@ from ._plan import ConvPlan, plan
 __all__ = ["conv2d"]
 
 
-# Each strategy's passes: forward(plan, x, weight, keep) -> (y, saved); cotangent(plan, dy)
-# lays the output's cotangent out once for input_grad(plan, weight, dy) and
-# weight_grad(plan, x, dy, saved).
+class _Strategy(NamedTuple):
+    """One way to compute a convolution: its passes over a checked plan."""
+
+    forward: Callable[[ConvPlan, Any, Any, bool], tuple[Any, Any]]  # -> (y, saved)
+    cotangent: Callable[[ConvPlan, Any], Any]  # lays dY out once for both gradients
+    input_grad: Callable[[ConvPlan, Any, Any], Any]  # (plan, weight, dy)
+    weight_grad: Callable[[ConvPlan, Any, Any, Any], Any]  # (plan, x, dy, saved)
+
+
 def _as_is(checked: ConvPlan, dy: Any) -> Any:
     return dy
 
 
-_GEMM = {"forward": _gemm.forward, "cotangent": _as_is, "weight_grad": _gemm.weight_grad}
 _STRATEGIES = {
-    "flat": SimpleNamespace(**_GEMM, input_grad=_flat.input_grad),
-    "strided": SimpleNamespace(**_GEMM, input_grad=_strided.input_grad),
-    "depthwise": SimpleNamespace(
-        forward=_gemm.forward,
-        cotangent=_as_is,
-        input_grad=_depthwise.input_grad,
-        weight_grad=_depthwise.weight_grad,
-    ),
-    "gather": SimpleNamespace(
-        forward=_gather.forward,
-        cotangent=_gather.cotangent,
-        input_grad=_gather.input_grad,
-        weight_grad=_gather.weight_grad,
+    "flat": _Strategy(_gemm.forward, _as_is, _flat.input_grad, _gemm.weight_grad),
+    "strided": _Strategy(_gemm.forward, _as_is, _strided.input_grad, _gemm.weight_grad),
+    "depthwise": _Strategy(_gemm.forward, _as_is, _depthwise.input_grad, _depthwise.weight_grad),
+    "gather": _Strategy(
+        _gather.forward, _gather.cotangent, _gather.input_grad, _gather.weight_grad
     ),
 }
 
