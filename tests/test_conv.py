@@ -427,3 +427,55 @@ def test_argnums_outside_the_arguments(backend: BackendCase) -> None:
     x, w = _arrays(backend)
     with pytest.raises(ValueError, match=r"argnums: positions \[2\] are outside the 2 arguments"):
         F.vjp(F.conv2d, x, w, argnums=(0, 2))
+
+
+@pytest.mark.parametrize("budget_mib", [4, 16])
+@pytest.mark.parametrize(
+    ("strategy", "stride", "groups"),
+    [
+        ("flat", 1, 1),
+        ("strided", 1, 1),
+        ("strided", 2, 1),
+        ("gather", 1, 1),
+        ("gather", 2, 1),
+        ("depthwise", 1, 32),
+        ("depthwise", 2, 32),
+    ],
+)
+def test_workspace_bounds_the_temporaries(strategy, stride, groups, budget_mib) -> None:
+    # The promise of xpnet.config.workspace: forward + pullback never hold more than the
+    # budget besides their results (y, dx, dw), at a batch whose results are 3 to 12 times
+    # the budget (joining the chunks' outputs by concatenation held the output twice).
+    # NumPy only: tracemalloc sees NumPy's allocations.
+    import tracemalloc
+
+    from xpnet import config
+
+    mib = 2**20
+    rng = np.random.default_rng(16)
+    with xpnet.use_backend("numpy"), config.conv_strategy(strategy):
+        x = xpnet.asarray(rng.standard_normal((512, 32, 28, 28), dtype=np.float32))
+        w = xpnet.asarray(rng.standard_normal((32, 32 // groups, 3, 3), dtype=np.float32))
+        kwargs = {"stride": stride, "padding": 1, "groups": groups}
+        small, pullback = F.vjp(F.conv2d, x[:2, ...], w, None, **kwargs)
+        pullback(xpnet.get_namespace().ones_like(small))  # index tables are kept, not counted
+        out = 28 // stride
+        dy = xpnet.asarray(rng.standard_normal((512, 32, out, out), dtype=np.float32))
+        with config.workspace(budget_mib * mib):
+            tracemalloc.start()
+            try:
+                y, pullback = F.vjp(F.conv2d, x, w, None, **kwargs)
+                dx, dw, _ = pullback(dy)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+    allowed = budget_mib * mib + y.nbytes + dx.nbytes + dw.nbytes
+    assert dx.nbytes >= 3 * budget_mib * mib  # the results dwarf the budget
+    assert peak <= allowed, f"peak {peak / mib:.1f} MiB, allowed {allowed / mib:.1f} MiB"
+    # The chunks' results landed where they belong: the last images against a batch of
+    # their own.
+    with xpnet.use_backend("numpy"), config.conv_strategy(strategy):
+        tail_y, tail_pullback = F.vjp(F.conv2d, x[-3:, ...], w, None, **kwargs)
+        tail_dx = tail_pullback(dy[-3:, ...])[0]
+    assert_close(y[-3:, ...], to_numpy(tail_y), rtol=1e-5, atol=1e-5)
+    assert_close(dx[-3:, ...], to_numpy(tail_dx), rtol=1e-5, atol=1e-5)

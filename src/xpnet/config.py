@@ -1,8 +1,12 @@
 """Library-wide settings.
 
-``workspace_bytes`` bounds the temporary im2col buffer of a convolution: larger batches are
-processed in chunks that fit, with the same results. Change it for the whole process with
-:func:`set_workspace_bytes`, or for a block with :func:`workspace`.
+``workspace_bytes`` bounds what a convolution holds besides its inputs and results: its
+forward pass and pullback process the batch in chunks whose temporaries (columns, products,
+staging copies, the pullback's folds) fit the budget, with the same results, so a forward and
+pullback peak at most at budget + output + input gradient + weight gradient (one image's
+temporaries when the budget is smaller than that). The gather strategy's index tables, kept
+for reuse, are not counted. Change it for the whole process with :func:`set_workspace_bytes`,
+or for a block with :func:`workspace`.
 
 ``conv_strategy`` forces one way of computing convolutions (:data:`CONV_STRATEGIES`) inside a
 block, where xpnet otherwise chooses per shape and device; the results are the same up to
@@ -42,13 +46,13 @@ def _check(n: int) -> int:
 
 
 def get_workspace_bytes() -> int:
-    """The im2col workspace budget in bytes now in force."""
+    """The convolution workspace budget in bytes now in force."""
     local = _workspace.get()
     return _global_workspace if local is None else local
 
 
 def set_workspace_bytes(n: int) -> None:
-    """Set the process-wide im2col workspace budget (default 256 MiB)."""
+    """Set the process-wide convolution workspace budget (default 256 MiB)."""
     global _global_workspace
     _global_workspace = _check(n)
 

@@ -73,8 +73,18 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
         per_image = 3 * plan.out_channels * (plan.positions + 2 * edge)
         return concat_chunks(plan, dy, per_image, chunk)
     # Stride > 1: per-offset 2-D gradients folded by zero-stuffing, padding and adding.
-    n = dy.shape[0]
-    dy5 = xp.reshape(dy, (n, plan.groups, multiplier, *plan.out_size))
-    dcols = xp.stack([xp.sum(dy5 * tap, axis=2) for tap in _taps(plan, weight, 2)], axis=2)
-    dpadded = fold_windows(xp, dcols, plan.padded, plan.kernel, plan.stride, plan.dilation)
-    return crop2d(dpadded, plan.pads)
+    taps = _taps(plan, weight, 2)
+
+    def strided_chunk(start: int, stop: int) -> Any:
+        dy5 = xp.reshape(dy[start:stop, ...], (stop - start, plan.groups, multiplier,
+                                               *plan.out_size))  # fmt: skip
+        dcols = xp.stack([xp.sum(dy5 * tap, axis=2) for tap in taps], axis=2)
+        dpadded = fold_windows(xp, dcols, plan.padded, plan.kernel, plan.stride, plan.dilation)
+        return crop2d(dpadded, plan.pads)
+
+    # Per image: a product per offset and their stack, and the fold's padded planes.
+    kk = plan.kernel[0] * plan.kernel[1]
+    per_image = (2 * kk + 1) * plan.out_channels * plan.out_size[0] * plan.out_size[1] + (
+        5 * plan.in_channels * plan.padded[0] * plan.padded[1]
+    )
+    return concat_chunks(plan, dy, per_image, strided_chunk)

@@ -122,5 +122,11 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
         dx = flat_fold(plan, lambda k, a, b: dcols[:, k, :, a:b], edge)
         return xp.permute_dims(dx, (1, 0, 2, 3))
 
-    per_image = plan.patch * plan.groups * (plan.positions + 2 * edge)
+    # Per image: the cotangent's two flat copies, the column gradient, and the fold's
+    # running sum and its next value (input-sized, row length Wp).
+    span = plan.positions + 2 * edge
+    unpadded_height = plan.padded[0] - plan.pads[0] - plan.pads[1]
+    per_image = (2 * plan.out_channels + plan.patch * plan.groups) * span + (
+        2 * plan.in_channels * unpadded_height * plan.padded[1]
+    )
     return concat_chunks(plan, dy, per_image, chunk)

@@ -161,7 +161,9 @@ def _by_group(plan: ConvPlan, cols: Any) -> Any:
 
 
 def _per_image(plan: ConvPlan) -> int:
-    return plan.groups * plan.patch * _positions(plan)
+    """Temporaries per image of the forward pass and the weight gradient: its columns
+    (twice: the gather and its masked copy) and its rows of the product or cotangent."""
+    return (2 * plan.groups * plan.patch + 2 * plan.out_channels) * _positions(plan)
 
 
 def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
@@ -172,7 +174,7 @@ def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
     cost GPU libraries pointer-table kernels), read back as NCHW through a transposed view.
     """
     xp = plan.xp
-    total = plan.batch * _per_image(plan) * itemsize(plan, x)
+    total = plan.batch * plan.groups * plan.patch * _positions(plan) * itemsize(plan, x)
     saved: list[Any] | None = [] if keep and 2 * total <= get_workspace_bytes() else None
     oh, ow = plan.out_size
     kernels = xp.reshape(weight, (plan.groups, plan.out_channels // plan.groups, plan.patch))
@@ -193,21 +195,62 @@ def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
 
 
 def cotangent(plan: ConvPlan, dy: Any) -> Any:
-    """The output's cotangent laid out for the pullback's products: ``(n * P, O)`` for one
-    group (one copy, shared by both gradients), else ``(n, groups, O/groups, P)`` (a view)."""
+    """The output's cotangent laid out for the pullback's products.
+
+    One group: ``(n * P, O)``, one copy shared by both gradients when the batch is one
+    chunk (on a GPU, always), else left as it is and laid out chunk by chunk (a whole-batch
+    copy would not fit the workspace). Several groups: ``(n, groups, O/groups, P)``, a view.
+    """
     xp = plan.xp
-    n = dy.shape[0]
-    if plan.groups == 1:
-        return xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (n * _positions(plan), -1))
-    return xp.reshape(dy, (n, plan.groups, plan.out_channels // plan.groups, -1))
+    if plan.groups > 1:
+        return xp.reshape(dy, (dy.shape[0], plan.groups, plan.out_channels // plan.groups, -1))
+    one_chunk = all(
+        len(chunks(plan, dy, per_image)) == 1
+        for per_image in (_per_image(plan), _input_grad_per_image(plan))
+    )
+    return _laid_out(plan, dy) if one_chunk else dy
+
+
+def _laid_out(plan: ConvPlan, dy: Any) -> Any:
+    """``(n, O, OH, OW)`` as ``(n * P, O)`` (a copy)."""
+    permuted = plan.xp.permute_dims(dy, (0, 2, 3, 1))
+    return plan.xp.reshape(permuted, (dy.shape[0] * _positions(plan), -1))
 
 
 def _rows(plan: ConvPlan, dy: Any, start: int, stop: int) -> Any:
-    """Images ``start:stop`` of a cotangent laid out by :func:`cotangent`."""
-    if plan.groups == 1:
-        positions = _positions(plan)
-        return dy[start * positions : stop * positions, :]
-    return dy[start:stop, ...]
+    """Images ``start:stop`` of a cotangent from :func:`cotangent`, laid out."""
+    if plan.groups > 1:
+        return dy[start:stop, ...]
+    if dy.ndim == 4:  # left for the chunks to lay out
+        return _laid_out(plan, dy[start:stop, ...])
+    positions = _positions(plan)
+    return dy[start * positions : stop * positions, :]
+
+
+def _input_grad_per_image(plan: ConvPlan) -> int:
+    """Temporaries per image of :func:`input_grad`: the cotangent's rows, the column
+    gradient then the gathered readers then their masked copy, and the summed result."""
+    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
+    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    spread = _readers_per_element(plan) * plan.in_channels * height * width
+    columns = plan.groups * plan.patch * _positions(plan)
+    # The column gradient lives until the gather, the gather until its masked copy.
+    return (
+        plan.out_channels * _positions(plan)
+        + max(columns + spread, 2 * spread)
+        + plan.in_channels * height * width
+    )
+
+
+def _readers_per_element(plan: ConvPlan) -> int:
+    """How many column positions read one input element, at most (``Rh * Rw``)."""
+    most = 1
+    for axis, pad in ((0, plan.pads[0]), (1, plan.pads[2])):
+        size = plan.padded[axis] - plan.pads[2 * axis] - plan.pads[2 * axis + 1]
+        reads = _axis_reads(size, plan.out_size[axis], plan.kernel[axis], plan.stride[axis],
+                            plan.dilation[axis], pad)  # fmt: skip
+        most *= max(1, max(len(r) for r in _readers(reads, size)))
+    return most
 
 
 def weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
@@ -244,9 +287,11 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
         else:
             dcols = xp.matrix_transpose(g) @ kernels  # (n, G, P, K / G)
             dcols = xp.permute_dims(dcols, (0, 2, 1, 3))
-        spread = _gathered(plan, xp.reshape(dcols, (n, -1)), index, valid)
+        taken = xp.take(xp.reshape(dcols, (n, -1)), index, axis=1)
+        dcols = None  # released before the masked copy: the workspace counts on it
+        spread = taken if valid is None else xp.where(valid, taken, 0.0)
+        taken = None
         spread = xp.reshape(spread, (n, plan.in_channels, height, width, readers))
         return xp.sum(spread, axis=-1)
 
-    per_image = _per_image(plan) + plan.in_channels * height * width * readers
-    return concat_chunks(plan, dy, per_image, chunk)
+    return concat_chunks(plan, dy, _input_grad_per_image(plan), chunk)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...config import get_workspace_bytes
 from . import _flat, _strided
-from ._plan import ConvPlan, chunks, itemsize, sum_chunks
+from ._plan import ConvPlan, chunks, concat_chunks, itemsize, sum_chunks
 
 __all__ = ["columns", "forward", "weight_grad"]
 
@@ -33,6 +33,13 @@ def _to_nchw(plan: ConvPlan, y: Any) -> Any:
     return xp.permute_dims(y, (1, 0, 2, 3))
 
 
+def _per_image(plan: ConvPlan) -> int:
+    """Temporaries per image of the forward pass and the weight gradient (which reuses the
+    forward's chunks, to line up with its kept columns): its columns and its rows of the
+    product, or of the cotangent's two channel-major copies."""
+    return (plan.groups * plan.patch + 2 * plan.out_channels) * plan.positions
+
+
 def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
     """The convolution of a batched ``x`` without bias, chunk by chunk.
 
@@ -40,26 +47,24 @@ def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
     together (the weight gradient reuses them instead of rebuilding them), else ``None``.
     """
     kernels = _flat.kernels(plan, weight)
-    per_image = plan.groups * plan.patch * plan.positions
-    total = plan.batch * per_image * itemsize(plan, x)
+    total = plan.batch * plan.groups * plan.patch * plan.positions * itemsize(plan, x)
     saved: list[Any] | None = [] if keep and 2 * total <= get_workspace_bytes() else None
-    pieces = []
-    for start, stop in chunks(plan, x, per_image):
+
+    def chunk(start: int, stop: int) -> Any:
         cols = columns(plan, x[start:stop, ...])
         product = kernels @ cols  # (groups, O / groups, n * positions)
         if saved is not None:
             saved.append(cols)
-        cols = None  # release this chunk's columns before building the next
         y = plan.xp.reshape(product, (plan.out_channels, stop - start, plan.positions))
-        pieces.append(_to_nchw(plan, y))
-    y = pieces[0] if len(pieces) == 1 else plan.xp.concat(pieces, axis=0)
-    return y, saved
+        return _to_nchw(plan, y)
+
+    return concat_chunks(plan, x, _per_image(plan), chunk), saved
 
 
 def weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
     """dW = dY @ columns^T, chunk by chunk, with the forward's columns if it kept them."""
     xp = plan.xp
-    per_image = plan.groups * plan.patch * plan.positions
+    per_image = _per_image(plan)  # the forward's chunks, so its kept columns line up
     ranges = chunks(plan, x, per_image)
 
     def part(start: int, stop: int) -> Any:

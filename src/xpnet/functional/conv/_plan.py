@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
+
 from ...backends import DeviceProfile, device_profile
 from ...config import get_conv_strategy, get_workspace_bytes
 from .._validation import (
@@ -213,9 +215,29 @@ def chunks(plan: ConvPlan, x: Any, per_image: int) -> list[tuple[int, int]]:
 
 
 def concat_chunks(plan: ConvPlan, x: Any, per_image: int, run: Callable[[int, int], Any]) -> Any:
-    """``run(start, stop)`` over the batch chunks of :func:`chunks`, concatenated."""
-    pieces = [run(start, stop) for start, stop in chunks(plan, x, per_image)]
-    return pieces[0] if len(pieces) == 1 else plan.xp.concat(pieces, axis=0)
+    """``run(start, stop)`` over the batch chunks of :func:`chunks`, joined along the batch.
+
+    Concatenating would hold every chunk's result and the joined array at once: twice the
+    output, which breaks the workspace promise once the output outgrows the budget. So
+    where the library's arrays are writeable, each chunk's result is copied into the
+    output as soon as it is made, into an array this function has just allocated (the
+    one place an op writes in place: nobody else holds it yet). Immutable arrays (JAX,
+    whose compiler places the pieces itself) are concatenated.
+    """
+    ranges = chunks(plan, x, per_image)
+    first = run(*ranges[0])
+    if len(ranges) == 1:
+        return first
+    xp = plan.xp
+    shape = (plan.batch, *tuple(first.shape)[1:])
+    out = xp.empty(shape, dtype=first.dtype, device=array_api_compat.device(first))
+    if not array_api_compat.is_writeable_array(out):
+        return xp.concat([first, *(run(start, stop) for start, stop in ranges[1:])], axis=0)
+    out[: ranges[0][1], ...] = first
+    first = None  # released before the next chunk is computed
+    for start, stop in ranges[1:]:
+        out[start:stop, ...] = run(start, stop)
+    return out
 
 
 def sum_chunks(plan: ConvPlan, x: Any, per_image: int, run: Callable[[int, int], Any]) -> Any:

@@ -60,4 +60,8 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
         )
         return xp.permute_dims(crop2d(dpadded, plan.pads), (1, 0, 2, 3))
 
-    return concat_chunks(plan, dy, plan.groups * plan.patch * plan.positions, chunk)
+    # Per image: the cotangent's channel-major copy, the column gradient, and the fold's
+    # zero-stuffed, padded and summed planes (up to five padded-input-sized arrays).
+    padded_input = plan.in_channels * plan.padded[0] * plan.padded[1]
+    per_image = (plan.out_channels + plan.groups * plan.patch) * plan.positions
+    return concat_chunks(plan, dy, per_image + 5 * padded_input, chunk)
