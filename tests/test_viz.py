@@ -440,7 +440,9 @@ def test_missing_matplotlib_says_how_to_install(
     with pytest.raises(ImportError, match=r"pip install 'xpnet\[viz\]'"):
         viz.plot_confusion_matrix([0], [0])
     # The command refuses before loading data or training.
-    monkeypatch.setattr(cli, "_load_data", lambda *a, **k: pytest.fail("loaded data"))
+    from xpnet.cli import _train as train_command
+
+    monkeypatch.setattr(train_command, "_load_data", lambda *a, **k: pytest.fail("loaded data"))
     status = cli.main(["train", "--plots", str(tmp_path / "plots")])
     out, err = capsys.readouterr()
     assert status == 2 and out == ""

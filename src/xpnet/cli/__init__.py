@@ -1,0 +1,100 @@
+"""The ``xpnet`` command: list backends, train, evaluate and predict.
+
+Run ``xpnet --help`` (or ``python -m xpnet --help``) for the options; ``xpnet train``
+alone trains a small CNN on scikit-learn's bundled 8x8 digits, offline, in seconds.
+
+One module per concern: the arguments (``_parser``), the data (``_data``), each command
+(``_train``, ``_saved`` for evaluate and predict, ``_tools`` for bench and backends), and
+what they share (``_common``); this module dispatches and turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
+
+from .. import backends, data
+from ..train import CheckpointError, TrainingDiverged
+from ._common import DEFAULTS, CommandError, Terminated
+from ._parser import _parser
+from ._saved import _cmd_evaluate, _cmd_predict
+from ._tools import _cmd_backends, _cmd_bench
+from ._train import _cmd_train
+
+__all__ = ["DEFAULTS", "main"]
+
+COMMANDS = {
+    "backends": _cmd_backends,
+    "bench": _cmd_bench,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+}
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM (``kill``) into :class:`Terminated`, so a checkpoint being written is
+    abandoned cleanly (its temporary file removed) and the previous one stays intact."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xpnet`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 when training diverged, 2 for a usage or data
+        error, 130 after Ctrl-C and 143 after SIGTERM.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "resume", False) and args.save is None:
+        parser.error("--resume needs --save PATH (the checkpoint to continue from)")
+    try:
+        with _sigterm_as_exception():
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\nxpnet: {what}; the last checkpoint written (if any) is intact", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    except TrainingDiverged as exc:
+        print(f"xpnet: {exc}", file=sys.stderr)
+        return 1
+    except (
+        CommandError,
+        CheckpointError,
+        data.DatasetError,
+        backends.UnknownBackendError,
+        backends.BackendUnavailableError,
+        ValueError,
+        KeyError,
+        OSError,
+    ) as exc:
+        if os.environ.get("XPNET_DEBUG"):
+            raise
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"xpnet: error: {message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,88 @@
+"""The data a command works on: the bundled digits, MNIST, or IDX files, as loaders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .. import data
+from ._common import CommandError
+
+
+def _source_kind(source: str) -> str:
+    return "images" if source.startswith("images:") else source
+
+
+def _check_data_arguments(args: argparse.Namespace) -> None:
+    if args.images is not None or args.labels is not None:
+        if args.dataset is not None or args.data_dir is not None:
+            raise CommandError("give either --images/--labels or --dataset/--data-dir, not both")
+        if args.images is None:
+            raise CommandError("--labels needs --images")
+        return
+    if args.data_dir is not None:
+        if args.dataset == "digits":
+            raise CommandError("--data-dir is for --dataset mnist")
+        args.dataset = "mnist"
+    if args.dataset == "mnist" and args.test_size is not None:
+        raise CommandError("--test-size applies to --images and digits; MNIST has its own split")
+
+
+def _load_data(
+    args: argparse.Namespace, *, whole_file: bool = False
+) -> tuple[data.Dataset, data.Dataset, str]:
+    """Training and test sets and a name for the source (saved in checkpoints)."""
+    _check_data_arguments(args)
+    if args.images is not None:
+        source = f"images:{Path(args.images).name}"
+        if args.labels is None:
+            images = data.load_images(args.images)
+            full = data.Dataset(images, np.zeros(len(images), np.int64), 1, name=args.images)
+        else:
+            full = data.load_images_labels(args.images, args.labels)
+        if whole_file and args.test_size is None:
+            return full, full, source
+        test_size = args.test_size if args.test_size is not None else max(1, len(full) // 5)
+        if len(full) < 2:
+            raise CommandError(f"{args.images}: needs at least 2 images to split, has {len(full)}")
+        if test_size >= len(full):
+            raise CommandError(
+                f"--test-size: {test_size} leaves no training images out of {len(full)}"
+            )
+        train, test = data.split_last(full, test_size)
+        return train, test, source
+    dataset = args.dataset or "digits"
+    if dataset == "mnist":
+        folder = args.data_dir or data.find_mnist()
+        if folder is None:
+            raise CommandError(
+                "mnist: no data directory found; pass --data-dir or set XPNET_MNIST_DIR"
+            )
+        train, test = data.load_mnist(folder)
+        return train, test, "mnist"
+    test_size = args.test_size if args.test_size is not None else 360
+    if test_size >= 1797:
+        raise CommandError(f"--test-size: digits has 1,797 images, cannot hold out {test_size}")
+    train, test = data.load_digits(test_size)
+    return train, test, "digits"
+
+
+def _normalisation(source: str) -> tuple[float, float]:
+    if source == "digits":
+        return data.DIGITS_MEAN, data.DIGITS_STD
+    return data.MNIST_MEAN, data.MNIST_STD
+
+
+def _loader(
+    dataset: data.Dataset,
+    batch_size: int,
+    norm: tuple[float, float],
+    *,
+    shuffle: bool,
+    seed: int = 0,
+) -> data.DataLoader:
+    return data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, mean=norm[0], std=norm[1]
+    )

@@ -1,0 +1,203 @@
+"""The command line's arguments, per command."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import models
+from ._common import (
+    DEFAULTS,
+    OPTIMIZERS,
+    SCHEDULES,
+    _non_negative_float,
+    _non_negative_int,
+    _positive_int,
+)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, labels_optional: bool = False) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset",
+        choices=("digits", "mnist"),
+        default=None,
+        help="digits: scikit-learn's bundled 8x8 digits, offline (the default; needs the "
+        "'digits' extra), last 360 images held out; mnist: the IDX files in --data-dir "
+        "(60,000/10,000 with the training files, else the 10,000 test images split "
+        "8,000/2,000)",
+    )
+    group.add_argument(
+        "--data-dir",
+        default=None,
+        help="MNIST folder; implies --dataset mnist (default: $XPNET_MNIST_DIR, else "
+        "../shared/data/mnist)",
+    )
+    group.add_argument(
+        "--images", default=None, help="an IDX image file, raw or .gz (instead of --dataset)"
+    )
+    group.add_argument(
+        "--labels",
+        default=None,
+        help="the IDX label file for --images" + (" (optional here)" if labels_optional else ""),
+    )
+    group.add_argument(
+        "--test-size",
+        type=_positive_int,
+        default=None,
+        help="hold out the last N images for testing: with --images (train default: 20%%; "
+        "evaluate/predict default: all images) or with digits (default 360)",
+    )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, batch_default: str) -> None:
+    group = parser.add_argument_group("running")
+    group.add_argument(
+        "--backend",
+        default=None,
+        help="numpy, cupy, torch, jax, array_api_strict, ... (default: $XPNET_BACKEND, "
+        "else numpy); see 'xpnet backends'",
+    )
+    group.add_argument("--device", default=None, help="device on that backend, e.g. cuda:0")
+    group.add_argument(
+        "--batch-size", type=_positive_int, default=None, help=f"default: {batch_default}"
+    )
+    group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_plots_argument(group: Any, when: str) -> None:
+    group.add_argument(
+        "--plots",
+        metavar="DIR",
+        default=None,
+        help=f"write pictures {when} into DIR: filters, feature maps, training curves, "
+        "confusion matrix, predictions and mistakes on the test images (PNG; needs the "
+        "'viz' extra)",
+    )
+
+
+def _defaults_help() -> str:
+    lines = ["per-dataset defaults (for the options not given):"]
+    for name in ("digits", "mnist"):
+        d = DEFAULTS[name]
+        rates = ", ".join(f"{k} {v:g}" for k, v in d.lr.items())
+        lines.append(
+            f"  {name:7} --model {d.model}, --epochs {d.epochs}, --batch-size {d.batch_size},"
+            f"\n          --schedule {d.schedule}, --lr: {rates}"
+        )
+    lines.append(
+        "  --images as mnist; the model is lenet5 for images of 12x12 and up,\n"
+        "          simple_cnn_bn below"
+    )
+    lines.append(
+        "\n--resume takes the settings (model, optimizer, learning rate, batch size, seed,\n"
+        "schedule, epochs, test size) from the checkpoint, so the same command continues an\n"
+        "interrupted run exactly; options that contradict the checkpoint are refused. Only\n"
+        "with --schedule constant can --epochs grow beyond the planned number."
+    )
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xpnet",
+        description="Convolutional networks on NumPy, CuPy, PyTorch, JAX or array-api-strict.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("backends", help="list every backend, its devices, and why not")
+
+    bench = commands.add_parser(
+        "bench",
+        help="how fast xpnet is here: a short benchmark against PyTorch on the same device",
+        description="Times a few convolutions, pooling, a linear layer, cross-entropy and "
+        "LeNet-5 training and inference against PyTorch eager on the same device, in the "
+        "same process, interleaved; prints xpnet's time over torch's. Needs torch. The full "
+        "table, with JSON, Markdown and a plot: python benchmarks/run.py.",
+    )
+    bench.add_argument("--backend", default="numpy", help="the xpnet backend (default numpy)")
+    bench.add_argument("--device", default=None, help="device on that backend, e.g. cuda:0")
+    bench.add_argument(
+        "--count",
+        action="store_true",
+        help="instead of timing: count the array ops, GPU launches and host syncs of one "
+        "LeNet-5 + Adam training step, layer by layer (no torch needed)",
+    )
+    bench.add_argument(
+        "--batch", type=_positive_int, default=64, help="batch size for --count (default 64)"
+    )
+
+    train = commands.add_parser(
+        "train",
+        help="train a model and report its test accuracy",
+        description="Train a model, printing a line per epoch, and end with its test accuracy.",
+        epilog=_defaults_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_data_arguments(train)
+    _add_run_arguments(train, "64")
+    group = train.add_argument_group("training")
+    group.add_argument(
+        "--model", choices=sorted(models.MODELS), default=None, help="default: per dataset"
+    )
+    group.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: adam")
+    group.add_argument(
+        "--lr", type=_non_negative_float, default=None, help="learning rate (default: per dataset)"
+    )
+    group.add_argument(
+        "--momentum", type=_non_negative_float, default=None, help="for sgd (default 0.9)"
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=_non_negative_float,
+        default=None,
+        help="default: 0 for sgd and adam, 0.01 for adamw",
+    )
+    group.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=None,
+        help="learning-rate schedule over the epochs: cosine annealing to 0, or constant "
+        "(default: per dataset)",
+    )
+    group.add_argument("--epochs", type=_positive_int, default=None, help="default: per dataset")
+    group.add_argument("--seed", type=_non_negative_int, default=None, help="default: 0")
+    group.add_argument(
+        "--save", default=None, help="checkpoint path (.safetensors), written every epoch"
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --save where it stopped (starts afresh if it does not exist)",
+    )
+    group.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile each training step with the backend's compiler (jax.jit on jax, a "
+        "CUDA graph on cupy); backends without one say so and run eagerly",
+    )
+    _add_plots_argument(group, "after training")
+
+    for name, text in (
+        ("evaluate", "evaluate saved weights: test loss and accuracy"),
+        ("predict", "predict classes with saved weights"),
+    ):
+        sub = commands.add_parser(
+            name,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}. The data default to the test split of "
+            "the dataset the checkpoint was trained on (--images: pass them again).",
+        )
+        sub.add_argument("weights", help="a checkpoint written by 'xpnet train --save'")
+        _add_data_arguments(sub, labels_optional=name == "predict")
+        _add_run_arguments(sub, "256")
+        if name == "evaluate":
+            _add_plots_argument(sub, "for these weights (training curves from the checkpoint)")
+        if name == "predict":
+            sub.add_argument(
+                "--limit",
+                type=_non_negative_int,
+                default=20,
+                help="how many images to show (default 20)",
+            )
+    return parser

@@ -1,0 +1,116 @@
+"""``xpnet evaluate`` and ``xpnet predict``: saved weights on their test data."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import backends, data, models, nn
+from ..train import (
+    architecture_mismatch,
+    evaluate,
+    load_checkpoint,
+)
+from ._common import CommandError, _activate
+from ._data import _load_data, _loader
+from ._train import _check_plots, _write_plots
+
+
+def _restore(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
+    _activate(args)
+    saved = load_checkpoint(args.weights)
+    meta = saved.meta
+    try:
+        model = models.build_model(
+            meta["model"], meta["in_channels"], meta["num_classes"], meta["image_size"]
+        )
+    except KeyError as exc:
+        raise CommandError(f"{args.weights}: checkpoint lacks the model field {exc}") from None
+    mismatch = architecture_mismatch(model.state_dict(), saved.model)
+    if mismatch is not None:
+        raise CommandError(
+            f"{args.weights}: weights do not fit its model {meta['model']!r}: {mismatch}"
+        )
+    model.load_state_dict(saved.model)
+    model.eval()
+    return model, meta
+
+
+def _test_data(
+    args: argparse.Namespace, meta: dict[str, Any], *, labelled: bool
+) -> tuple[data.Dataset, bool]:
+    """The data to evaluate on, checked against the checkpoint; and whether it has labels."""
+    source = str(meta.get("source", "digits"))
+    if args.dataset is None and args.images is None and args.data_dir is None:
+        if source.startswith("images:"):
+            raise CommandError(
+                f"{args.weights} was trained on {source[len('images:') :]}; pass --images "
+                "(and --labels) to say which images to use"
+            )
+        args.dataset = source
+        if source == "digits" and args.test_size is None:
+            args.test_size = meta.get("test_size")
+    if labelled and args.images is not None and args.labels is None:
+        raise CommandError("--images needs --labels to evaluate")
+    _, test_set, _ = _load_data(args, whole_file=True)
+    shape = tuple(int(n) for n in test_set.images.shape[1:])
+    size = int(meta["image_size"])
+    expected = (int(meta["in_channels"]), size, size)
+    if shape != expected:
+        raise CommandError(
+            f"{args.images or test_set.name}: images of shape {shape} (channels, height, "
+            "width), but "
+            f"{args.weights} was trained on {expected}"
+        )
+    has_labels = args.images is None or args.labels is not None
+    classes = int(meta["num_classes"])
+    if has_labels and len(test_set) and int(test_set.labels.max()) >= classes:
+        raise CommandError(
+            f"{args.labels or test_set.name}: labels out of range: up to "
+            f"{int(test_set.labels.max())}, but "
+            f"{args.weights} predicts {classes} classes (0 to {classes - 1})"
+        )
+    return test_set, has_labels
+
+
+def _eval_loader(args: argparse.Namespace, meta: dict[str, Any], dataset: data.Dataset) -> Any:
+    norm = meta.get("normalisation", (0.0, 1.0))
+    return _loader(dataset, args.batch_size or 256, (norm[0], norm[1]), shuffle=False)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_plots(args)
+    model, meta = _restore(args)
+    test_set, _ = _test_data(args, meta, labelled=True)
+    loader = _eval_loader(args, meta, test_set)
+    result = evaluate(model, loader, progress=not args.no_progress)
+    print(f"images: {len(test_set)}")
+    print(f"test loss: {result['loss']:.4f}")
+    print(f"test accuracy: {result['accuracy']:.4f}")
+    _write_plots(args, model, meta.get("history"), loader)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    model, meta = _restore(args)
+    test_set, has_labels = _test_data(args, meta, labelled=False)
+    shown = test_set
+    if args.limit < len(test_set):
+        shown = data.Dataset(
+            test_set.images[: args.limit],
+            test_set.labels[: args.limit],
+            test_set.num_classes,
+            test_set.name,
+        )
+    print("index  predicted" + ("  label" if has_labels else ""))
+    if len(shown) == 0:
+        return 0
+    index = 0
+    for x, _ in _eval_loader(args, meta, shown):
+        for value in backends.to_numpy(model(x)).argmax(axis=1):
+            line = f"{index:5d}  {int(value):9d}"
+            if has_labels:
+                line += f"  {int(shown.labels[index]):5d}"
+            print(line)
+            index += 1
+    return 0

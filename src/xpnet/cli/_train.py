@@ -1,0 +1,194 @@
+"""``xpnet train``: settings (given, defaulted or resumed), the run, its pictures."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import backends, data, models, nn, optim, viz
+from .. import random as xrandom
+from ..train import (
+    fit,
+    load_checkpoint,
+)
+from ._common import _RESUMED, DEFAULTS, CommandError, _activate
+from ._data import _load_data, _loader, _normalisation, _source_kind
+
+
+def _saved_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """On ``--resume`` from an existing checkpoint: its metadata and its settings, after
+    checking that the options given again agree with them. Fills in ``--test-size``."""
+    if not (args.resume and Path(args.save).is_file()):
+        return {}, {}
+    meta = load_checkpoint(args.save).meta
+    saved = dict(meta.get("settings", {}))
+    given = {key: getattr(args, key) for key in _RESUMED}
+    given["test_size"] = args.test_size
+    saved["test_size"] = meta.get("test_size")
+    # More epochs than first planned is fine with a constant rate; a cosine schedule is
+    # planned over its epochs (and has reached 0 at the end), so it cannot be extended.
+    extendable = (args.schedule or saved.get("schedule")) == "constant"
+    clashes = [
+        f"--{key.replace('_', '-')} {value} (checkpoint: {saved[key]})"
+        for key, value in given.items()
+        if value is not None
+        and key in saved
+        and saved[key] != value
+        and not (key == "epochs" and extendable)
+    ]
+    if clashes:
+        hint = (
+            " (the cosine schedule was planned over --epochs; train with --schedule constant "
+            "to extend runs later)"
+            if any(c.startswith("--epochs") for c in clashes)
+            else ""
+        )
+        raise CommandError(
+            f"--resume: {args.save} was trained with other settings, so the run would not "
+            "continue as it began: " + ", ".join(clashes) + "; leave them out to reuse the "
+            f"checkpoint's, or train afresh without --resume{hint}"
+        )
+    if args.test_size is None:
+        args.test_size = saved["test_size"]
+    return meta, saved
+
+
+def _settings(
+    args: argparse.Namespace, source: str, image_size: int, saved: dict[str, Any]
+) -> dict[str, Any]:
+    """The training settings: given options, else the checkpoint's (resume), else defaults."""
+    given = {key: getattr(args, key) for key in _RESUMED}
+    defaults = DEFAULTS[_source_kind(source)]
+    chosen: dict[str, Any] = {
+        key: given[key] if given[key] is not None else saved.get(key) for key in given
+    }
+    if chosen["model"] is None:
+        # lenet5 needs 12x12 images at least.
+        chosen["model"] = defaults.model if image_size >= 12 else "simple_cnn_bn"
+    chosen["optimizer"] = chosen["optimizer"] or "adam"
+    if chosen["lr"] is None:
+        chosen["lr"] = defaults.lr[chosen["optimizer"]]
+    if chosen["momentum"] is None:
+        chosen["momentum"] = 0.9
+    if chosen["weight_decay"] is None:
+        chosen["weight_decay"] = 1e-2 if chosen["optimizer"] == "adamw" else 0.0
+    chosen["batch_size"] = chosen["batch_size"] or defaults.batch_size
+    chosen["seed"] = chosen["seed"] if chosen["seed"] is not None else 0
+    chosen["schedule"] = chosen["schedule"] or defaults.schedule
+    chosen["epochs"] = chosen["epochs"] or defaults.epochs
+    return chosen
+
+
+def _optimizer(settings: dict[str, Any], model: nn.Module) -> optim.Optimizer:
+    lr, decay = settings["lr"], settings["weight_decay"]
+    if settings["optimizer"] == "sgd":
+        return optim.SGD(model, lr=lr, momentum=settings["momentum"], weight_decay=decay)
+    if settings["optimizer"] == "adam":
+        return optim.Adam(model, lr=lr, weight_decay=decay)
+    return optim.AdamW(model, lr=lr, weight_decay=decay)
+
+
+def _check_plots(args: argparse.Namespace) -> None:
+    """Before any work: matplotlib is there and ``--plots`` can be a folder."""
+    if args.plots is None:
+        return
+    try:
+        viz.require_matplotlib()
+    except ImportError as exc:
+        raise CommandError(f"--plots: {exc}") from None
+    folder = Path(args.plots)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CommandError(f"--plots: {folder} exists and is not a folder") from None
+    except OSError as exc:
+        raise CommandError(f"--plots: cannot create the folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--plots: cannot write into {folder}")
+
+
+def _write_plots(
+    args: argparse.Namespace,
+    model: nn.Module,
+    history: list[dict[str, float]] | None,
+    loader: data.DataLoader,
+) -> None:
+    if args.plots is None:
+        return
+    written = viz.save_training_plots(model, history, loader, args.plots)
+    print(f"plots: {', '.join(str(path) for path in written.values())}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    _check_plots(args)
+    _activate(args)
+    if args.images is not None and args.labels is None:
+        raise CommandError("training on --images needs --labels")
+    saved_meta, saved = _saved_settings(args)
+    train_set, test_set, source = _load_data(args)
+    if saved_meta and saved_meta.get("source") != source:
+        raise CommandError(
+            f"--resume: {args.save} was trained on {saved_meta.get('source')!r}, this run is "
+            f"on {source!r}"
+        )
+    channels, image_size = int(train_set.images.shape[1]), int(train_set.images.shape[-1])
+    settings = _settings(args, source, image_size, saved)
+    xrandom.seed(settings["seed"])
+    model = models.build_model(
+        settings["model"],
+        channels,
+        train_set.num_classes,
+        image_size,
+        rng=np.random.default_rng(settings["seed"]),
+    )
+    optimizer = _optimizer(settings, model)
+    scheduler = (
+        optim.CosineAnnealingLR(optimizer, settings["epochs"])
+        if settings["schedule"] == "cosine"
+        else None
+    )
+    norm = _normalisation(source)
+    active = backends.get_backend()
+    print(
+        f"training {settings['model']} on {source} ({len(train_set)} train / {len(test_set)} "
+        f"test images) with {settings['optimizer']}, lr {settings['lr']:g} "
+        f"({settings['schedule']}), batch {settings['batch_size']}, {settings['epochs']} epochs, "
+        f"backend {active.name} ({active.device})",
+        flush=True,
+    )
+    meta = {
+        "model": settings["model"],
+        "in_channels": channels,
+        "num_classes": train_set.num_classes,
+        "image_size": image_size,
+        "normalisation": list(norm),
+        "source": source,
+        "settings": {key: settings[key] for key in _RESUMED},
+        "test_size": args.test_size,
+    }
+    test_loader = _loader(test_set, max(settings["batch_size"], 256), norm, shuffle=False)
+    history = fit(
+        model,
+        optimizer,
+        _loader(train_set, settings["batch_size"], norm, shuffle=True, seed=settings["seed"]),
+        settings["epochs"],
+        test_loader=test_loader,
+        scheduler=scheduler,
+        checkpoint=args.save,
+        resume=args.resume,
+        meta=meta,
+        progress=not args.no_progress,
+        log=lambda line: print(line, flush=True),
+        compile=args.compile,
+    )
+    seconds = sum(record["seconds"] for record in history)
+    print(f"training time: {seconds:.1f} s")
+    if args.save is not None:
+        print(f"saved: {args.save}")
+    print(f"test accuracy: {history[-1]['test_accuracy']:.4f}")
+    _write_plots(args, model, history, test_loader)
+    return 0
