@@ -15,6 +15,7 @@ in the checkpoint's sense (torch counts steps per parameter too).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,10 +86,7 @@ class ParamGroup:
         shapes = tuple(tuple(int(n) for n in params[name].shape) for name in names)
         bounds = [0]
         for shape in shapes:
-            size = 1
-            for n in shape:
-                size *= n
-            bounds.append(bounds[-1] + size)
+            bounds.append(bounds[-1] + math.prod(shape))
         return cls(tuple(names), shapes, tuple(bounds), step)
 
     def split(self, xp: Any, flat: Any) -> list[Any]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import random as xrandom
+from ..backends import to_numpy
 from ..data import DataLoader
 from ..nn import Module
 from ..nn.grad import loss_output_and_grads
@@ -123,8 +124,8 @@ def evaluate(
             seen += int(target.shape[0])
         if seen == 0:
             raise ValueError("loader: produced no batches to evaluate")
-        total_loss = math.fsum(float(_host(loss)) for loss, _ in sums)
-        correct = sum(int(_host(hits)) for _, hits in sums)
+        total_loss = math.fsum(float(to_numpy(loss)) for loss, _ in sums)
+        correct = sum(int(to_numpy(hits)) for _, hits in sums)
     finally:
         model.train(was_training)
     elapsed = max(time.perf_counter() - start, 1e-9)
@@ -319,8 +320,8 @@ class _Totals:
             return
         # One value at a time: the first read waits for the device, the rest are ready
         # (and stacking a new number of them would compile anew on JAX).
-        losses = [float(_host(p[1])) for p in self.pending]
-        corrects = [int(_host(p[2])) for p in self.pending]
+        losses = [float(to_numpy(p[1])) for p in self.pending]
+        corrects = [int(to_numpy(p[2])) for p in self.pending]
         for (step, _, _, batch), loss, correct in zip(self.pending, losses, corrects, strict=True):
             if not math.isfinite(loss):
                 self.pending = []
@@ -329,12 +330,6 @@ class _Totals:
             self.correct += correct
             self.seen += batch
         self.pending = []
-
-
-def _host(x: Any) -> np.ndarray:
-    from ..backends import to_numpy
-
-    return to_numpy(x)
 
 
 def _train_epoch(
@@ -427,7 +422,7 @@ def _non_finite(model: Module) -> list[str]:
     return [
         name
         for name, value in model.named_parameters().items()
-        if not np.isfinite(_host(value)).all()
+        if not np.isfinite(to_numpy(value)).all()
     ]
 
 

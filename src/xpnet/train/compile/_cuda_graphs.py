@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import array_api_compat
 import numpy as np
 
 from ...nn import Module
@@ -188,7 +189,7 @@ class CudaGraphStep:
         device, optimizer, model = self.device, self.optimizer, self.model
         params = model.named_parameters()
         groups = optimizer.groups_for(list(params))
-        xp = _namespace(x)
+        xp, on = array_api_compat.array_namespace(x), array_api_compat.device(x)
         for group in groups:
             # The model's parameters become views of the group's flat buffer, which the
             # graph overwrites in place; the warm-up step made the state complete. Each
@@ -198,17 +199,17 @@ class CudaGraphStep:
             group.state = {slot: device.copy(value) for slot, value in group.state.items()}
         first = params[groups[0].names[0]]
         static_x, static_target = device.copy(x), device.copy(target)
-        masks = [xp.zeros(shape, dtype=xp.bool, device=_device(x)) for _, shape, _ in spec]
+        masks = [xp.zeros(shape, dtype=xp.bool, device=on) for _, shape, _ in spec]
         scalars = [
-            {k: xp.zeros((), dtype=first.dtype, device=_device(x)) for k in optimizer.scalars(1)}
+            {k: xp.zeros((), dtype=first.dtype, device=on) for k in optimizer.scalars(1)}
             for _ in groups
         ]
         grads_flat = [xp.zeros_like(group.flat) for group in groups]
         statics = {name: device.copy(value) for name, value in model.named_buffers().items()}
         for name, value in statics.items():
             model.set_buffer(name, value)
-        loss_out = xp.zeros((), dtype=first.dtype, device=_device(x))
-        correct_out = xp.zeros((), dtype=xp.int64, device=_device(x))
+        loss_out = xp.zeros((), dtype=first.dtype, device=on)
+        correct_out = xp.zeros((), dtype=xp.int64, device=on)
         loss_fn = self.loss_fn
 
         def body() -> None:
@@ -280,15 +281,3 @@ class CudaGraphStep:
 
     def __repr__(self) -> str:
         return f"CudaGraphStep({self.how})"
-
-
-def _namespace(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.array_namespace(x)
-
-
-def _device(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.device(x)
