@@ -118,10 +118,7 @@ def test_pullback_matches_torch(backend, dtype, x_shape, w_shape, kwargs, pads) 
 
 def _why_not(strategy: str, x_shape: tuple, w_shape: tuple, kwargs: dict) -> str | None:
     """Independently of the code under test: which strategies cannot compute a config."""
-    stride = kwargs.get("stride", 1)
     groups = kwargs.get("groups", 1)
-    if strategy == "flat" and stride not in (1, (1, 1)):
-        return "needs stride 1"
     if strategy == "depthwise" and not (w_shape[1] == 1 and groups > 1):
         return "needs one input channel per group"
     return None
@@ -197,7 +194,10 @@ def test_gpu_profile_chooses_the_gather_strategy_and_cpu_the_layouts(backend) ->
         assert plan(x, w, None, 1, 1, 1, 1).strategy == "gather"
         assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == "gather"
     with assume_device_profile(CPU_PROFILE):
-        assert plan(x, w, None, 2, 1, 1, 1).strategy == "strided"
+        # Stride 2 at 9 px: phases 6 wide for 5 outputs (1/5 wrapped), polyphase flat.
+        assert plan(x, w, None, 2, 1, 1, 1).strategy == "flat"
+        narrow = backend.asarray(np.ones((2, 3, 8, 5)))  # phases 4 wide for 3 outputs
+        assert plan(narrow, w, None, 2, 1, 1, 1).strategy == "strided"
         assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == "depthwise"
         wide = backend.asarray(np.ones((2, 3, 8, 40)))
         assert plan(wide, w, None, 1, 1, 1, 1).strategy == "flat"
@@ -434,6 +434,7 @@ def test_argnums_outside_the_arguments(backend: BackendCase) -> None:
     ("strategy", "stride", "groups"),
     [
         ("flat", 1, 1),
+        ("flat", 2, 1),
         ("strided", 1, 1),
         ("strided", 2, 1),
         ("gather", 1, 1),

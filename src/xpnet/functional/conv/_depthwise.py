@@ -20,9 +20,11 @@ def _windows(plan: ConvPlan, x: Any) -> list[Any]:
     """Per kernel offset, ``(n, C, 1, positions)`` (stride 1) or ``(n, C, 1, OH, OW)``."""
     xp = plan.xp
     if plan.flat:
-        flat = _flat.flat_image(plan, x, channel_major=False)
+        phases = _flat.flat_image(plan, x, channel_major=False)
         length = plan.positions
-        return [xp.expand_dims(flat[..., o : o + length], axis=2) for o in _flat.offsets(plan)]
+        return [
+            xp.expand_dims(phases[p, :, :, o : o + length], axis=2) for p, o in _flat.offsets(plan)
+        ]
     padded = pad2d(xp, x, plan.pads)
     slices = window_slices(padded, plan.kernel, plan.stride, plan.dilation, plan.out_size)
     return [xp.expand_dims(s, axis=2) for s in slices]
