@@ -45,7 +45,7 @@ BACKEND_PACKAGES = {
 # The test-only read-only NumPy backend rides along with the numpy session.
 SELECTED = {"numpy": ["numpy", "numpy_readonly"]}
 
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "tests_oldest_numpy", "lint", "typecheck", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -59,6 +59,16 @@ def tests(session: nox.Session, backend: str) -> None:
     session.run("pytest", "-n", "auto", *selection, *session.posargs)
 
 
+@nox.session
+def tests_oldest_numpy(session: nox.Session) -> None:
+    """The NumPy backend on the oldest NumPy xpnet supports (1.26): value-based casting,
+    where a 0-d array meeting a Python scalar becomes float64, still applies there."""
+    session.install(TORCH_SPEC)
+    session.install(".[test,strict,digits,viz]", "numpy>=1.26,<2")
+    session.run("python", "-c", "import numpy; print('NumPy', numpy.__version__)")
+    session.run("pytest", "-n", "auto", "--backend", "numpy", *session.posargs)
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """The benchmark table against PyTorch (not part of the test matrix).
@@ -69,6 +79,20 @@ def bench(session: nox.Session) -> None:
     session.install(TORCH_SPEC)
     session.install(".[viz,jax]", "threadpoolctl")  # jax: compiled steps; which BLAS kernels
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_peers(session: nox.Session) -> None:
+    """xpnet, Chainer and PyTorch on the LeNet-5 training step (not part of the matrix).
+
+    Chainer 7.8 needs NumPy < 2 and, to import, setuptools < 70 (it reads pkg_resources and
+    numpy.distutils), so this session pins both; xpnet supports NumPy >= 1.26.
+    """
+    session.install(TORCH_SPEC)
+    session.install("numpy>=1.26,<2", "setuptools<70", "wheel", "threadpoolctl")
+    session.install("--no-build-isolation", "chainer>=7.8")
+    session.install(".")
+    session.run("python", "benchmarks/peers.py", *session.posargs)
 
 
 @nox.session

@@ -75,6 +75,18 @@ def _is_array(value: Any) -> bool:
     return value is not None and array_api_compat.is_array_api_obj(value)
 
 
+def _like(grad: Any, primal: Any) -> Any:
+    """``grad`` in ``primal``'s floating dtype, as torch's autograd casts them: a float64
+    cotangent of a float32 output gives float32 gradients, and so does a rule whose Python
+    scalars promote 0-d arrays (NumPy 1.x's value-based casting)."""
+    if grad is None or not _is_array(primal) or grad.dtype == primal.dtype:
+        return grad
+    xp = array_api_compat.array_namespace(primal)
+    if not (xp.isdtype(grad.dtype, "real floating") and xp.isdtype(primal.dtype, "real floating")):
+        return grad
+    return xp.astype(grad, primal.dtype)
+
+
 def vjp(
     fn: Callable[..., Any], *args: Any, argnums: Iterable[int] | None = None, **kwargs: Any
 ) -> tuple[Any, Pullback]:
@@ -150,12 +162,16 @@ def vjp(
     primary = output[0] if isinstance(output, tuple) else output
 
     def pullback(cotangent: Any) -> tuple[Any, ...]:
-        if _is_array(primary) and tuple(cotangent.shape) != tuple(primary.shape):
-            raise ValueError(
-                f"cotangent: expected shape {tuple(primary.shape)} (the output's), "
-                f"got {tuple(cotangent.shape)}"
-            )
+        if _is_array(primary):
+            if tuple(cotangent.shape) != tuple(primary.shape):
+                raise ValueError(
+                    f"cotangent: expected shape {tuple(primary.shape)} (the output's), "
+                    f"got {tuple(cotangent.shape)}"
+                )
+            cotangent = _like(cotangent, primary)
         grads = rule_pullback(cotangent)
-        return tuple(None if slot is None else grads[slot] for slot in slots)
+        return tuple(
+            None if slot is None else _like(grads[slot], args[i]) for i, slot in enumerate(slots)
+        )
 
     return output, pullback

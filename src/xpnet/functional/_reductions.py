@@ -10,6 +10,7 @@ from ._validation import constant
 
 __all__ = [
     "REDUCTIONS",
+    "as_dtype_of",
     "check_reduction",
     "expand_cotangent",
     "reduce",
@@ -37,6 +38,13 @@ def reduce(xp: Any, loss: Any, reduction: str) -> Any:
     if math.prod(loss.shape) == 0:
         return constant(xp, math.nan, loss)  # torch's mean of nothing, without a warning
     return xp.mean(loss)
+
+
+def as_dtype_of(xp: Any, loss: Any, input: Any) -> Any:
+    """``loss`` in ``input``'s dtype. Under NumPy 1.x a 0-d array meeting a Python scalar
+    promotes to float64 (value-based casting); the losses' results keep the input's dtype
+    on every NumPy, as in torch. No operation where the dtypes already agree."""
+    return loss if loss.dtype == input.dtype else xp.astype(loss, input.dtype)
 
 
 def expand_cotangent(xp: Any, cotangent: Any, shape: tuple[int, ...], reduction: str) -> Any:

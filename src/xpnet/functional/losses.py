@@ -13,7 +13,7 @@ from typing import Any
 
 from ._autodiff import Pullback, defvjp
 from ._constants import cached_constant
-from ._reductions import check_reduction, expand_cotangent, reduce, sum_to_shape
+from ._reductions import as_dtype_of, check_reduction, expand_cotangent, reduce, sum_to_shape
 from ._validation import check_float, check_same_dtype, check_shape, namespace_of, reads_values
 from .activations import log_softmax_last
 
@@ -160,7 +160,7 @@ class _ClassLoss:
                 if weight is None
                 else xp.sum(self.target_weight)
             )
-            self.divisor = xp.where(total == 0, math.nan, total)
+            self.divisor = xp.where(total == 0, xp.full_like(total, math.nan), total)
 
     def reduced(self) -> Any:
         if self.reduction == "mean":
@@ -254,9 +254,10 @@ def nll_loss(
     0.375
     """
     xp, classes = _check_class_targets(input, target, weight, ignore_index, reduction)
-    return _ClassLoss(
+    loss = _ClassLoss(
         xp, _classes_last(xp, input), target, weight, ignore_index, classes, reduction
-    ).reduced()
+    )
+    return as_dtype_of(xp, loss.reduced(), input)
 
 
 @defvjp(nll_loss, "input")
@@ -276,7 +277,7 @@ def _nll_loss_vjp(
         q = loss.target_distribution()
         return (_classes_back(xp, -(xp.expand_dims(g, axis=-1) * q)),)
 
-    return loss.reduced(), pullback
+    return as_dtype_of(xp, loss.reduced(), input), pullback
 
 
 def _check_label_smoothing(label_smoothing: Any) -> float:
@@ -347,7 +348,8 @@ def cross_entropy(
     xp, classes = _check_class_targets(input, target, weight, ignore_index, reduction)
     ls = _check_label_smoothing(label_smoothing)
     logp = log_softmax_last(xp, _classes_last(xp, input))
-    return _ClassLoss(xp, logp, target, weight, ignore_index, classes, reduction, ls).reduced()
+    loss = _ClassLoss(xp, logp, target, weight, ignore_index, classes, reduction, ls)
+    return as_dtype_of(xp, loss.reduced(), input)
 
 
 @defvjp(cross_entropy, "input")
@@ -367,7 +369,7 @@ def _cross_entropy_vjp(
     def pullback(cotangent: Any) -> tuple[Any]:
         return (_classes_back(xp, loss.logits_cotangent(cotangent)),)
 
-    return loss.reduced(), pullback
+    return as_dtype_of(xp, loss.reduced(), input), pullback
 
 
 # ---------------------------------------------------------------------------------------
@@ -415,7 +417,7 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     2.5
     """
     xp = _check_pair(input, target, reduction)
-    return reduce(xp, (input - target) ** 2, reduction)
+    return as_dtype_of(xp, reduce(xp, (input - target) ** 2, reduction), input)
 
 
 @defvjp(mse_loss, "input", "target")
@@ -428,7 +430,7 @@ def _mse_loss_vjp(input: Any, target: Any, reduction: str = "mean") -> tuple[Any
         dinput = 2.0 * diff * g
         return dinput, -dinput
 
-    return reduce(xp, diff**2, reduction), pullback
+    return as_dtype_of(xp, reduce(xp, diff**2, reduction), input), pullback
 
 
 def _check_broadcasts_to(name: str, x: Any, shape: tuple[int, ...]) -> None:
@@ -510,7 +512,8 @@ def binary_cross_entropy_with_logits(
     [0.6931, 0.0, 3000.0]
     """
     xp = _check_bce(input, target, weight, reduction, pos_weight)
-    return reduce(xp, _bce_elements(xp, input, target, weight, pos_weight)[0], reduction)
+    loss = _bce_elements(xp, input, target, weight, pos_weight)[0]
+    return as_dtype_of(xp, reduce(xp, loss, reduction), input)
 
 
 @defvjp(binary_cross_entropy_with_logits, "input", "target", "weight", "pos_weight")
@@ -541,4 +544,4 @@ def _bce_with_logits_vjp(
         dweight = None if weight is None else sum_to_shape(xp, g * unweighted, tuple(weight.shape))
         return dinput, dtarget, dweight, dpos
 
-    return reduce(xp, loss, reduction), pullback
+    return as_dtype_of(xp, reduce(xp, loss, reduction), input), pullback

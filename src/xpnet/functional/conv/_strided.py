@@ -1,8 +1,9 @@
 """The strided layout: windows by 2-D strided slices, one per kernel offset.
 
 Used for narrow images, where the flat layout's wrapped positions (of the image, or at
-strides above 1 of its phases) cost more than they save. Its forward pass and weight gradient are the column GEMM of
-:mod:`._gemm`; its input gradient zero-stuffs, pads and adds each offset's gradient back.
+strides above 1 of its phases) cost more than they save. Its forward pass and weight
+gradient are the column GEMM of :mod:`._gemm`; its input gradient zero-stuffs, pads and
+adds each offset's gradient back.
 """
 
 from __future__ import annotations
