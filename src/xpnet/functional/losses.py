@@ -160,7 +160,7 @@ class _ClassLoss:
                 if weight is None
                 else xp.sum(self.target_weight)
             )
-            self.divisor = xp.where(total == 0, xp.full_like(total, math.nan), total)
+            self.divisor = as_dtype_of(xp, xp.where(total == 0, math.nan, total), total)
 
     def reduced(self) -> Any:
         if self.reduction == "mean":
