@@ -17,6 +17,11 @@ from ._plan import ConvPlan, chunks, concat_chunks, itemsize, sum_chunks
 __all__ = ["columns", "forward", "weight_grad"]
 
 
+# Output channels per group below which the forward GEMM is computed transposed (measured:
+# 6 channels 2x faster transposed, 16 and more 1.2x to 1.3x slower).
+THIN_OUTPUT = 12
+
+
 def columns(plan: ConvPlan, x: Any) -> Any:
     """im2col of a batched chunk: flat shifts where the plan is flat, else strided slices."""
     return _flat.columns(plan, x) if plan.flat else _strided.columns(plan, x)
@@ -46,13 +51,20 @@ def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
     With ``keep``, also returns the chunks' columns when they fit half the workspace budget
     together (the weight gradient reuses them instead of rebuilding them), else ``None``.
     """
+    xp = plan.xp
     kernels = _flat.kernels(plan, weight)
     total = plan.batch * plan.groups * plan.patch * plan.positions * itemsize(plan, x)
     saved: list[Any] | None = [] if keep and 2 * total <= get_workspace_bytes() else None
 
     def chunk(start: int, stop: int) -> Any:
         cols = columns(plan, x[start:stop, ...])
-        product = kernels @ cols  # (groups, O / groups, n * positions)
+        if plan.out_channels // plan.groups < THIN_OUTPUT:
+            # (columns^T @ W^T)^T: OpenBLAS runs a GEMM with few rows (here, output
+            # channels) far below its rate, and the transposed product has few columns
+            # instead (LeNet's first layer, 6 channels: 2x faster).
+            product = xp.matrix_transpose(xp.matrix_transpose(cols) @ xp.matrix_transpose(kernels))
+        else:
+            product = kernels @ cols  # (groups, O / groups, n * positions)
         if saved is not None:
             saved.append(cols)
         y = plan.xp.reshape(product, (plan.out_channels, stop - start, plan.positions))
@@ -73,7 +85,9 @@ def weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
             cols = columns(plan, x[start:stop, ...])
         dy_cm = _flat.flat_cotangent(plan, dy[start:stop, ...], channel_major=True)
         dy_cm = xp.reshape(dy_cm, (plan.groups, plan.out_channels // plan.groups, -1))
-        return dy_cm @ xp.matrix_transpose(cols)
+        # (columns @ dY^T)^T: the same product, 1.15x to 1.5x faster in OpenBLAS than
+        # dY @ columns^T (measured 3x3 at 32 to 128 channels, LeNet's 5x5 layers).
+        return xp.matrix_transpose(cols @ xp.matrix_transpose(dy_cm))
 
     dweight = sum_chunks(plan, x, per_image, part)
     return xp.reshape(dweight, (plan.out_channels, -1, *plan.kernel))
