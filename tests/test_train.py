@@ -350,16 +350,18 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
     )
 
 
-def test_resume_without_a_checkpoint_starts_afresh_and_past_the_end_does_nothing(
+def test_resume_without_a_checkpoint_starts_afresh_and_past_the_end_is_an_error(
     tmp_path: Path,
 ) -> None:
+    # Resuming a checkpoint that already holds the epochs asked for would train nothing
+    # (and the command line would still report a training time): an error naming both.
     path = tmp_path / "new.safetensors"
     _, _, history = _run(path, 1, resume=True)
     assert [r["epoch"] for r in history] == [1] and path.is_file()
     before = path.read_bytes()
-    model, _, again = _run(path, 1, resume=True)
-    assert again == history and path.read_bytes() == before
-    assert_same_state(model.state_dict(), load_checkpoint(path).model)
+    with pytest.raises(CheckpointError, match=r"already holds 1 epochs.*epochs=1"):
+        _run(path, 1, resume=True)
+    assert path.read_bytes() == before
 
 
 def test_resume_refuses_another_architecture_or_optimizer(tmp_path: Path) -> None:

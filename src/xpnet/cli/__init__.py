@@ -10,6 +10,7 @@ what they share (``_common``); this module dispatches and turns errors into exit
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -19,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 
 from .. import backends, data
-from ..train import CheckpointError, TrainingDiverged
+from ..train import CheckpointError, TrainingDiverged, load_checkpoint
 from ._common import DEFAULTS, CommandError, Terminated
 from ._parser import _parser
 from ._saved import _cmd_evaluate, _cmd_predict
@@ -55,6 +56,20 @@ def _sigterm_as_exception() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _what_was_kept(args: argparse.Namespace) -> str:
+    """After an interruption: which checkpoint is on disk, and how to continue from it."""
+    save = getattr(args, "save", None)
+    if args.command != "train":
+        return "nothing was written"
+    if save is None:
+        return "nothing was saved (train with --save PATH to keep progress)"
+    try:
+        epoch = load_checkpoint(save).meta.get("epoch")
+    except CheckpointError:
+        return f"nothing was saved to {save} (interrupted before the first epoch ended)"
+    return f"{save} is intact and holds epoch {epoch}; continue with the same command and --resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xpnet`` command.
 
@@ -72,13 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "resume", False) and args.save is None:
-        parser.error("--resume needs --save PATH (the checkpoint to continue from)")
+        print(
+            "xpnet train: error: --resume needs --save PATH (the checkpoint to continue "
+            "from)\nRun 'xpnet train --help' for usage.",
+            file=sys.stderr,
+        )
+        return 2
+    if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+        print(
+            "xpnet train: error: --resume and --overwrite contradict each other: continue "
+            "the checkpoint, or replace it",
+            file=sys.stderr,
+        )
+        return 2
     try:
         with _sigterm_as_exception():
             return COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"\nxpnet: {what}; the last checkpoint written (if any) is intact", file=sys.stderr)
+        print(f"\nxpnet: {what}; {_what_was_kept(args)}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     except TrainingDiverged as exc:
         print(f"xpnet: {exc}", file=sys.stderr)

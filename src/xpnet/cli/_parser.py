@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import models
 from ._common import (
@@ -98,12 +98,21 @@ def _defaults_help() -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line and a pointer to ``--help``, not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for usage.\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xpnet",
         description="Convolutional networks on NumPy, CuPy, PyTorch, JAX or array-api-strict.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     commands.add_parser("backends", help="list every backend, its devices, and why not")
 
@@ -169,6 +178,12 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue from --save where it stopped (starts afresh if it does not exist)",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --save file with a new run (without it, or --resume, an "
+        "existing file is an error)",
     )
     group.add_argument(
         "--compile",

@@ -11,10 +11,8 @@ import numpy as np
 
 from .. import backends, data, models, nn, optim, viz
 from .. import random as xrandom
-from ..train import (
-    fit,
-    load_checkpoint,
-)
+from ..train import fit, load_checkpoint
+from ..train._guard import check_writable
 from ._common import _RESUMED, DEFAULTS, CommandError, _activate
 from ._data import _load_data, _loader, _normalisation, _source_kind
 
@@ -123,8 +121,23 @@ def _write_plots(
     print(f"plots: {', '.join(str(path) for path in written.values())}")
 
 
+def _check_save(args: argparse.Namespace) -> None:
+    """Before any work: ``--save`` can be written, and is not an earlier run's checkpoint
+    that this one would silently replace."""
+    if args.save is None:
+        return
+    path = Path(args.save)
+    check_writable(path)
+    if path.exists() and not (args.resume or args.overwrite):
+        raise CommandError(
+            f"--save: {path} exists; add --resume to continue that run, or --overwrite to "
+            "replace it with a new one"
+        )
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     _check_plots(args)
+    _check_save(args)
     _activate(args)
     if args.images is not None and args.labels is None:
         raise CommandError("training on --images needs --labels")
@@ -180,6 +193,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         scheduler=scheduler,
         checkpoint=args.save,
         resume=args.resume,
+        overwrite=args.overwrite,
         meta=meta,
         progress=not args.no_progress,
         log=lambda line: print(line, flush=True),

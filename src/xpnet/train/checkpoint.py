@@ -20,6 +20,13 @@ import numpy as np
 
 from .. import backends
 
+try:  # POSIX
+    import fcntl
+
+    HAVE_FLOCK = True
+except ImportError:  # pragma: no cover - Windows
+    HAVE_FLOCK = False
+
 __all__ = [
     "Checkpoint",
     "CheckpointError",
@@ -159,6 +166,9 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Pat
     )
     try:
         with os.fdopen(handle, "wb") as stream:
+            if HAVE_FLOCK:
+                # Held while writing: whoever cleans up abandoned temporaries skips it.
+                fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())

@@ -20,6 +20,7 @@ from ..data import DataLoader
 from ..nn import Module
 from ..nn.grad import loss_output_and_grads
 from ..optim import LRScheduler, Optimizer
+from ._guard import CheckpointLock, check_writable, remove_stale_temporaries
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -182,6 +183,7 @@ def fit(
     scheduler: LRScheduler | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     meta: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
@@ -204,10 +206,15 @@ def fit(
     scheduler : LRScheduler, optional
         Stepped after every epoch.
     checkpoint : path-like, optional
-        Written atomically after every epoch (safetensors).
+        Written atomically after every epoch (safetensors). Held for the run: another
+        run asking for the same path fails at once, naming this one. Checked writable
+        before training starts; temporary files a killed run left there are removed.
     resume : bool, default False
         Continue from ``checkpoint`` if it exists: model, optimizer, scheduler, random
         state, history and epoch are restored, so the run continues exactly.
+    overwrite : bool, default False
+        Replace an existing ``checkpoint`` with a fresh run. Without it (and without
+        ``resume``), an existing file is an error rather than silently lost.
     meta : dict, optional
         Extra JSON-serialisable facts saved in the checkpoint (e.g. the model's name).
     progress : bool, default True
@@ -233,6 +240,10 @@ def fit(
     ValueError
         When a label is not a class index of the model's output (checked once, on the
         host, before training).
+    CheckpointError
+        Before any training, when ``checkpoint`` cannot be written, is held by another
+        run, exists (without ``resume`` or ``overwrite``), or, resumed, already holds
+        ``epochs`` epochs or more.
 
     Notes
     -----
@@ -254,18 +265,54 @@ def fit(
     )
     if compile and log is not None:
         log(f"steps: {step.how}")
+    path = Path(checkpoint) if checkpoint is not None else None
+    if resume and path is None:
+        raise ValueError("resume: needs a checkpoint path")
+    if path is None:
+        return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
+                    scheduler, None, False, meta, progress, log, compile)  # fmt: skip
+    check_writable(path)
+    with CheckpointLock(path):
+        if path.exists() and not (resume or overwrite):
+            raise CheckpointError(
+                f"{path}: exists; pass overwrite=True (--overwrite) to replace it with a new "
+                "run, or resume=True (--resume) to continue it"
+            )
+        remove_stale_temporaries(path)
+        return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
+                    scheduler, path, resume, meta, progress, log, compile)  # fmt: skip
+
+
+def _fit(
+    model: Module,
+    optimizer: Optimizer,
+    step: TrainStep,
+    train_loader: DataLoader,
+    epochs: int,
+    loss_fn: Callable[..., Any],
+    test_loader: DataLoader | None,
+    scheduler: LRScheduler | None,
+    path: Path | None,
+    resume: bool,
+    meta: dict[str, Any] | None,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    compile: bool,
+) -> list[dict[str, float]]:
+    """:func:`fit` once its arguments are checked and its checkpoint path held."""
     history: list[dict[str, float]] = []
     first_epoch = 1
     saved_epoch: int | None = None
-    path = Path(checkpoint) if checkpoint is not None else None
-    if resume:
-        if path is None:
-            raise ValueError("resume: needs a checkpoint path")
-        if path.is_file():
-            first_epoch, history = _resume(path, model, optimizer, scheduler)
-            saved_epoch = first_epoch - 1
-            if log is not None:
-                log(f"resumed from {path} after epoch {first_epoch - 1}")
+    if resume and path is not None and path.is_file():
+        first_epoch, history = _resume(path, model, optimizer, scheduler)
+        saved_epoch = first_epoch - 1
+        if first_epoch > epochs:
+            raise CheckpointError(
+                f"{path}: already holds {saved_epoch} epochs, so resuming to epochs={epochs} "
+                f"would train nothing; ask for more epochs (e.g. {saved_epoch + 1})"
+            )
+        if log is not None:
+            log(f"resumed from {path} after epoch {saved_epoch}")
     for epoch in range(first_epoch, epochs + 1):
         train_loader.set_epoch(epoch)
         try:

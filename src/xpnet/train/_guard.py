@@ -1,0 +1,141 @@
+"""What keeps a checkpoint path safe across runs: a lock held for the whole run, a check
+that the path can be written before any training, and the removal of temporary files that
+a killed writer left behind.
+
+The lock is an advisory ``flock`` on a sidecar file ``.NAME.lock`` next to the checkpoint
+(POSIX); the kernel releases it when its process dies, however it dies, so a lock is never
+stale. The sidecar records who holds it, for the message another run prints.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+try:  # POSIX
+    import fcntl
+
+    HAVE_FLOCK = True
+except ImportError:  # pragma: no cover - Windows: no advisory locks, see CheckpointLock
+    HAVE_FLOCK = False
+
+from .checkpoint import CheckpointError
+
+__all__ = ["CheckpointLock", "check_writable", "lock_path", "remove_stale_temporaries"]
+
+
+def lock_path(path: Path) -> Path:
+    """The sidecar file whose lock guards ``path``."""
+    return path.with_name(f".{path.name}.lock")
+
+
+def check_writable(path: Path) -> None:
+    """Raise :class:`CheckpointError` now, before any training, if a checkpoint can never
+    be written to ``path``: it is a folder, a parent is a file, or the folder that would
+    hold it is not writable."""
+    if path.is_dir():
+        example = path / "model.safetensors"
+        raise CheckpointError(f"{path}: is a folder; give a file name, e.g. {example}")
+    folder = path.parent
+    existing = folder
+    while not existing.exists():  # the nearest existing ancestor: where mkdir would start
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CheckpointError(f"{path}: cannot be created, because {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CheckpointError(f"{path}: cannot be written, {existing} is not writable")
+    if path.exists() and not os.access(path, os.W_OK) and not os.access(folder, os.W_OK):
+        raise CheckpointError(f"{path}: is read-only")
+
+
+class CheckpointLock:
+    """Hold ``path`` for one run: a second run (any process) that asks for the same path
+    fails at once with :class:`CheckpointError` naming the process that holds it.
+
+    Use as a context manager; the sidecar file is removed on release.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sidecar = lock_path(path)
+        self._stream: IO[str] | None = None
+
+    def __enter__(self) -> CheckpointLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not HAVE_FLOCK:  # pragma: no cover - no advisory locks: run unguarded
+            return
+        while True:
+            stream = open(self.sidecar, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+            try:
+                fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                stream.seek(0)
+                holder = stream.read().strip() or "another process"
+                stream.close()
+                raise CheckpointError(
+                    f"{self.path}: in use by another run ({holder}); wait for it to finish, "
+                    "or save to another path"
+                ) from None
+            # The previous holder may have removed the sidecar between our open and our
+            # lock: then we locked a file nobody else will see. Start again.
+            try:
+                same = os.stat(self.sidecar).st_ino == os.fstat(stream.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            stream.close()
+        stream.seek(0)
+        stream.truncate()
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
+        stream.write(
+            f"pid {os.getpid()} on {socket.gethostname()}, since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}" + (f": {command}" if command else "")
+        )
+        stream.flush()
+        self._stream = stream
+
+    def release(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self.sidecar.unlink(missing_ok=True)  # while still locked: see acquire
+        finally:
+            self._stream.close()
+            self._stream = None
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files ``.NAME.*.tmp`` that an interrupted write of ``path``
+    left behind (a SIGKILL gives no chance to clean up). A writer holds a lock on its
+    temporary file while it writes, so only abandoned ones are removed. Returns them."""
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            with open(candidate, "rb") as stream:
+                if HAVE_FLOCK:
+                    fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                candidate.unlink()
+                removed.append(candidate)
+        except (BlockingIOError, FileNotFoundError):
+            continue  # being written right now, or already gone
+        except OSError:
+            continue  # not ours to remove (permissions): leave it
+    return removed
