@@ -8,11 +8,13 @@ arithmetic (which the rest of the suite checks on every backend).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import xpnet
@@ -166,3 +168,195 @@ def test_the_command_line_checks_save_before_training(
     )
     assert status == 2 and "afile is a file" in err
     assert "training " not in out and "Traceback" not in err
+
+
+# -- silent: damaged and hostile checkpoints ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint of the command line (digits, 1 epoch), to damage in copies."""
+    pytest.importorskip("sklearn")
+    from xpnet import cli
+
+    path = tmp_path_factory.mktemp("good") / "good.safetensors"
+    assert cli.main(["train", "--no-progress", "--epochs", "1", "--save", str(path)]) == 0
+    return path
+
+
+def _rewrite(
+    good: Path,
+    out: Path,
+    *,
+    tensors: Any = None,
+    meta: Any = None,
+    metadata: Any = None,
+) -> Path:
+    """``good`` with some tensors, metadata fields or ``meta`` entries replaced."""
+    import json
+
+    from safetensors.numpy import load, save
+
+    data = good.read_bytes()
+    arrays = load(data)
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    table = dict(header["__metadata__"])
+    if meta is not None:
+        table["meta"] = json.dumps(meta(json.loads(table["meta"])))
+    table.update(metadata or {})
+    arrays.update(tensors(arrays) if tensors is not None else {})
+    out.write_bytes(save(arrays, metadata=table))
+    return out
+
+
+def _set(table: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    head, _, rest = dotted.partition(".")
+    if rest:
+        table[head] = _set(dict(table[head]), rest, value)
+    else:
+        table[head] = value
+    return table
+
+
+WEIGHT = "model/0.weight"
+
+DAMAGED = [
+    # (case, how the copy is damaged, the error it must give)
+    ("bool weights", {"tensors": lambda a: {WEIGHT: a[WEIGHT] > 0}}, "is BOOL, expected floating"),
+    ("int32 weights", {"tensors": lambda a: {WEIGHT: a[WEIGHT].astype(np.int32)}}, "is I32"),
+    ("uint8 weights", {"tensors": lambda a: {WEIGHT: a[WEIGHT].astype(np.uint8)}}, "is U8"),
+    (
+        "complex weights",
+        {"tensors": lambda a: {WEIGHT: a[WEIGHT].astype(np.complex64)}},
+        "is C64, expected floating",
+    ),
+    (
+        "a NaN weight",
+        {"tensors": lambda a: {WEIGHT: np.where(a[WEIGHT] > 0, np.nan, a[WEIGHT])}},
+        f"holds NaN or infinite values in {WEIGHT}",
+    ),
+    (
+        "an infinite weight",
+        {"tensors": lambda a: {WEIGHT: a[WEIGHT] * np.float32(np.inf)}},
+        "holds NaN or infinite values",
+    ),
+    (
+        "batch size 0",
+        {"meta": lambda m: _set(m, "settings.batch_size", 0)},
+        "settings.batch_size should be a positive integer, found 0",
+    ),
+    ("meta not a table", {"metadata": {"meta": "[1, 2]"}}, "field 'meta' is not a JSON dict"),
+    ("model_keys a number", {"metadata": {"model_keys": "7"}}, "'model_keys' is not a JSON list"),
+    ("optimizer a list", {"metadata": {"optimizer": "[]"}}, "'optimizer' is not a JSON dict"),
+    ("meta not JSON", {"metadata": {"meta": "{oops"}}, "'meta' is not a JSON dict"),
+    (
+        "normalisation a string",
+        {"meta": lambda m: _set(m, "normalisation", "zscore")},
+        "normalisation should be [mean, std]",
+    ),
+    ("rng a list", {"meta": lambda m: _set(m, "rng", [])}, "rng should be a table"),
+    (
+        "epoch beyond history",
+        {"meta": lambda m: _set(m, "epoch", 9)},
+        "says epoch 9 but its history has 1 epochs",
+    ),
+    (
+        "image_size 100000",
+        {"meta": lambda m: _set(m, "image_size", 100000)},
+        "image_size should be an integer from 1 to 4096",
+    ),
+    ("lr NaN", {"meta": lambda m: _set(m, "settings.lr", float("nan"))}, "settings.lr should be"),
+]
+
+
+@pytest.mark.parametrize(("case", "damage", "message"), DAMAGED, ids=[c[0] for c in DAMAGED])
+def test_a_damaged_checkpoint_is_an_error_naming_what(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    good_checkpoint: Path,
+    case: str,
+    damage: dict[str, Any],
+    message: str,
+) -> None:
+    bad = _rewrite(good_checkpoint, tmp_path / "bad.safetensors", **damage)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_checkpoint(bad)
+    for command in (["evaluate", str(bad)], ["predict", str(bad)]):
+        status, _, err = run_main(capsys, *command)
+        assert status == 2 and message in err and "Traceback" not in err, err
+        assert err.count("\n") == 1  # one line
+    # Resuming from it is refused the same way, before any training.
+    status, out, err = run_main(
+        capsys, "train", "--no-progress", "--epochs", "3", "--save", str(bad), "--resume"
+    )
+    assert status == 2 and message in err and "epoch 2/" not in out, err
+
+
+def _raw_safetensors(path: Path, entries: dict[str, Any], payload: bytes, pad: int = 0) -> Path:
+    import json
+
+    header = json.dumps({"__metadata__": {"format": "xpnet-checkpoint/1"}, **entries}).encode()
+    path.write_bytes(len(header).to_bytes(8, "little") + header + payload + b"\0" * pad)
+    return path
+
+
+def test_bf16_and_f8_tensors_say_what_is_unsupported(tmp_path: Path) -> None:
+    for dtype in ("BF16", "F8_E4M3"):
+        size = 2 if dtype == "BF16" else 1
+        path = _raw_safetensors(
+            tmp_path / f"{dtype}.safetensors",
+            {"model/w": {"dtype": dtype, "shape": [3], "data_offsets": [0, 3 * size]}},
+            b"\1" * (3 * size),
+        )
+        with pytest.raises(CheckpointError, match=f"'model/w' has dtype {dtype}, which xpnet"):
+            load_checkpoint(path)
+
+
+def test_truncated_flipped_and_huge_checkpoints_are_refused_without_reading_them(
+    tmp_path: Path, good_checkpoint: Path
+) -> None:
+    data = good_checkpoint.read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(data[: len(data) - 100])
+    with pytest.raises(CheckpointError, match="is truncated or damaged"):
+        load_checkpoint(truncated)
+    flipped = tmp_path / "flipped.safetensors"
+    flipped.write_bytes(bytes([data[0] ^ 0x40]) + data[1:])  # the header's length
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_checkpoint(flipped)
+    sparse = tmp_path / "sparse.safetensors"  # 8 GB of nothing, allocated by no one
+    with open(sparse, "wb") as stream:
+        stream.truncate(8 * 2**30)
+    with pytest.raises(CheckpointError, match="header claims 0 bytes in a file of 8589934592"):
+        load_checkpoint(sparse)
+    with pytest.raises(CheckpointError, match="is a folder, expected a checkpoint file"):
+        load_checkpoint(tmp_path)
+
+
+def test_resume_with_missing_adam_state_is_refused(tmp_path: Path, good_checkpoint: Path) -> None:
+    # The first layer's second moments dropped: zero-filling them would resume another run.
+    from xpnet import models
+
+    dropped = _rewrite(good_checkpoint, tmp_path / "partial.safetensors")
+    _drop_tensors(dropped, lambda key: "state.0." in key and "exp_avg_sq" in key)
+    with xpnet.use_backend("numpy"):
+        model = models.build_model("simple_cnn_bn", 1, 10, 8)
+        train, _ = loaders()
+        with pytest.raises(CheckpointError, match=r"optimizer state is incomplete, missing: 0\."):
+            fit(model, optim.Adam(model), train, 3, checkpoint=dropped, resume=True,
+                progress=False, log=None)  # fmt: skip
+    assert load_checkpoint(dropped).meta["epoch"] == 1  # left as it was
+
+
+def _drop_tensors(path: Path, unwanted: Any) -> None:
+    """Rewrite ``path`` without the tensors whose key ``unwanted`` accepts."""
+    import json
+
+    from safetensors.numpy import load, save
+
+    raw = path.read_bytes()
+    table = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+    arrays = load(raw)
+    kept = {key: value for key, value in arrays.items() if not unwanted(key)}
+    assert len(kept) < len(arrays)
+    path.write_bytes(save(kept, metadata=table))

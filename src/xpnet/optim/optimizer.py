@@ -330,6 +330,30 @@ class Optimizer:
                     flat[f"state.{name}.{slot}"] = state[slot]
         return flat
 
+    def _check_complete(
+        self, flat: Mapping[str, Any], loaded: Mapping[str, tuple[int, dict[str, Any]]]
+    ) -> None:
+        """A state that has taken steps holds every slot of every parameter: filling a
+        missing one with zeros would resume a different run, silently."""
+        step_count = flat.get("step", 0)
+        if not loaded and not (isinstance(step_count, int | float) and step_count > 0):
+            return  # a fresh optimizer's state
+        gaps = []
+        for name, param in self.model.named_parameters().items():
+            needed = set(self.initial_state(param))
+            if "step" in self.slots and needed:
+                needed.add("step")
+            _, state = loaded.get(name, (0, {}))
+            have = set(state) | ({"step"} if f"state.{name}.step" in flat else set())
+            missing = sorted(needed - have)
+            if missing:
+                gaps.append(f"{name} ({', '.join(missing)})")
+        if gaps:
+            raise ValueError(
+                f"optimizer state is incomplete, missing: {'; '.join(gaps)}; resuming would "
+                "zero-fill them and not continue the run that was saved"
+            )
+
     def load_state_dict(self, flat: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (arrays may come from the host).
 
@@ -338,7 +362,8 @@ class Optimizer:
         KeyError
             If the state names a parameter the model lacks or an unknown slot.
         ValueError
-            If a state array's shape differs from its parameter's.
+            If a state array's shape differs from its parameter's, or a state that has
+            taken steps lacks a slot of some parameter (it would be zero-filled).
         """
         params = self.model.named_parameters()
         loaded: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -362,6 +387,7 @@ class Optimizer:
                 )
             state[slot] = _on_host_then_like(value, param)
             loaded[name] = (step, state)
+        self._check_complete(flat, loaded)
         self._groups, self._loose = [], loaded
         self.step_count = int(flat.get("step", 0))
         for key, current in self.hyperparameters().items():
