@@ -89,7 +89,10 @@ def _corrupt_variants(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     good = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
     files = {
         "truncated data": (good[:-5], r"truncated: 35 bytes, header \(2, 3, 4\) needs 40 bytes"),
-        "too long": (good + b"\x00\x01", r"longer than its header declares: 42 bytes"),
+        "too long": (
+            good + b"\x00\x01",
+            r"longer than its header declares: header \(2, 3, 4\) needs 40 bytes",
+        ),
         "truncated header": (good[:10], r"truncated inside the header"),
         "empty": (b"", r"truncated: 0 bytes, no IDX header"),
         "bad type code": (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), r"not an IDX file"),

@@ -360,3 +360,63 @@ def _drop_tensors(path: Path, unwanted: Any) -> None:
     kept = {key: value for key, value in arrays.items() if not unwanted(key)}
     assert len(kept) < len(arrays)
     path.write_bytes(save(kept, metadata=table))
+
+
+# -- data files ------------------------------------------------------------------------------
+
+
+def test_an_idx_file_longer_than_its_header_is_refused_without_reading_it(tmp_path: Path) -> None:
+    # The header says one 28x28 image; 64 MiB of zeros follow (compressed to ~64 KiB).
+    import gzip
+    import tracemalloc
+
+    from xpnet.data import DatasetError, load_idx
+
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    header = (2051).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (1, 28, 28))
+    with gzip.open(path, "wb", compresslevel=1) as stream:
+        stream.write(header + bytes(784))
+        for _ in range(64):
+            stream.write(bytes(2**20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=r"longer than its header declares: header \(1, 28"):
+            load_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"read {peak / 2**20:.1f} MiB of a file declaring 800 bytes"
+
+
+def test_labels_far_beyond_the_others_are_damage_not_new_classes(tmp_path: Path) -> None:
+    # Digits 0-9 and one label of 200: not a 201-class problem.
+    from test_data import write_idx
+    from xpnet.data import DatasetError, load_images_labels, load_mnist
+
+    labels = np.arange(50, dtype=np.uint8) % 10
+    labels[7] = 200
+    images = write_idx(tmp_path / "i-idx3-ubyte", np.zeros((50, 4, 4), np.uint8))
+    label_file = write_idx(tmp_path / "l-idx1-ubyte", labels)
+    with pytest.raises(
+        DatasetError, match="labels up to 200 .* would make 201 classes, 190 of them"
+    ):
+        load_images_labels(images, label_file)
+    assert load_images_labels(images, label_file, num_classes=201).num_classes == 201
+    # MNIST has 10 classes, whatever its files say.
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((50, 28, 28), np.uint8))
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.where(labels == 200, 12, labels))
+    with pytest.raises(DatasetError, match=r"labels must lie in \[0, 10\)"):
+        load_mnist(folder, verify=False)
+
+
+def test_paths_of_the_wrong_kind_say_what_they_are(tmp_path: Path) -> None:
+    from xpnet.data import DatasetError, load_idx, load_mnist
+
+    a_file = tmp_path / "file"
+    a_file.write_bytes(b"x")
+    with pytest.raises(DatasetError, match="is a file, expected the folder holding MNIST"):
+        load_mnist(a_file)
+    with pytest.raises(DatasetError, match="is a folder, expected a file"):
+        load_idx(tmp_path)

@@ -16,6 +16,8 @@ def _source_kind(source: str) -> str:
 
 
 def _check_data_arguments(args: argparse.Namespace) -> None:
+    if args.num_classes is not None and args.labels is None:
+        raise CommandError("--num-classes applies to --labels (MNIST and digits have 10)")
     if args.images is not None or args.labels is not None:
         if args.dataset is not None or args.data_dir is not None:
             raise CommandError("give either --images/--labels or --dataset/--data-dir, not both")
@@ -41,7 +43,7 @@ def _load_data(
             images = data.load_images(args.images)
             full = data.Dataset(images, np.zeros(len(images), np.int64), 1, name=args.images)
         else:
-            full = data.load_images_labels(args.images, args.labels)
+            full = data.load_images_labels(args.images, args.labels, args.num_classes)
         if whole_file and args.test_size is None:
             return full, full, source
         test_size = args.test_size if args.test_size is not None else max(1, len(full) // 5)

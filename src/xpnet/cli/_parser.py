@@ -42,6 +42,13 @@ def _add_data_arguments(parser: argparse.ArgumentParser, labels_optional: bool =
         help="the IDX label file for --images" + (" (optional here)" if labels_optional else ""),
     )
     group.add_argument(
+        "--num-classes",
+        type=_positive_int,
+        default=None,
+        help="how many classes --labels holds (default: the largest label plus one, at "
+        "least 10; labels that would invent many empty classes are refused)",
+    )
+    group.add_argument(
         "--test-size",
         type=_positive_int,
         default=None,

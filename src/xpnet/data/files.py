@@ -12,6 +12,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,21 +102,32 @@ def md5sum(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _read_bytes(path: Path) -> bytes:
+def _open(path: Path) -> Any:
     if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        # A damaged gzip stream raises any of these, depending on where it breaks.
-        raise DatasetError(f"{path}: cannot be read ({exc})") from None
+        what = "is a folder, expected a file" if path.is_dir() else "file not found"
+        raise DatasetError(f"{path}: {what}")
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_up_to(stream: Any, count: int) -> bytes:
+    """Up to ``count`` bytes of ``stream``, read in blocks: a header that declares more than
+    the file holds costs no allocation beyond what is there."""
+    blocks, have = [], 0
+    while have < count:
+        block = stream.read(min(count - have, 1 << 24))
+        if not block:
+            break
+        blocks.append(block)
+        have += len(block)
+    return b"".join(blocks)
 
 
 def load_idx(path: str | os.PathLike[str], expected_magic: int | None = None) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed).
+
+    The header's dimensions bound the read: the data is read (or decompressed) only up to
+    what they declare, and one byte more shows a file longer than its header says, so a
+    hostile file never makes xpnet read or allocate more than its header admits.
 
     Parameters
     ----------
@@ -132,31 +144,45 @@ def load_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
     Raises
     ------
     DatasetError
-        Naming the file, when it is missing, has a wrong or unknown magic number, or is
-        truncated.
+        Naming the file, when it is missing, a folder, has a wrong or unknown magic number,
+        is truncated, longer than its header declares, or a damaged gzip stream. (IDX
+        carries no checksum: a flipped bit in the pixels cannot be noticed; MNIST's own
+        files are checked against their published MD5 sums by :func:`load_mnist`.)
     """
     file = Path(path)
-    data = _read_bytes(file)
-    if len(data) < 4:
-        raise DatasetError(f"{file}: truncated: {len(data)} bytes, no IDX header")
-    magic = int.from_bytes(data[:4], "big")
-    if expected_magic is not None and magic != expected_magic:
-        raise DatasetError(f"{file}: wrong magic number {magic}, expected {expected_magic}")
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DatasetError(f"{file}: not an IDX file (magic number {magic})")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"{file}: truncated inside the header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "longer than its header declares"
-        raise DatasetError(
-            f"{file}: {what}: {len(data)} bytes, header {shape} needs {expected} bytes"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    try:
+        with _open(file) as stream:
+            head = stream.read(4)
+            if len(head) < 4:
+                raise DatasetError(f"{file}: truncated: {len(head)} bytes, no IDX header")
+            magic = int.from_bytes(head, "big")
+            if expected_magic is not None and magic != expected_magic:
+                raise DatasetError(f"{file}: wrong magic number {magic}, expected {expected_magic}")
+            if head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+                raise DatasetError(f"{file}: not an IDX file (magic number {magic})")
+            ndim = head[3]
+            dims = _read_up_to(stream, 4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DatasetError(f"{file}: truncated inside the header")
+            shape = tuple(int.from_bytes(dims[4 * i : 4 + 4 * i], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_DTYPES[head[2]])
+            header = 4 + 4 * ndim
+            expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            data = _read_up_to(stream, expected - header)
+            if header + len(data) < expected:
+                raise DatasetError(
+                    f"{file}: truncated: {header + len(data)} bytes, header {shape} needs "
+                    f"{expected} bytes"
+                )
+            if stream.read(1):
+                raise DatasetError(
+                    f"{file}: longer than its header declares: header {shape} needs "
+                    f"{expected} bytes"
+                )
+    except (OSError, EOFError, zlib.error) as exc:
+        # A damaged gzip stream raises any of these, depending on where it breaks.
+        raise DatasetError(f"{file}: cannot be read ({exc})") from None
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
@@ -195,7 +221,26 @@ def load_images_labels(
         )
     if num_classes is None:
         num_classes = max(int(labels.max()) + 1 if labels.size else 0, 10)
+        _check_label_gaps(labels, num_classes, Path(labels_path))
     return Dataset(images, labels, num_classes, name=str(labels_path))
+
+
+def _check_label_gaps(labels: np.ndarray, num_classes: int, path: Path) -> None:
+    """Classes inferred from the largest label: refuse when that invents classes with no
+    example beyond the first 10 (a label of 200 among digits is damage, not 191 classes)."""
+    if num_classes <= 10 or labels.size == 0:
+        return
+    present = np.unique(labels)
+    absent = num_classes - present.size
+    # A small sample may miss a few classes; more empty classes than present ones (and
+    # over 10) is a damaged file.
+    if absent > max(10, present.size):
+        highest = ", ".join(str(int(v)) for v in present[-3:])
+        raise DatasetError(
+            f"{path}: labels up to {int(present[-1])} (highest: {highest}) would make "
+            f"{num_classes} classes, {absent} of them without any example; the labels look "
+            "damaged (pass num_classes, --num-classes, if they are right)"
+        )
 
 
 def split_last(dataset: Dataset, test_size: int) -> tuple[Dataset, Dataset]:
@@ -256,10 +301,17 @@ def load_mnist(directory: str | os.PathLike[str], verify: bool = True) -> tuple[
     """
     folder = Path(directory)
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: MNIST directory not found")
+        what = (
+            "is a file, expected the folder holding MNIST"
+            if folder.exists()
+            else ("MNIST directory not found")
+        )
+        raise DatasetError(f"{folder}: {what}")
     test_images = _require(folder, "t10k-images-idx3-ubyte")
     test_labels = _require(folder, "t10k-labels-idx1-ubyte")
-    test = load_images_labels(_verified(test_images, verify), _verified(test_labels, verify))
+    test = load_images_labels(
+        _verified(test_images, verify), _verified(test_labels, verify), num_classes=10
+    )
     train_images = _find(folder, "train-images-idx3-ubyte")
     train_labels = _find(folder, "train-labels-idx1-ubyte")
     if (train_images is None) != (train_labels is None):
@@ -271,7 +323,9 @@ def load_mnist(directory: str | os.PathLike[str], verify: bool = True) -> tuple[
         )
         raise DatasetError(f"{folder}: has {present} but not {absent}[.gz]")
     if train_images is not None and train_labels is not None:
-        train = load_images_labels(_verified(train_images, verify), _verified(train_labels, verify))
+        train = load_images_labels(
+            _verified(train_images, verify), _verified(train_labels, verify), num_classes=10
+        )
         return train, test
     return split_last(test, 2000)
 
