@@ -420,3 +420,61 @@ def test_paths_of_the_wrong_kind_say_what_they_are(tmp_path: Path) -> None:
         load_mnist(a_file)
     with pytest.raises(DatasetError, match="is a folder, expected a file"):
         load_idx(tmp_path)
+
+
+# -- silent: numerics at the edges -------------------------------------------------------------
+
+
+def test_relu_pullback_at_nan_follows_torch(backend: Any) -> None:
+    # torch zeroes relu's gradient only where the output is <= 0: at a NaN it passes.
+    torch = pytest.importorskip("torch")
+    import xpnet.functional as F
+    from helpers import assert_close
+
+    x = np.asarray([-1.0, 0.0, np.nan, 2.0, -np.inf, np.inf])
+    dy = np.asarray([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    _, pullback = F.vjp(F.relu, backend.asarray(x))
+    (got,) = pullback(backend.asarray(dy))
+    leaf = torch.tensor(x, requires_grad=True)
+    (want,) = torch.autograd.grad(torch.relu(leaf), [leaf], torch.tensor(dy))
+    np.testing.assert_array_equal(xpnet.to_numpy(got), want.numpy())
+    assert_close(got, [0.0, 0.0, 3.0, 4.0, 0.0, 6.0])
+
+
+@pytest.mark.parametrize("strategy", ["flat", "strided", "gather"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_on_an_empty_batch_gives_empty_results_like_torch(
+    backend: Any, strategy: str, stride: int
+) -> None:
+    torch = pytest.importorskip("torch")
+    import xpnet.functional as F
+    from xpnet import config
+
+    x, w = np.zeros((0, 3, 8, 8)), np.ones((4, 3, 3, 3))
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=1, stride=stride)
+    with config.conv_strategy(strategy):
+        y, pullback = F.vjp(F.conv2d, backend.asarray(x), backend.asarray(w), None,
+                            padding=1, stride=stride)  # fmt: skip
+        dx, dw, _ = pullback(backend.asarray(np.zeros(tuple(want.shape))))
+    assert tuple(y.shape) == tuple(want.shape) == (0, 4, 8 // stride, 8 // stride)
+    assert tuple(dx.shape) == x.shape
+    np.testing.assert_array_equal(xpnet.to_numpy(dw), np.zeros(w.shape))  # no images: 0
+
+
+@pytest.mark.parametrize(("name", "size"), [("lenet5", 28), ("simple_cnn_bn", 8), ("mlp", 8)])
+def test_a_model_on_an_empty_batch_gives_an_empty_batch(backend: Any, name: str, size: int) -> None:
+    from xpnet import models
+
+    with xpnet.use_backend(backend.name, backend.device):
+        model = models.build_model(name, 1, 10, size).eval()
+        out = model(backend.asarray(np.zeros((0, 1, size, size)), "float32"))
+    assert tuple(out.shape) == (0, 10)
+
+
+def test_a_degenerate_kernel_is_a_clear_error(backend: Any) -> None:
+    import xpnet.functional as F
+
+    x = backend.asarray(np.zeros((1, 3, 5, 5)))
+    for shape in [(4, 3, 0, 0), (4, 3, 3, 0), (0, 3, 3, 3)]:
+        with pytest.raises(ValueError, match=r"weight: expected at least one output channel"):
+            F.conv2d(x, backend.asarray(np.zeros(shape)))

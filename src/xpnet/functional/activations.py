@@ -60,8 +60,9 @@ def relu(input: Any, inplace: bool = False) -> Any:
     Returns
     -------
     array
-        Same shape, dtype, namespace and device as ``input``. The pullback passes the
-        gradient where ``input > 0`` and gives 0 elsewhere, including at 0 (as torch).
+        Same shape, dtype, namespace and device as ``input``. The pullback gives 0 where
+        the output is ``<= 0`` (including at 0) and passes the gradient elsewhere, so at a
+        NaN it passes the gradient on: torch's rule.
 
     Examples
     --------
@@ -80,8 +81,8 @@ def _relu_vjp(input: Any, inplace: bool = False) -> tuple[Any, Pullback]:
     y = relu(input, inplace)
 
     def pullback(dy: Any) -> tuple[Any]:
-        # y > 0 exactly where input > 0 (a NaN input gives a NaN output, not above 0).
-        return (xp.where(y > 0, dy, 0.0),)
+        # torch's rule: zero where the output is <= 0; a NaN output is not, and passes dy.
+        return (xp.where(y <= 0, 0.0, dy),)
 
     return y, pullback
 

@@ -7,6 +7,7 @@ GEMM per group and col2im: measured 1.6x faster forward+backward (64 channels, 1
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .._windows import crop2d, fold_windows, pad2d, window_slices
@@ -48,9 +49,14 @@ def weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
         n, dy_chunk = stop - start, dy[start:stop, ...]
         if plan.flat:
             dy_chunk = _flat.flat_cotangent(plan, dy_chunk, channel_major=False)
-        dy_chunk = xp.reshape(dy_chunk, (n, plan.groups, multiplier, -1))
+        dy_chunk = xp.reshape(dy_chunk, (n, plan.groups, multiplier, math.prod(dy_chunk.shape[2:])))
         parts = [
-            xp.sum(xp.vecdot(xp.reshape(w, (n, plan.groups, 1, -1)), dy_chunk, axis=-1), axis=0)
+            xp.sum(
+                xp.vecdot(
+                    xp.reshape(w, (n, plan.groups, 1, math.prod(w.shape[2:]))), dy_chunk, axis=-1
+                ),
+                axis=0,
+            )
             for w in _windows(plan, x[start:stop, ...])
         ]
         part = xp.stack(parts, axis=-1)
@@ -68,7 +74,7 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
 
         def chunk(start: int, stop: int) -> Any:
             dyf = _flat.flat_cotangent(plan, dy[start:stop, ...], False, margins=(edge, edge))
-            dyf = xp.reshape(dyf, (stop - start, plan.groups, multiplier, -1))
+            dyf = xp.reshape(dyf, (stop - start, plan.groups, multiplier, dyf.shape[-1]))
             dx = _flat.flat_fold(plan, lambda k, a, b: dyf[..., a:b] * taps[k], edge)
             return xp.sum(dx, axis=2) if multiplier > 1 else dx[:, :, 0, ...]
 

@@ -208,8 +208,8 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
 
     def chunk(start: int, stop: int) -> Any:
         dyf = flat_cotangent(plan, dy[start:stop, ...], True, margins=(edge, edge))
-        dcols = kernels_t @ xp.reshape(dyf, (plan.groups, per_out, -1))
-        dcols = xp.reshape(dcols, (plan.in_channels, kk, stop - start, -1))
+        dcols = kernels_t @ xp.reshape(dyf, (plan.groups, per_out, (stop - start) * dyf.shape[-1]))
+        dcols = xp.reshape(dcols, (plan.in_channels, kk, stop - start, dyf.shape[-1]))
         dx = flat_fold(plan, lambda k, a, b: dcols[:, k, :, a:b], edge)
         return xp.permute_dims(dx, (1, 0, 2, 3))
 

@@ -15,6 +15,7 @@ order with no transpose: ``(groups, O/g, C/g*kh*kw) @ (n, groups, C/g*kh*kw, OH*
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ...config import get_workspace_bytes
@@ -149,8 +150,8 @@ def _columns(plan: ConvPlan, x: Any) -> Any:
     xp = plan.xp
     n = x.shape[0]
     index, valid = _tables(plan, x, transposed=False)
-    cols = _gathered(plan, xp.reshape(x, (n, -1)), index, valid)
-    return xp.reshape(cols, (n, _positions(plan), -1))
+    cols = _gathered(plan, xp.reshape(x, (n, math.prod(x.shape[1:]))), index, valid)
+    return xp.reshape(cols, (n, _positions(plan), plan.groups * plan.patch))
 
 
 def _by_group(plan: ConvPlan, cols: Any) -> Any:
@@ -186,7 +187,9 @@ def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
             saved.append(cols)
         if plan.groups == 1:
             product = xp.reshape(cols, (-1, plan.patch)) @ xp.matrix_transpose(kernels[0, ...])
-            return xp.permute_dims(xp.reshape(product, (n, oh, ow, -1)), (0, 3, 1, 2))
+            return xp.permute_dims(
+                xp.reshape(product, (n, oh, ow, plan.out_channels)), (0, 3, 1, 2)
+            )
         product = _by_group(plan, cols) @ xp.matrix_transpose(kernels)  # (n, G, P, O/G)
         product = xp.permute_dims(product, (0, 1, 3, 2))
         return xp.reshape(product, (n, plan.out_channels, oh, ow))
@@ -203,7 +206,10 @@ def cotangent(plan: ConvPlan, dy: Any) -> Any:
     """
     xp = plan.xp
     if plan.groups > 1:
-        return xp.reshape(dy, (dy.shape[0], plan.groups, plan.out_channels // plan.groups, -1))
+        return xp.reshape(
+            dy,
+            (dy.shape[0], plan.groups, plan.out_channels // plan.groups, math.prod(dy.shape[2:])),
+        )
     one_chunk = all(
         len(chunks(plan, dy, per_image)) == 1
         for per_image in (_per_image(plan), _input_grad_per_image(plan))
@@ -214,7 +220,7 @@ def cotangent(plan: ConvPlan, dy: Any) -> Any:
 def _laid_out(plan: ConvPlan, dy: Any) -> Any:
     """``(n, O, OH, OW)`` as ``(n * P, O)`` (a copy)."""
     permuted = plan.xp.permute_dims(dy, (0, 2, 3, 1))
-    return plan.xp.reshape(permuted, (dy.shape[0] * _positions(plan), -1))
+    return plan.xp.reshape(permuted, (dy.shape[0] * _positions(plan), plan.out_channels))
 
 
 def _rows(plan: ConvPlan, dy: Any, start: int, stop: int) -> Any:
@@ -287,7 +293,8 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
         else:
             dcols = xp.matrix_transpose(g) @ kernels  # (n, G, P, K / G)
             dcols = xp.permute_dims(dcols, (0, 2, 1, 3))
-        taken = xp.take(xp.reshape(dcols, (n, -1)), index, axis=1)
+        per_image = _positions(plan) * plan.groups * plan.patch
+        taken = xp.take(xp.reshape(dcols, (n, per_image)), index, axis=1)
         dcols = None  # released before the masked copy: the workspace counts on it
         spread = taken if valid is None else xp.where(valid, taken, 0.0)
         taken = None

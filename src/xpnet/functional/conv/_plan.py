@@ -144,6 +144,11 @@ def plan(
         check_same_dtype("bias", bias, "input", x)
         check_shape("bias", bias, (out_channels,), "one value per output channel")
     kernel = (int(weight.shape[2]), int(weight.shape[3]))
+    if min(kernel) < 1 or out_channels < 1 or group_channels < 1:
+        raise ValueError(
+            f"weight: expected at least one output channel, one input channel and a 1x1 "
+            f"kernel, got shape {tuple(weight.shape)}"
+        )
     stride_ = as_pair("stride", stride, minimum=1)
     dilation_ = as_pair("dilation", dilation, minimum=1)
     pads = _resolve_padding(padding, kernel, stride_, dilation_)
@@ -225,6 +230,8 @@ def chunks(plan: ConvPlan, x: Any, per_image: int) -> list[tuple[int, int]]:
         limit = min(limit, plan.profile.chunk_bytes)
     staging = 2 * plan.in_channels * plan.padded[0] * plan.padded[1]
     size = max(1, limit // ((per_image + staging) * itemsize(plan, x)))
+    if plan.batch == 0:
+        return [(0, 0)]  # an empty batch is one empty chunk: results of the right shape
     return [(start, min(start + size, plan.batch)) for start in range(0, plan.batch, size)]
 
 

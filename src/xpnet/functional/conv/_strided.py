@@ -27,7 +27,7 @@ def columns(plan: ConvPlan, x: Any) -> Any:
     # (input-sized), which makes the window slices below contiguous runs (measured: LeNet's
     # second conv builds its columns 8x faster than from the strided view).
     channel_major = xp.reshape(
-        xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (channels, -1)),
+        xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (channels, n * height * width)),
         (channels, n, height, width),
     )
     padded = pad2d(xp, channel_major, plan.pads)
