@@ -478,3 +478,60 @@ def test_a_degenerate_kernel_is_a_clear_error(backend: Any) -> None:
     for shape in [(4, 3, 0, 0), (4, 3, 3, 0), (0, 3, 3, 3)]:
         with pytest.raises(ValueError, match=r"weight: expected at least one output channel"):
             F.conv2d(x, backend.asarray(np.zeros(shape)))
+
+
+def _npz_with_header(path: Path, shape: tuple[int, ...], payload: bytes) -> Path:
+    """An .npz whose 'images' declares ``shape`` (uint8) but holds ``payload``."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": shape}
+    )
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(1, np.int64))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("images.npy", header.getvalue() + payload)
+        archive.writestr("labels.npy", labels.getvalue())
+    return path
+
+
+def test_npz_size_bombs_are_refused_before_allocating(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from xpnet.data import DatasetError, load_npz
+
+    # A header declaring 10^12 bytes in an entry of a few: refused before any allocation.
+    huge = _npz_with_header(tmp_path / "huge.npz", (10**12,), b"\0" * 16)
+    with pytest.raises(DatasetError, match=r"declares shape \(1000000000000,\) of uint8"):
+        load_npz(huge)
+    # A zip bomb: one image declared, 256 MiB of zeros behind it (256 KiB compressed).
+    bomb = _npz_with_header(tmp_path / "bomb.npz", (1, 4, 4), bytes(256 * 2**20))
+    assert bomb.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="holds more data than its header declares"):
+            load_npz(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"decompressed {peak / 2**20:.0f} MiB of a 16-byte array"
+
+
+def test_truncated_and_bit_flipped_npz_name_the_file(tmp_path: Path) -> None:
+    from xpnet.data import DatasetError, load_npz
+
+    good = tmp_path / "good.npz"
+    np.savez_compressed(good, images=np.arange(600, dtype=np.uint8).reshape(6, 10, 10),
+                        labels=np.arange(6))  # fmt: skip
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match=r"truncated\.npz: not a readable \.npz archive"):
+        load_npz(truncated)
+    flipped = tmp_path / "flipped.npz"
+    middle = len(data) // 3  # inside the compressed images
+    flipped.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+    with pytest.raises(DatasetError, match=r"flipped\.npz: (damaged|not a readable)"):
+        load_npz(flipped)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,6 +331,40 @@ def load_mnist(directory: str | os.PathLike[str], verify: bool = True) -> tuple[
     return split_last(test, 2000)
 
 
+def _read_npy_member(file: Path, archive: zipfile.ZipFile, member: str) -> np.ndarray:
+    """One array of an ``.npz``, its declared size checked against the archive's entry
+    before anything is allocated and its data read (decompressed) no further than the
+    header declares. Object arrays are refused: they need pickle."""
+    info = archive.getinfo(member)
+    with archive.open(info) as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        except ValueError as exc:
+            raise DatasetError(f"{file}: {member} is not a .npy array ({exc})") from None
+        if dtype.hasobject:
+            raise DatasetError(
+                f"{file}: {member} holds Python objects, which need pickle to load; xpnet "
+                "never unpickles data files"
+            )
+        needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if needed > info.file_size:
+            raise DatasetError(
+                f"{file}: {member} declares shape {shape} of {dtype} ({needed:,} bytes) but "
+                f"its entry holds {info.file_size:,} bytes"
+            )
+        data = _read_up_to(stream, needed)
+        if len(data) < needed:
+            raise DatasetError(f"{file}: {member} is truncated")
+        if stream.read(1):
+            raise DatasetError(f"{file}: {member} holds more data than its header declares")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array.copy()
+
+
 def load_npz(
     path: str | os.PathLike[str],
     images_key: str = "images",
@@ -358,28 +393,36 @@ def load_npz(
     Raises
     ------
     DatasetError
-        Naming the file: missing, not an ``.npz`` archive, a missing key, object arrays,
-        shapes that do not fit, non-integer labels or labels out of range.
+        Naming the file: missing, not an ``.npz`` archive, damaged (a bad CRC, a truncated
+        stream), a missing key, object arrays, an array larger than its archive entry
+        (checked before anything is allocated) or holding more than its header declares
+        (decompression stops there), shapes that do not fit, non-integer labels or labels
+        out of range.
     """
     file = Path(path)
     if not file.is_file():
-        raise DatasetError(f"{file}: file not found")
+        what = "is a folder, expected an .npz file" if file.is_dir() else "file not found"
+        raise DatasetError(f"{file}: {what}")
     try:
-        archive = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"{file}: not a readable .npz file ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DatasetError(f"{file}: is a single .npy array, expected an .npz archive")
-    with archive:
-        keys = sorted(archive.keys())
-        for key in (images_key, labels_key):
-            if key not in keys:
-                raise DatasetError(f"{file}: no array named {key!r} (it has {keys})")
-        try:
-            images, labels = archive[images_key], archive[labels_key]
-        except (OSError, ValueError, EOFError) as exc:
-            # Object arrays need pickle, which stays off.
-            raise DatasetError(f"{file}: cannot read its arrays ({exc})") from None
+        with zipfile.ZipFile(file) as archive:
+            members = {Path(name).stem: name for name in archive.namelist()}
+            for key in (images_key, labels_key):
+                if key not in members:
+                    if file.read_bytes()[:6] == b"\x93NUMPY":
+                        raise DatasetError(
+                            f"{file}: is a single .npy array, expected an .npz archive"
+                        )
+                    raise DatasetError(f"{file}: no array named {key!r} (it has {sorted(members)})")
+            images = _read_npy_member(file, archive, members[images_key])
+            labels = _read_npy_member(file, archive, members[labels_key])
+    except zipfile.BadZipFile as exc:
+        if file.read_bytes()[:6] == b"\x93NUMPY":
+            raise DatasetError(
+                f"{file}: is a single .npy array, expected an .npz archive"
+            ) from None
+        raise DatasetError(f"{file}: not a readable .npz archive ({exc})") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{file}: damaged .npz archive ({exc})") from None
     if images.ndim == 3:
         images = images[:, None]
     if images.dtype != np.uint8 and images.dtype.kind != "f":
