@@ -104,9 +104,11 @@ def test_train_evaluate_predict_on_digits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = result.stdout.splitlines()
     assert rows[0].split() == ["index", "predicted", "label"]
-    targets = data.load_digits()[1].labels
-    assert [int(r.split()[0]) for r in rows[1:]] == [0, 1, 2, 3]
-    assert [int(r.split()[2]) for r in rows[1:]] == targets[:4].tolist()
+    test_set = data.load_digits()[1]
+    # Numbered as in the whole set: the test images are its last 360 of 1,797.
+    assert test_set.first_index == 1797 - 360
+    assert [int(r.split()[0]) for r in rows[1:]] == [1437, 1438, 1439, 1440]
+    assert [int(r.split()[2]) for r in rows[1:]] == test_set.labels[:4].tolist()
     assert all(0 <= int(r.split()[1]) <= 9 for r in rows[1:])
 
 

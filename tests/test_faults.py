@@ -535,3 +535,29 @@ def test_truncated_and_bit_flipped_npz_name_the_file(tmp_path: Path) -> None:
     flipped.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
     with pytest.raises(DatasetError, match=r"flipped\.npz: (damaged|not a readable)"):
         load_npz(flipped)
+
+
+# -- the command line, small points ------------------------------------------------------------
+
+
+def test_feature_maps_are_titled_with_the_architecture() -> None:
+    pytest.importorskip("matplotlib")
+    from xpnet import models, viz
+
+    model = models.build_model("lenet5", 1, 10, 28)
+    fig = viz.plot_feature_maps(model, np.zeros((1, 28, 28), np.float32))
+    assert fig._suptitle.get_text() == "feature maps of one input (lenet5)"
+    plain = xpnet.nn.Sequential(xpnet.nn.Conv2d(1, 2, 3))
+    fig = viz.plot_feature_maps(plain, np.zeros((1, 8, 8), np.float32))
+    assert fig._suptitle.get_text() == "feature maps of one input (Sequential)"
+
+
+def test_one_epoch_is_singular_and_backend_reasons_are_not_double_bracketed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("sklearn")
+    status, out, _ = run_main(capsys, "train", "--no-progress", "--epochs", "1")
+    assert status == 0 and ", 1 epoch, backend" in out
+    status, listing, _ = run_main(capsys, "backends")
+    assert status == 0 and "cupy" in listing
+    assert "((" not in listing and "))" not in listing

@@ -156,7 +156,7 @@ MODELS: dict[str, Callable[..., nn.Sequential]] = {
 def build_model(
     name: str, in_channels: int, num_classes: int, image_size: int, **factory: Any
 ) -> nn.Sequential:
-    """Build a registered architecture by name.
+    """Build a registered architecture by name (kept as the model's ``architecture``).
 
     Raises
     ------
@@ -169,6 +169,8 @@ def build_model(
         raise ValueError(f"model: unknown model {name!r}; choose from {sorted(MODELS)}") from None
     # One generator for all layers: an int seed per layer would repeat the same numbers.
     factory["rng"] = resolve_rng(factory.get("rng"))
-    return builder(
+    model = builder(
         in_channels=in_channels, num_classes=num_classes, image_size=image_size, **factory
     )
+    model.architecture = name  # what pictures and reports call it
+    return model

@@ -360,6 +360,11 @@ def plot_filters(
 # -- feature maps --------------------------------------------------------------------------
 
 
+def _model_name(model: nn.Module) -> str:
+    """The architecture's name where :func:`xpnet.models.build_model` recorded it."""
+    return str(getattr(model, "architecture", type(model).__name__))
+
+
 def _chain(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     """The layers a Sequential model runs one after another (nested ones flattened)."""
     if isinstance(module, nn.Sequential):
@@ -552,7 +557,7 @@ def plot_feature_maps(
         bar = fig.colorbar(image_, cax=layout.colorbar_axes(fig, r, count))
         bar.ax.tick_params(labelsize=6)
     layout.title(
-        fig, title if title is not None else f"feature maps of one input ({type(model).__name__})"
+        fig, title if title is not None else f"feature maps of one input ({_model_name(model)})"
     )
     return fig
 

@@ -101,14 +101,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             test_set.labels[: args.limit],
             test_set.num_classes,
             test_set.name,
+            test_set.first_index,
         )
+    # Indices as the file numbers its images (a split's test set starts past the training
+    # images), so that an image can be found again.
     print("index  predicted" + ("  label" if has_labels else ""))
     if len(shown) == 0:
         return 0
     index = 0
     for x, _ in _eval_loader(args, meta, shown):
         for value in backends.to_numpy(model(x)).argmax(axis=1):
-            line = f"{index:5d}  {int(value):9d}"
+            line = f"{shown.first_index + index:5d}  {int(value):9d}"
             if has_labels:
                 line += f"  {int(shown.labels[index]):5d}"
             print(line)

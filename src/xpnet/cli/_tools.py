@@ -49,6 +49,6 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         devices = ", ".join(info.devices) if info.devices else "-"
         line = f"{info.name:18} {state:11} devices: {devices}"
         if info.reason:
-            line += f"  ({info.reason})"
+            line += f"  - {info.reason}"  # reasons carry their own parentheses
         print(line)
     return 0

@@ -169,7 +169,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(
         f"training {settings['model']} on {source} ({len(train_set)} train / {len(test_set)} "
         f"test images) with {settings['optimizer']}, lr {settings['lr']:g} "
-        f"({settings['schedule']}), batch {settings['batch_size']}, {settings['epochs']} epochs, "
+        f"({settings['schedule']}), batch {settings['batch_size']}, "
+        f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}, "
         f"backend {active.name} ({active.device})",
         flush=True,
     )

@@ -67,12 +67,17 @@ class Dataset:
         Number of classes.
     name : str
         Where it came from, for messages.
+    first_index : int
+        The position of the first example in the file it came from (a split's test set
+        starts past the training examples), so that reports can name examples as the
+        file numbers them.
     """
 
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
     name: str = "dataset"
+    first_index: int = 0
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -250,9 +255,18 @@ def split_last(dataset: Dataset, test_size: int) -> tuple[Dataset, Dataset]:
     if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < n:
         raise ValueError(f"test_size: expected an int in [1, {n - 1}], got {test_size!r}")
     cut = n - test_size
+    start = dataset.first_index
     return (
-        Dataset(dataset.images[:cut], dataset.labels[:cut], dataset.num_classes, dataset.name),
-        Dataset(dataset.images[cut:], dataset.labels[cut:], dataset.num_classes, dataset.name),
+        Dataset(
+            dataset.images[:cut], dataset.labels[:cut], dataset.num_classes, dataset.name, start
+        ),
+        Dataset(
+            dataset.images[cut:],
+            dataset.labels[cut:],
+            dataset.num_classes,
+            dataset.name,
+            start + cut,
+        ),
     )
 
 
