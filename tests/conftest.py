@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,3 +136,19 @@ def device_paths(request: pytest.FixtureRequest) -> Iterator[str]:
     """The ops' CPU paths or their GPU paths, on whatever backend the test runs."""
     with assume_device_profile(CPU_PROFILE if request.param == "cpu" else GPU_PROFILE):
         yield request.param
+
+
+@pytest.fixture
+def image_files(tmp_path: Path) -> tuple[Path, Path]:
+    from test_data import write_idx
+
+    """60 learnable 12x12 images in IDX files: class c has a bright row band at 3c."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=60).astype(np.uint8)
+    images = rng.integers(0, 40, size=(60, 12, 12)).astype(np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 3 * c : 3 * c + 3] = 250
+    return (
+        write_idx(tmp_path / "imgs-idx3-ubyte.gz", images),
+        write_idx(tmp_path / "labs-idx1-ubyte", labels),
+    )

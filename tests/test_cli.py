@@ -50,20 +50,6 @@ def accuracy(text: str) -> float:
     return float(found[-1])
 
 
-@pytest.fixture
-def image_files(tmp_path: Path) -> tuple[Path, Path]:
-    """60 learnable 12x12 images in IDX files: class c has a bright row band at 3c."""
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 4, size=60).astype(np.uint8)
-    images = rng.integers(0, 40, size=(60, 12, 12)).astype(np.uint8)
-    for i, c in enumerate(labels):
-        images[i, 3 * c : 3 * c + 3] = 250
-    return (
-        write_idx(tmp_path / "imgs-idx3-ubyte.gz", images),
-        write_idx(tmp_path / "labs-idx1-ubyte", labels),
-    )
-
-
 # -- subprocess: the real command line ---------------------------------------------------------
 
 
@@ -139,9 +125,11 @@ def test_train_on_idx_files_then_evaluate_and_predict(
     assert "lr 0.001 (constant), batch 16, 3 epochs" in result.stdout
     assert len(re.findall(r"^epoch \d/3: ", result.stdout, re.MULTILINE)) == 3
     trained = accuracy(result.stdout)
-    # Evaluating needs the images again; with --test-size it is the same held-out part.
+    # The checkpoint remembers its images and held-out part: evaluate alone finds them.
     result = xpnet("evaluate", str(weights))
-    assert result.returncode == 2 and "pass --images" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "images: 12" in result.stdout and accuracy(result.stdout) == trained
+    # Given again, with --test-size, it is the same held-out part.
     result = xpnet(
         "evaluate",
         str(weights),

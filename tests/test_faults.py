@@ -561,3 +561,49 @@ def test_one_epoch_is_singular_and_backend_reasons_are_not_double_bracketed(
     status, listing, _ = run_main(capsys, "backends")
     assert status == 0 and "cupy" in listing
     assert "((" not in listing and "))" not in listing
+
+
+def test_evaluate_and_predict_find_the_training_data_from_any_folder(
+    tmp_path: Path, image_files: tuple[Path, Path]
+) -> None:
+    from test_cli import xpnet as run_xpnet
+
+    images, labels = image_files
+    weights = tmp_path / "w.safetensors"
+    trained = run_xpnet("train", "--no-progress", "--images", str(images), "--labels",
+                        str(labels), "--model", "mlp", "--epochs", "2", "--save", str(weights))  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in ("evaluate", "predict"):
+        result = subprocess.run(
+            [sys.executable, "-m", "xpnet", command, str(weights)],
+            capture_output=True, text=True, cwd=elsewhere, timeout=120,
+            env={**os.environ, "XPNET_BACKEND": "numpy"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    moved = images.rename(tmp_path / "moved-idx3-ubyte.gz")
+    result = run_xpnet("evaluate", str(weights))
+    assert result.returncode == 2
+    assert f"trained on data at {images}, which is no longer there" in result.stderr
+    assert run_xpnet("evaluate", str(weights), "--images", str(moved), "--labels",
+                     str(labels)).returncode == 0  # fmt: skip
+
+
+def test_evaluate_finds_mnist_where_training_did(tmp_path: Path) -> None:
+    from test_cli import xpnet as run_xpnet
+
+    folder = xpnet.data.find_mnist()
+    if folder is None or not Path(folder).is_dir():
+        pytest.skip("MNIST not found: set XPNET_MNIST_DIR or place it in ../shared/data/mnist")
+    weights = tmp_path / "m.safetensors"
+    trained = run_xpnet("train", "--no-progress", "--data-dir", str(folder), "--model", "mlp",
+                        "--epochs", "1", "--save", str(weights))  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "xpnet", "evaluate", str(weights)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "XPNET_MNIST_DIR"} | {"XPNET_BACKEND": "numpy"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "images: 2000" in result.stdout or "images: 10000" in result.stdout

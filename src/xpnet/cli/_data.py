@@ -32,6 +32,20 @@ def _check_data_arguments(args: argparse.Namespace) -> None:
         raise CommandError("--test-size applies to --images and digits; MNIST has its own split")
 
 
+def data_origin(args: argparse.Namespace) -> dict[str, str]:
+    """Where the data just loaded lives, as absolute paths: saved in a checkpoint so that
+    ``evaluate`` and ``predict`` find it again from any folder."""
+    if args.images is not None:
+        origin = {"images": str(Path(args.images).resolve())}
+        if args.labels is not None:
+            origin["labels"] = str(Path(args.labels).resolve())
+        return origin
+    if args.dataset == "mnist":
+        folder = args.data_dir or data.find_mnist()
+        return {"data_dir": str(Path(folder).resolve())} if folder is not None else {}
+    return {}
+
+
 def _load_data(
     args: argparse.Namespace, *, whole_file: bool = False
 ) -> tuple[data.Dataset, data.Dataset, str]:

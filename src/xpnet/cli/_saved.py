@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from .. import backends, data, models, nn
@@ -41,13 +42,31 @@ def _test_data(
 ) -> tuple[data.Dataset, bool]:
     """The data to evaluate on, checked against the checkpoint; and whether it has labels."""
     source = str(meta.get("source", "digits"))
+    found = meta.get("data")
+    origin: dict[str, Any] = found if isinstance(found, dict) else {}
     if args.dataset is None and args.images is None and args.data_dir is None:
-        if source.startswith("images:"):
+        # The data the checkpoint was trained on, where training found it.
+        remembered = [str(origin[key]) for key in ("data_dir", "images", "labels") if key in origin]
+        gone = [path for path in remembered if not Path(path).exists()]
+        if gone:
             raise CommandError(
-                f"{args.weights} was trained on {source[len('images:') :]}; pass --images "
-                "(and --labels) to say which images to use"
+                f"{args.weights} was trained on data at {', '.join(gone)}, which is no longer "
+                "there; pass --data-dir, or --images and --labels, to say where it is now"
             )
-        args.dataset = source
+        if source.startswith("images:"):
+            if "images" not in origin:
+                raise CommandError(
+                    f"{args.weights} was trained on {source[len('images:') :]}; pass --images "
+                    "(and --labels) to say which images to use"
+                )
+            args.images = origin["images"]
+            args.labels = origin.get("labels")
+            if args.labels is not None and args.test_size is None:
+                args.test_size = meta.get("test_size")  # the held-out part, as trained
+        else:
+            args.dataset = source
+            if source == "mnist" and "data_dir" in origin:
+                args.data_dir = origin["data_dir"]
         if source == "digits" and args.test_size is None:
             args.test_size = meta.get("test_size")
     if labelled and args.images is not None and args.labels is None:

@@ -14,7 +14,7 @@ from .. import random as xrandom
 from ..train import fit, load_checkpoint
 from ..train._guard import check_writable
 from ._common import _RESUMED, DEFAULTS, CommandError, _activate
-from ._data import _load_data, _loader, _normalisation, _source_kind
+from ._data import _load_data, _loader, _normalisation, _source_kind, data_origin
 
 
 def _saved_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -181,8 +181,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "image_size": image_size,
         "normalisation": list(norm),
         "source": source,
+        "data": data_origin(args),
         "settings": {key: settings[key] for key in _RESUMED},
-        "test_size": args.test_size,
+        # The held-out part as used, so that evaluate finds the same test images.
+        "test_size": (
+            len(test_set)
+            if args.test_size is None and source.startswith("images:")
+            else args.test_size
+        ),
     }
     test_loader = _loader(test_set, max(settings["batch_size"], 256), norm, shuffle=False)
     history = fit(

@@ -358,6 +358,10 @@ _META_FIELDS: dict[str, tuple[Any, str]] = {
         "[mean, std] with a positive std",
     ),
     "source": (lambda v: isinstance(v, str), "a dataset name"),
+    "data": (
+        lambda v: isinstance(v, dict) and all(isinstance(p, str) for p in v.values()),
+        "a table of data paths",
+    ),
     "test_size": (lambda v: v is None or _is_number(v), "a size or null"),
     "settings": (lambda v: isinstance(v, dict), "a table of training settings"),
     "optimizer_class": (lambda v: isinstance(v, str), "an optimizer class name"),
