@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import xpnet
 from helpers import BackendCase
 from reference_conv import conv2d_loops
 from reference_pooling import max_pool2d_loops
@@ -89,11 +90,11 @@ def test_plot_filters_of_a_model_picks_its_conv_layer(backend: BackendCase) -> N
     )
     first = viz.plot_filters(model)
     assert first._suptitle.get_text().startswith("layer 0 (Conv2d)")
-    w0 = viz.backends.to_numpy(model[0].weight)
+    w0 = xpnet.to_numpy(model[0].weight)
     np.testing.assert_array_equal(drawn(tiles(first)["filter 1"]), w0[1, 0])
 
     second = viz.plot_filters(model, layer="2", input_channels="all")
-    w2 = viz.backends.to_numpy(model[2].weight)
+    w2 = xpnet.to_numpy(model[2].weight)
     np.testing.assert_array_equal(drawn(tiles(second)["filter 3, input 1"]), w2[3, 1])
     assert len(tiles(second)) == 8
 
@@ -133,8 +134,8 @@ def test_feature_maps_are_the_layer_outputs(backend: BackendCase) -> None:
     fig = viz.plot_feature_maps(model, backend.asarray(image), max_channels=2)
 
     # Oracle: plain loops from the same weights.
-    w = viz.backends.to_numpy(model[0].weight)
-    b = viz.backends.to_numpy(model[0].bias)
+    w = xpnet.to_numpy(model[0].weight)
+    b = xpnet.to_numpy(model[0].bias)
     conv = conv2d_loops(image[None], w, b, pads=(1, 1, 1, 1))[0]
     relu = np.maximum(conv, 0.0)
     pooled = max_pool2d_loops(relu[None], (2, 2), (2, 2))[0][0]
@@ -167,8 +168,8 @@ def test_feature_maps_of_chosen_layers_in_inference_mode(backend: BackendCase) -
     image = np.arange(16.0).reshape(4, 4) / 8
     fig = viz.plot_feature_maps(model, backend.asarray(image), layers=["2.1", 1], show_input=False)
 
-    w = viz.backends.to_numpy(model[0].weight)
-    b = viz.backends.to_numpy(model[0].bias)
+    w = xpnet.to_numpy(model[0].weight)
+    b = xpnet.to_numpy(model[0].bias)
     conv = conv2d_loops(image[None, None], w, b, pads=(1, 1, 1, 1))[0]
     # Inference mode: the running statistics, not the batch's.
     normed = np.stack(
@@ -191,7 +192,7 @@ def test_feature_maps_of_chosen_layers_in_inference_mode(backend: BackendCase) -
         np.testing.assert_allclose(drawn(found[f"1:{c}"]), normed[c], rtol=1e-10, atol=1e-12)
     # The modes are restored and the statistics untouched.
     assert model.training and bn.training
-    np.testing.assert_array_equal(viz.backends.to_numpy(bn.running_mean), [0.5, -1.0])
+    np.testing.assert_array_equal(xpnet.to_numpy(bn.running_mean), [0.5, -1.0])
 
 
 def test_feature_maps_refuse_bad_input() -> None:
@@ -493,10 +494,10 @@ def test_training_figures_show_the_model_outputs(backend: BackendCase) -> None:
     assert list(figures) == ["confusion_matrix", "mistakes"]
 
     # Oracle: the model's logits computed by hand on the host, image by image.
-    weight = viz.backends.to_numpy(model[0].weight)
-    bias = viz.backends.to_numpy(model[0].bias)
-    dense_w = viz.backends.to_numpy(model[3].weight)
-    dense_b = viz.backends.to_numpy(model[3].bias)
+    weight = xpnet.to_numpy(model[0].weight)
+    bias = xpnet.to_numpy(model[0].bias)
+    dense_w = xpnet.to_numpy(model[3].weight)
+    dense_b = xpnet.to_numpy(model[3].bias)
     inputs = (dataset.images / 255.0 - 0.5) / 0.25
     predicted = []
     for image in inputs:
@@ -596,7 +597,9 @@ def test_train_and_evaluate_with_plots(
         captured[Path(path).name] = fig
         return Path(path)
 
-    monkeypatch.setattr(viz, "save_figure", capture)
+    from xpnet.viz import _files  # where save_training_plots finds save_figure
+
+    monkeypatch.setattr(_files, "save_figure", capture)
     status = cli.main(["evaluate", str(weights), "--no-progress", "--plots", str(tmp_path / "e")])
     out, err = capsys.readouterr()
     assert status == 0, err
