@@ -607,3 +607,53 @@ def test_evaluate_finds_mnist_where_training_did(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "images: 2000" in result.stdout or "images: 10000" in result.stdout
+
+
+EMPTY_OPS = [
+    # name, xpnet op on (x,), torch op on (t,)
+    ("max_pool2d", lambda F, a: F.max_pool2d(a, 2), lambda tf, t: tf.max_pool2d(t, 2)),
+    ("avg_pool2d", lambda F, a: F.avg_pool2d(a, 2), lambda tf, t: tf.avg_pool2d(t, 2)),
+    (
+        "adaptive_avg_pool2d",
+        lambda F, a: F.adaptive_avg_pool2d(a, (2, 2)),
+        lambda tf, t: tf.adaptive_avg_pool2d(t, (2, 2)),
+    ),
+    ("relu", lambda F, a: F.relu(a), lambda tf, t: tf.relu(t)),
+    ("gelu", lambda F, a: F.gelu(a), lambda tf, t: tf.gelu(t)),
+    ("log_softmax", lambda F, a: F.log_softmax(a, 1), lambda tf, t: tf.log_softmax(t, 1)),
+    ("flatten", lambda F, a: F.flatten(a, 1), lambda tf, t: t.flatten(1)),
+    (
+        "batch_norm, training",
+        lambda F, a: F.batch_norm(a, None, None, training=True)[0],
+        lambda tf, t: tf.batch_norm(t, None, None, training=True),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "ours", "theirs"), EMPTY_OPS, ids=[c[0] for c in EMPTY_OPS])
+def test_every_op_takes_an_empty_batch_like_torch(
+    backend: Any, name: str, ours: Any, theirs: Any
+) -> None:
+    torch = pytest.importorskip("torch")
+    import xpnet.functional as F
+
+    x = np.zeros((0, 3, 8, 8))
+    want = theirs(torch.nn.functional, torch.tensor(x))
+    y = ours(F, backend.asarray(x))
+    assert tuple(y.shape) == tuple(want.shape)
+
+
+def test_batch_norm_on_an_empty_training_batch_keeps_its_statistics(backend: Any) -> None:
+    import xpnet.functional as F
+
+    mean, var = backend.asarray(np.asarray([0.5, 1.0])), backend.asarray(np.asarray([2.0, 3.0]))
+    weight, bias = backend.asarray(np.ones(2)), backend.asarray(np.zeros(2))
+    x = backend.asarray(np.zeros((0, 2, 4, 4)))
+    (y, new_mean, new_var), pullback = F.vjp(F.batch_norm, x, mean, var, weight, bias, True)
+    assert tuple(y.shape) == (0, 2, 4, 4)
+    np.testing.assert_array_equal(xpnet.to_numpy(new_mean), [0.5, 1.0])  # as torch leaves them
+    np.testing.assert_array_equal(xpnet.to_numpy(new_var), [2.0, 3.0])
+    dx, _, _, dweight, dbias, _ = pullback(backend.asarray(np.zeros((0, 2, 4, 4))))
+    assert tuple(dx.shape) == (0, 2, 4, 4)
+    np.testing.assert_array_equal(xpnet.to_numpy(dweight), [0.0, 0.0])
+    np.testing.assert_array_equal(xpnet.to_numpy(dbias), [0.0, 0.0])

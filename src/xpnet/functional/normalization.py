@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
+
 from ._autodiff import Pullback, defvjp
 from ._validation import check_float, check_same_dtype, check_shape, namespace_of
 
@@ -79,7 +81,7 @@ def _plan(
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
         raise ValueError(f"eps: expected a non-negative float, got {eps!r}")
     count = math.prod(int(n) for n in input.shape) // max(channels, 1)
-    if training and count <= 1:
+    if training and count == 1:  # an empty batch is fine (an empty result, as in torch)
         raise ValueError(
             "input: expected more than 1 value per channel when training, got input size "
             f"{tuple(input.shape)}"
@@ -114,6 +116,14 @@ def _forward(
 ) -> tuple[tuple[Any, Any, Any], Any, Any]:
     """``((output, new_running_mean, new_running_var), centred input, 1 / std)``."""
     xp = plan.xp
+    if training and plan.count == 0:
+        # No values: an empty output, and the running statistics left as they were (torch).
+        ones = xp.ones(
+            (1, plan.channels) + (1,) * (x.ndim - 2),
+            dtype=x.dtype,
+            device=array_api_compat.device(x),
+        )
+        return (x * ones, running_mean, running_var), x, ones
     mean, var = _statistics(plan, x, running_mean, running_var, training)
     inv_std = 1.0 / xp.sqrt(var + eps)
     centred = x - mean
@@ -221,6 +231,8 @@ def _batch_norm_vjp(
         dweight = None if weight is None else plan.channel_sum(dy * xhat)
         dbias = None if bias is None else plan.channel_sum(dy)
         dxhat = dy if weight is None else dy * plan.per_channel(weight)
+        if training and plan.count == 0:
+            return dxhat, None, None, dweight, dbias  # empty
         if training:
             # The batch statistics depend on x: project out the mean and the xhat direction.
             mean_dxhat = xp.mean(dxhat, axis=plan.axes, keepdims=True)
