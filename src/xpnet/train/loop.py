@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from ..nn import Module
 from ..nn.grad import loss_output_and_grads
 from ..optim import LRScheduler, Optimizer
 from ._guard import CheckpointLock, check_writable, remove_stale_temporaries
+
+if TYPE_CHECKING:
+    from ..distributed import Communicator, ShardedLoader
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -77,6 +80,7 @@ def evaluate(
     loss_fn: Callable[..., Any] = F.cross_entropy,
     progress: bool = False,
     compile: bool = False,
+    comm: Communicator | None = None,
 ) -> dict[str, float]:
     """Average loss and accuracy of ``model`` (in inference mode) over ``loader``.
 
@@ -110,6 +114,11 @@ def evaluate(
     -----
     The batches' sums stay on the device and are read once, at the end.
     """
+    if comm is not None and comm.size > 1:
+        from ..distributed import ShardedLoader
+
+        if not isinstance(loader, ShardedLoader):
+            loader = ShardedLoader(loader, comm)  # type: ignore[assignment]
     was_training = model.training
     model.eval()
     batch_sums = compile_evaluation(model, loss_fn) if compile else None
@@ -123,10 +132,13 @@ def evaluate(
             else:
                 sums.append(batch_sums(x, target))
             seen += int(target.shape[0])
-        if seen == 0:
-            raise ValueError("loader: produced no batches to evaluate")
         total_loss = math.fsum(float(to_numpy(loss)) for loss, _ in sums)
         correct = sum(int(to_numpy(hits)) for _, hits in sums)
+        if comm is not None and comm.size > 1:  # every process evaluated its share
+            summed = comm.allreduce_sum(np.asarray([total_loss, correct, seen], np.float64))
+            total_loss, correct, seen = float(summed[0]), round(summed[1]), round(summed[2])
+        if seen == 0:
+            raise ValueError("loader: produced no batches to evaluate")
     finally:
         model.train(was_training)
     elapsed = max(time.perf_counter() - start, 1e-9)
@@ -188,6 +200,7 @@ def fit(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     compile: bool = False,
+    comm: Communicator | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``epochs`` epochs.
 
@@ -225,6 +238,13 @@ def fit(
     compile : bool, default False
         Run each step through :func:`xpnet.compile_step`: the backend's compiler
         (``jax.jit``, a CUDA graph on CuPy) where it has one, eagerly elsewhere.
+    comm : xpnet.distributed.Communicator, optional
+        Train data-parallel over the processes of an MPI job
+        (:func:`xpnet.distributed.init`): the replicas start from rank 0's parameters,
+        every global batch of ``train_loader`` is split over the processes, the gradients
+        are averaged every step, evaluation counts over all processes, and only rank 0
+        logs and writes ``checkpoint`` (every process reads it to resume). Steps run
+        eagerly (``compile`` is ignored). Every process must call ``fit`` alike.
 
     Returns
     -------
@@ -258,6 +278,14 @@ def fit(
         raise ValueError("optimizer: was built for a different model")
     if loss_fn in (F.cross_entropy, F.nll_loss):
         _check_labels(model, [train_loader, test_loader])
+    path = Path(checkpoint) if checkpoint is not None else None
+    if resume and path is None:
+        raise ValueError("resume: needs a checkpoint path")
+    if comm is not None and comm.size > 1:
+        return _fit_distributed(
+            model, optimizer, train_loader, epochs, loss_fn, test_loader, scheduler, path,
+            resume, overwrite, meta, progress, log, comm,
+        )  # fmt: skip
     step: TrainStep = (
         compile_step(model, optimizer, loss_fn)
         if compile
@@ -265,9 +293,6 @@ def fit(
     )
     if compile and log is not None:
         log(f"steps: {step.how}")
-    path = Path(checkpoint) if checkpoint is not None else None
-    if resume and path is None:
-        raise ValueError("resume: needs a checkpoint path")
     if path is None:
         return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
                     scheduler, None, False, meta, progress, log, compile)  # fmt: skip
@@ -283,11 +308,58 @@ def fit(
                     scheduler, path, resume, meta, progress, log, compile)  # fmt: skip
 
 
+def _fit_distributed(
+    model: Module,
+    optimizer: Optimizer,
+    train_loader: DataLoader,
+    epochs: int,
+    loss_fn: Callable[..., Any],
+    test_loader: DataLoader | None,
+    scheduler: LRScheduler | None,
+    path: Path | None,
+    resume: bool,
+    overwrite: bool,
+    meta: dict[str, Any] | None,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    comm: Communicator,
+) -> list[dict[str, float]]:
+    """:func:`fit` as one process of a data-parallel job: rank 0 checks, holds and writes
+    the checkpoint and logs; every process resumes from it and trains its shares."""
+    from ..distributed import DistributedStep, ShardedLoader, broadcast_parameters
+
+    step = DistributedStep(model, optimizer, loss_fn, comm)
+    root = comm.is_root
+    if log is not None and root:
+        log(f"steps: {step.how}")
+    shards = ShardedLoader(train_loader, comm)
+    quiet = None if not root else log
+    if path is None or not root:
+        # Other ranks never write: their checkpoint path is only read, to resume.
+        comm.barrier()  # rank 0 has checked (and holds) the path before anyone reads it
+        broadcast_parameters(model, comm)
+        return _fit(model, optimizer, step, shards, epochs, loss_fn, test_loader, scheduler,
+                    path, resume, meta, progress and root, quiet, False, comm=comm,
+                    write=False)  # fmt: skip
+    check_writable(path)
+    with CheckpointLock(path):
+        if path.exists() and not (resume or overwrite):
+            raise CheckpointError(
+                f"{path}: exists; pass overwrite=True (--overwrite) to replace it with a new "
+                "run, or resume=True (--resume) to continue it"
+            )
+        remove_stale_temporaries(path)
+        comm.barrier()
+        broadcast_parameters(model, comm)
+        return _fit(model, optimizer, step, shards, epochs, loss_fn, test_loader, scheduler,
+                    path, resume, meta, progress, log, False, comm=comm)  # fmt: skip
+
+
 def _fit(
     model: Module,
     optimizer: Optimizer,
     step: TrainStep,
-    train_loader: DataLoader,
+    train_loader: DataLoader | ShardedLoader,
     epochs: int,
     loss_fn: Callable[..., Any],
     test_loader: DataLoader | None,
@@ -298,8 +370,12 @@ def _fit(
     progress: bool,
     log: Callable[[str], None] | None,
     compile: bool,
+    *,
+    comm: Communicator | None = None,
+    write: bool = True,
 ) -> list[dict[str, float]]:
-    """:func:`fit` once its arguments are checked and its checkpoint path held."""
+    """:func:`fit` once its arguments are checked and its checkpoint path held (``write``:
+    this process saves it)."""
     history: list[dict[str, float]] = []
     first_epoch = 1
     saved_epoch: int | None = None
@@ -328,14 +404,15 @@ def _fit(
                 kept = f"nothing was written to {path}"
             raise TrainingDiverged(f"{exc}; training stopped and {kept}") from None
         if test_loader is not None:
-            result = evaluate(model, test_loader, loss_fn, compile=compile)
+            result = evaluate(model, test_loader, loss_fn, compile=compile, comm=comm)
             record["test_loss"], record["test_accuracy"] = result["loss"], result["accuracy"]
         record["lr"] = optimizer.lr
         if scheduler is not None:
             scheduler.step()
         history.append(record)
-        if path is not None:
+        if path is not None and write:
             _save(path, model, optimizer, scheduler, epoch, history, meta or {})
+        if path is not None:
             saved_epoch = epoch
         if log is not None:
             log(_describe(record, epochs))
@@ -380,7 +457,12 @@ class _Totals:
 
 
 def _train_epoch(
-    model: Module, step: TrainStep, loader: DataLoader, epoch: int, epochs: int, progress: bool
+    model: Module,
+    step: TrainStep,
+    loader: DataLoader | ShardedLoader,
+    epoch: int,
+    epochs: int,
+    progress: bool,
 ) -> dict[str, float]:
     totals = _Totals(epoch)
     start = last_read = time.perf_counter()
@@ -390,7 +472,9 @@ def _train_epoch(
     try:
         for index, (x, target) in enumerate(loader, start=1):
             loss, correct = step.run(x, target)
-            totals.add(index, loss, correct, int(target.shape[0]))
+            # A data-parallel step reports over all processes' shares of the batch.
+            examples = getattr(step, "examples", None)
+            totals.add(index, loss, correct, examples or int(target.shape[0]))
             if progress:
                 bar.update()
             now = time.perf_counter()
