@@ -45,7 +45,14 @@ BACKEND_PACKAGES = {
 # The test-only read-only NumPy backend rides along with the numpy session.
 SELECTED = {"numpy": ["numpy", "numpy_readonly"]}
 
-nox.options.sessions = ["tests", "tests_oldest_numpy", "lint", "typecheck", "docs"]
+nox.options.sessions = [
+    "tests",
+    "tests_oldest_numpy",
+    "distributed",
+    "lint",
+    "typecheck",
+    "docs",
+]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -67,6 +74,15 @@ def tests_oldest_numpy(session: nox.Session) -> None:
     session.install(".[test,strict,digits,viz]", "numpy>=1.26,<2")
     session.run("python", "-c", "import numpy; print('NumPy', numpy.__version__)")
     session.run("pytest", "-n", "auto", "--backend", "numpy", *session.posargs)
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """Data-parallel training over MPI: mpi4py and MPICH from pip (no system MPI needed);
+    the tests launch ``mpiexec -n 1`` and ``-n 2`` jobs."""
+    session.install(".[test,digits]", "mpi4py", "mpich")
+    session.run("pytest", "-p", "no:xdist", "--backend", "numpy", "tests/test_distributed.py",
+                *session.posargs)  # fmt: skip
 
 
 @nox.session(default=False)

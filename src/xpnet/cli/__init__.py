@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for --workers to rerun
     if getattr(args, "resume", False) and args.save is None:
         print(
             "xpnet train: error: --resume needs --save PATH (the checkpoint to continue "

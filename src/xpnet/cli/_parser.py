@@ -199,6 +199,21 @@ def _parser() -> argparse.ArgumentParser:
         "CUDA graph on cupy); backends without one say so and run eagerly",
     )
     _add_plots_argument(group, "after training")
+    scale = train.add_argument_group("several processes (MPI: pip install mpi4py mpich)")
+    scale.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="train data-parallel in N processes: reruns this command under "
+        "'mpiexec -n N python -m mpi4py -m xpnet train --distributed'; --batch-size stays the "
+        "global batch",
+    )
+    scale.add_argument(
+        "--distributed",
+        action="store_true",
+        help="this process is one of an MPI job (started by mpiexec, as --workers does): "
+        "split every batch over the job, average the gradients; rank 0 logs and saves",
+    )
 
     for name, text in (
         ("evaluate", "evaluate saved weights: test loss and accuracy"),

@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import backends, data, models, nn, optim, viz
+from .. import backends, data, distributed, models, nn, optim, viz
 from .. import random as xrandom
 from ..train import fit, load_checkpoint
 from ..train._guard import check_writable
 from ._common import _RESUMED, DEFAULTS, CommandError, _activate
 from ._data import _load_data, _loader, _normalisation, _source_kind, data_origin
+from ._workers import run_workers
 
 
 def _saved_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -136,8 +137,15 @@ def _check_save(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.workers is not None:
+        if args.distributed:
+            raise CommandError("--workers starts the job; --distributed joins one: give one")
+        return run_workers(args)
     _check_plots(args)
     _check_save(args)
+    comm = distributed.init() if args.distributed else None
+    root = comm is None or comm.is_root
+    say = print if root else _silent
     _activate(args)
     if args.images is not None and args.labels is None:
         raise CommandError("training on --images needs --labels")
@@ -150,7 +158,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     channels, image_size = int(train_set.images.shape[1]), int(train_set.images.shape[-1])
     settings = _settings(args, source, image_size, saved)
-    xrandom.seed(settings["seed"])
+    # Dropout masks differ per process (each its own seed); the model starts from rank 0's.
+    xrandom.seed(settings["seed"] + (comm.rank if comm is not None else 0))
     model = models.build_model(
         settings["model"],
         channels,
@@ -166,12 +175,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     norm = _normalisation(source)
     active = backends.get_backend()
-    print(
+    say(
         f"training {settings['model']} on {source} ({len(train_set)} train / {len(test_set)} "
         f"test images) with {settings['optimizer']}, lr {settings['lr']:g} "
         f"({settings['schedule']}), batch {settings['batch_size']}, "
         f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}, "
-        f"backend {active.name} ({active.device})",
+        f"backend {active.name} ({active.device})"
+        + (f", {comm.size} processes" if comm is not None else ""),
         flush=True,
     )
     meta = {
@@ -202,14 +212,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         meta=meta,
-        progress=not args.no_progress,
-        log=lambda line: print(line, flush=True),
+        progress=not args.no_progress and root,
+        log=lambda line: say(line, flush=True),
         compile=args.compile,
+        comm=comm,
     )
     seconds = sum(record["seconds"] for record in history)
-    print(f"training time: {seconds:.1f} s")
+    say(f"training time: {seconds:.1f} s")
     if args.save is not None:
-        print(f"saved: {args.save}")
-    print(f"test accuracy: {history[-1]['test_accuracy']:.4f}")
-    _write_plots(args, model, history, test_loader)
+        say(f"saved: {args.save}")
+    say(f"test accuracy: {history[-1]['test_accuracy']:.4f}")
+    if root:
+        _write_plots(args, model, history, test_loader)
     return 0
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """What processes other than rank 0 print: nothing."""

@@ -41,7 +41,7 @@ class Communicator:
     def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
         """The elementwise sum of ``values`` over all processes, as a new array (never the
         communication buffer itself: whoever keeps the result may hold it for long)."""
-        values = np.ascontiguousarray(values)
+        values = np.asarray(values, order="C")  # not ascontiguousarray: it makes 0-d 1-d
         if self._mpi is None or self.size == 1:
             return values.copy()
         total = np.empty_like(values)
@@ -50,7 +50,7 @@ class Communicator:
 
     def broadcast(self, values: np.ndarray, root: int = 0) -> np.ndarray:
         """``values`` as process ``root`` holds them, on every process (a new array)."""
-        buffer = np.ascontiguousarray(values).copy()
+        buffer = np.array(values, order="C", copy=True)
         if self._mpi is not None and self.size > 1:
             self._mpi.Bcast(buffer, root=root)
         return buffer

@@ -1,0 +1,177 @@
+"""Data-parallel training over MPI: the same weights as one process, identical replicas,
+one checkpoint, a failing rank ending the job, and the command line's --workers.
+
+The jobs run under ``mpiexec`` (``pip install mpi4py mpich``; the nox session
+``distributed`` installs both); without them those tests skip, saying so. The pieces that
+need no second process (the weighted allreduce, the shards) run everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xpnet
+from helpers import BackendCase, assert_close
+from test_cli import ROOT, run_main
+from xpnet import distributed
+from xpnet.cli._workers import find_mpiexec, without_workers
+from xpnet.distributed import Communicator, ShardedLoader, allreduce_mean
+
+HERE = Path(__file__).resolve().parent
+
+
+def _mpiexec() -> str:
+    pytest.importorskip("mpi4py", reason="MPI tests need mpi4py (pip install mpi4py mpich)")
+    found = find_mpiexec()
+    if found is None:
+        pytest.skip("no mpiexec found (pip install mpich)")
+    return found
+
+
+def _launch(processes: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    command = [_mpiexec(), "-n", str(processes), sys.executable, "-m", "mpi4py", *args]
+    env = {**os.environ, "XPNET_BACKEND": "numpy", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
+    )
+
+
+def _one_process_reference(folder: Path) -> dict[str, np.ndarray]:
+    sys.path.insert(0, str(HERE))
+    import mpi_job
+
+    with xpnet.use_backend("numpy"):
+        model, optimizer, train, test = mpi_job.build()
+        xpnet.fit(model, optimizer, train, 3, test_loader=test, progress=False, log=None)
+        return {k: np.asarray(xpnet.to_numpy(v)) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_data_parallel_training_equals_one_process(tmp_path: Path, processes: int) -> None:
+    result = _launch(processes, str(HERE / "mpi_job.py"), str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    reference = _one_process_reference(tmp_path)
+    replicas = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(processes)]
+    for key, want in reference.items():
+        np.testing.assert_allclose(replicas[0][key], want, rtol=0, atol=1e-12, err_msg=key)
+        for other in replicas[1:]:  # every replica holds exactly the same weights
+            np.testing.assert_array_equal(other[key], replicas[0][key], err_msg=key)
+    # One checkpoint, written by rank 0, and nothing else left beside it.
+    saved = xpnet.train.load_checkpoint(tmp_path / "run.safetensors")
+    assert saved.meta["epoch"] == 3
+    for key, want in reference.items():
+        np.testing.assert_allclose(saved.model[key], want, rtol=0, atol=1e-12)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(
+        ["history.npy", "run.safetensors", *(f"rank{r}.npz" for r in range(processes))]
+    )
+
+
+def test_a_failing_rank_ends_the_whole_job(tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = _launch(2, str(HERE / "mpi_job.py"), str(tmp_path), "--fail-rank", "1", timeout=60)
+    assert result.returncode != 0
+    assert "rank 1 fails on purpose" in result.stderr
+    assert time.monotonic() - start < 60
+    assert not (tmp_path / "rank0.npz").exists()  # rank 0 did not carry on alone
+
+
+def test_workers_on_the_command_line(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    _mpiexec()
+    weights = tmp_path / "w.safetensors"
+    result = subprocess.run(
+        [sys.executable, "-m", "xpnet", "train", "--no-progress", "--epochs", "1",
+         "--workers", "2", "--save", str(weights)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "XPNET_BACKEND": "numpy", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("test accuracy:") for line in lines) == 1  # rank 0 only
+    assert any(", 2 processes" in line for line in lines)
+    assert xpnet.train.load_checkpoint(weights).meta["epoch"] == 1
+
+
+def test_workers_without_mpiexec_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mpi4py", reason="the check for mpiexec comes after mpi4py's")
+    from xpnet.cli import _workers
+
+    monkeypatch.setattr(_workers, "find_mpiexec", lambda: None)
+    status, _, err = run_main(capsys, "train", "--workers", "2")
+    assert status == 2 and "--workers: no mpiexec found" in err
+
+
+def test_without_workers_drops_the_option() -> None:
+    assert without_workers(["train", "--workers", "3", "--epochs", "2"]) == [
+        "train",
+        "--epochs",
+        "2",
+    ]
+    assert without_workers(["train", "--workers=3"]) == ["train"]
+
+
+# -- in one process -------------------------------------------------------------------------
+
+
+class _FakeSum(Communicator):
+    """A communicator whose sum adds the contributions of imagined other processes."""
+
+    def __init__(self, others: list[np.ndarray]) -> None:
+        super().__init__(rank=0, size=len(others) + 1, local_rank=0)
+        self.others = others
+
+    def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
+        return values + sum(self.others)
+
+
+def test_allreduce_mean_weights_by_count_and_returns_fresh_arrays(backend: BackendCase) -> None:
+    grad_a = np.asarray([[1.0, 2.0], [3.0, 4.0]])
+    grad_b = np.asarray([[5.0, 6.0], [7.0, 8.0]])
+    # The other process saw 1 example (mean gradient grad_b, loss 0.5, 1 correct).
+    other = np.concatenate([grad_b.ravel() * 1, [0.5 * 1, 1, 1]])
+    comm = _FakeSum([other])
+    grads = {"w": backend.asarray(grad_a)}
+    averaged, loss, correct, examples = allreduce_mean(
+        grads, comm, count=3, loss=backend.asarray(np.asarray(2.0)), correct=2
+    )
+    assert examples == 4 and correct == 3
+    assert loss == pytest.approx((2.0 * 3 + 0.5) / 4)
+    backend.check_like(averaged["w"], grads["w"])
+    assert_close(averaged["w"], (grad_a * 3 + grad_b) / 4)
+    assert averaged["w"] is not grads["w"]
+
+
+def test_a_single_process_communicator_needs_no_mpi() -> None:
+    comm = distributed.init() if "PMI_RANK" not in os.environ else None
+    if comm is None:
+        pytest.skip("running under an MPI launcher")
+    assert comm.size >= 1 and 0 <= comm.rank < comm.size
+    value = np.asarray(3.0)
+    assert comm.broadcast(value).shape == ()  # 0-d stays 0-d
+
+
+def test_shards_cover_every_batch_once_in_the_same_order() -> None:
+    from xpnet import data
+
+    dataset = data.Dataset(np.zeros((23, 1, 2, 2), np.uint8), np.arange(23) % 5, 5)
+    loader = data.DataLoader(dataset, batch_size=8, shuffle=True, seed=4)
+    order = loader.order(1)
+    for size in (1, 2, 3):
+        shards = [ShardedLoader(loader, Communicator(r, size, r)) for r in range(size)]
+        for start in range(0, 23, 8):
+            batch = order[start : start + 8]
+            parts = [shard.share(batch) for shard in shards]
+            np.testing.assert_array_equal(np.concatenate(parts), batch)
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    shard = ShardedLoader(loader, Communicator(1, 3, 1))
+    assert len(shard) == len(loader) == 3 and shard.batch_size == 8
