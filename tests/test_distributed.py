@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -175,3 +176,56 @@ def test_shards_cover_every_batch_once_in_the_same_order() -> None:
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
     shard = ShardedLoader(loader, Communicator(1, 3, 1))
     assert len(shard) == len(loader) == 3 and shard.batch_size == 8
+
+
+# -- Dask: batch inference ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    pytest.importorskip("dask.array", reason="Dask tests need pip install 'dask[array]'")
+    pytest.importorskip("distributed", reason="Dask tests need pip install distributed")
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as local:  # fmt: skip
+        yield local
+
+
+def test_predict_on_a_local_cluster_equals_the_model_here(cluster: Any) -> None:
+    import dask.array as da
+    from distributed import Client
+
+    from xpnet import models
+
+    rng = np.random.default_rng(5)
+    model = models.build_model("lenet5", 1, 10, 28, rng=rng)
+    host = rng.integers(0, 255, (70, 1, 28, 28)).astype(np.uint8)
+    images = da.from_array(host, chunks=(16, 1, 28, 28))  # 5 chunks, the last of 6
+    with Client(cluster):
+        logits = distributed.predict(model, images, mean=0.13, std=0.31)
+        assert logits.shape == (70, 10) and logits.chunks[0] == images.chunks[0]
+        got = logits.compute()
+    with xpnet.use_backend("numpy"):
+        x = ((host.astype(np.float32) / 255.0) - 0.13) / 0.31
+        want = xpnet.to_numpy(model.eval()(xpnet.asarray(x)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="images: expected a dask array"):
+        distributed.predict(model, host)
+
+
+def test_predict_on_the_command_line_through_a_scheduler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cluster: Any
+) -> None:
+    pytest.importorskip("sklearn")
+    weights = str(tmp_path / "w.safetensors")
+    status, _, err = run_main(capsys, "train", "--no-progress", "--epochs", "1", "--save", weights)
+    assert status == 0, err
+    status, here, _ = run_main(capsys, "predict", weights, "--limit", "50")
+    assert status == 0
+    status, there, err = run_main(capsys, "predict", weights, "--limit", "50",
+                                  "--dask-scheduler", cluster.scheduler_address)  # fmt: skip
+    assert status == 0, err
+    assert there == here  # the same predictions, computed on the cluster
+    status, _, err = run_main(capsys, "predict", weights, "--dask-scheduler", "tcp://127.0.0.1:9")
+    assert status == 2 and "--dask-scheduler: cannot reach tcp://127.0.0.1:9" in err

@@ -237,4 +237,11 @@ def _parser() -> argparse.ArgumentParser:
                 default=20,
                 help="how many images to show (default 20)",
             )
+            sub.add_argument(
+                "--dask-scheduler",
+                default=None,
+                metavar="ADDRESS",
+                help="compute the predictions on a Dask cluster (e.g. tcp://host:8786), "
+                "in chunks of --batch-size images (pip install 'dask[array]' distributed)",
+            )
     return parser

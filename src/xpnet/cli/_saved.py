@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +129,42 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if len(shown) == 0:
         return 0
     index = 0
-    for x, _ in _eval_loader(args, meta, shown):
-        for value in backends.to_numpy(model(x)).argmax(axis=1):
+    for logits in _predictions(args, meta, model, shown):
+        for value in logits.argmax(axis=1):
             line = f"{shown.first_index + index:5d}  {int(value):9d}"
             if has_labels:
                 line += f"  {int(shown.labels[index]):5d}"
             print(line)
             index += 1
     return 0
+
+
+def _predictions(
+    args: argparse.Namespace, meta: dict[str, Any], model: nn.Module, shown: data.Dataset
+) -> Any:
+    """The model's logits on ``shown``, batch by batch (host arrays): here, or on the Dask
+    cluster at ``--dask-scheduler``."""
+    if args.dask_scheduler is None:
+        for x, _ in _eval_loader(args, meta, shown):
+            yield backends.to_numpy(model(x))
+        return
+    try:
+        da: Any = importlib.import_module("dask.array")  # loosely typed, for strict mypy
+        client_class: Any = importlib.import_module("distributed").Client
+    except ImportError:
+        raise CommandError(
+            "--dask-scheduler: needs Dask (pip install 'dask[array]' distributed)"
+        ) from None
+    from ..distributed import predict
+
+    norm = meta.get("normalisation", (0.0, 1.0))
+    chunk = args.batch_size or 256
+    try:
+        client = client_class(args.dask_scheduler, timeout=10)
+    except OSError as exc:
+        raise CommandError(
+            f"--dask-scheduler: cannot reach {args.dask_scheduler} ({exc})"
+        ) from None
+    with client:
+        images = da.from_array(shown.images, chunks=(chunk, -1, -1, -1))
+        yield predict(model, images, mean=norm[0], std=norm[1]).compute()

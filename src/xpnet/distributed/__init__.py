@@ -18,6 +18,7 @@ per process (each draws from its own seed, ``seed + rank``).
 from __future__ import annotations
 
 from ._comm import Communicator, init
+from ._dask import predict
 from ._shard import ShardedLoader
 from ._step import DistributedStep
 from ._sync import allreduce_mean, broadcast_parameters
@@ -29,4 +30,5 @@ __all__ = [
     "allreduce_mean",
     "broadcast_parameters",
     "init",
+    "predict",
 ]

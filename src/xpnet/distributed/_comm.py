@@ -11,7 +11,7 @@ import numpy as np
 
 __all__ = ["Communicator", "init"]
 
-_INSTALL = "pip install mpi4py mpich (or 'xpnet[mpi]' once on the index)"
+_INSTALL = "pip install mpi4py mpich (the mpi extra: mpi4py)"
 
 
 @dataclass
