@@ -40,6 +40,7 @@ class ShardedLoader:
         return getattr(self.loader, name)
 
     def set_epoch(self, epoch: int) -> None:
+        """Choose which epoch's order the next iteration uses (as the loader's)."""
         self.loader.set_epoch(epoch)
 
     def share(self, index: np.ndarray) -> np.ndarray:

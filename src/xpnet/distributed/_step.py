@@ -61,6 +61,7 @@ class DistributedStep:
         return np.float64(mean_loss), np.int64(correct_all)
 
     def __call__(self, x: Any, target: Any) -> Any:
+        """One step; returns the mean loss over all processes' shares."""
         return self.run(x, target)[0]
 
     def __repr__(self) -> str:
