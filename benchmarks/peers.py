@@ -31,7 +31,7 @@ import numpy as np
 
 from xpnet import functional as F
 from xpnet import nn, optim
-from xpnet.bench import blas_description
+from xpnet.bench import blas_description, torch_lenet5
 from xpnet.models import lenet5
 
 
@@ -55,12 +55,7 @@ def torch_step(batch: int) -> Callable[[], Any]:
     """The same step in PyTorch (eager, CPU)."""
     torch: Any = importlib.import_module("torch")  # typed, but loosely for strict mypy
 
-    tnn = torch.nn
-    model = tnn.Sequential(
-        tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-        tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-        tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10),
-    )  # fmt: skip
+    model = torch_lenet5(torch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((batch, 1, 28, 28), dtype=np.float32))

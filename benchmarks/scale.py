@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from xpnet.bench import torch_lenet5
+
 JOB = """
 import json, statistics, sys, time
 import numpy as np
@@ -84,12 +86,7 @@ def torch_step_ms(batch: int, repeats: int) -> float:
     import importlib
 
     torch: Any = importlib.import_module("torch")
-    tnn = torch.nn
-    model = tnn.Sequential(
-        tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(6, 16, 5),
-        tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(400, 120), tnn.ReLU(),
-        tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10),
-    )  # fmt: skip
+    model = torch_lenet5(torch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((batch, 1, 28, 28), dtype=np.float32))

@@ -368,7 +368,6 @@ def _drop_tensors(path: Path, unwanted: Any) -> None:
 def test_an_idx_file_longer_than_its_header_is_refused_without_reading_it(tmp_path: Path) -> None:
     # The header says one 28x28 image; 64 MiB of zeros follow (compressed to ~64 KiB).
     import gzip
-    import tracemalloc
 
     from xpnet.data import DatasetError, load_idx
 
@@ -378,14 +377,23 @@ def test_an_idx_file_longer_than_its_header_is_refused_without_reading_it(tmp_pa
         stream.write(header + bytes(784))
         for _ in range(64):
             stream.write(bytes(2**20))
+    peak = _peak_while_refused(
+        lambda: load_idx(path), DatasetError, r"longer than its header declares: header \(1, 28"
+    )
+    assert peak < 4 * 2**20, f"read {peak / 2**20:.1f} MiB of a file declaring 800 bytes"
+
+
+def _peak_while_refused(call: Any, error: type[Exception], message: str) -> int:
+    """The peak Python memory of ``call``, which must raise ``error`` matching ``message``."""
+    import tracemalloc
+
     tracemalloc.start()
     try:
-        with pytest.raises(DatasetError, match=r"longer than its header declares: header \(1, 28"):
-            load_idx(path)
-        peak = tracemalloc.get_traced_memory()[1]
+        with pytest.raises(error, match=message):
+            call()
+        return int(tracemalloc.get_traced_memory()[1])
     finally:
         tracemalloc.stop()
-    assert peak < 4 * 2**20, f"read {peak / 2**20:.1f} MiB of a file declaring 800 bytes"
 
 
 def test_labels_far_beyond_the_others_are_damage_not_new_classes(tmp_path: Path) -> None:
@@ -498,7 +506,6 @@ def _npz_with_header(path: Path, shape: tuple[int, ...], payload: bytes) -> Path
 
 
 def test_npz_size_bombs_are_refused_before_allocating(tmp_path: Path) -> None:
-    import tracemalloc
 
     from xpnet.data import DatasetError, load_npz
 
@@ -509,13 +516,9 @@ def test_npz_size_bombs_are_refused_before_allocating(tmp_path: Path) -> None:
     # A zip bomb: one image declared, 256 MiB of zeros behind it (256 KiB compressed).
     bomb = _npz_with_header(tmp_path / "bomb.npz", (1, 4, 4), bytes(256 * 2**20))
     assert bomb.stat().st_size < 2**20
-    tracemalloc.start()
-    try:
-        with pytest.raises(DatasetError, match="holds more data than its header declares"):
-            load_npz(bomb)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _peak_while_refused(
+        lambda: load_npz(bomb), DatasetError, "holds more data than its header declares"
+    )
     assert peak < 8 * 2**20, f"decompressed {peak / 2**20:.0f} MiB of a 16-byte array"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._counts import count_lenet5_step, format_counts
 from ._memory import conv_peak_memory
-from ._rows import _conv_rows, _model_rows, _op_rows
+from ._rows import _conv_rows, _model_rows, _op_rows, torch_lenet5
 from ._timing import BenchResult, _Sides, blas_description, matmul_gflops
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "format_markdown",
     "matmul_gflops",
     "run_benchmarks",
+    "torch_lenet5",
 ]
 
 

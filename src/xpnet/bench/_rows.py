@@ -15,7 +15,7 @@ from ..models import lenet5
 from ..train.compile import CompileWarning, compile_step
 from ._timing import BenchResult, _compare, _Sides
 
-__all__ = ["CONV_SHAPES", "QUICK_SHAPES"]
+__all__ = ["CONV_SHAPES", "QUICK_SHAPES", "torch_lenet5"]
 
 
 # (name, batch, in channels, size, out channels, kernel, stride, padding, groups)
@@ -162,7 +162,8 @@ def _op_rows(
     return rows
 
 
-def _torch_lenet(torch: Any, device: Any) -> Any:
+def torch_lenet5(torch: Any, device: Any = "cpu") -> Any:
+    """The torch twin of :func:`xpnet.models.lenet5` (same layers, same state_dict keys)."""
     tnn = torch.nn
     return tnn.Sequential(
         tnn.Conv2d(1, 6, 5, padding=2),
@@ -211,7 +212,7 @@ def _model_rows(
     batches = [64] if quick else [64, 256]
     for batch in (b * batch_scale for b in batches):
         model = lenet5(rng=np.random.default_rng(0))
-        tmodel = _torch_lenet(torch, sides.torch_device)
+        tmodel = torch_lenet5(torch, sides.torch_device)
         model.load_state_dict({k: v.detach().cpu().numpy() for k, v in tmodel.state_dict().items()})
         opt = optim.Adam(model, lr=1e-3)
         topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
@@ -269,7 +270,7 @@ def _model_rows(
 
     batch = 256 * batch_scale
     model = lenet5(rng=np.random.default_rng(0)).eval()
-    tmodel = _torch_lenet(torch, sides.torch_device).eval()
+    tmodel = torch_lenet5(torch, sides.torch_device).eval()
     x, tx = sides.pair(rng.standard_normal((batch, 1, 28, 28), dtype=np.float32))
 
     def infer() -> Any:

@@ -3,11 +3,12 @@ per-epoch evaluation, atomic checkpoints and exact resumption."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -296,6 +297,15 @@ def fit(
     if path is None:
         return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
                     scheduler, None, False, meta, progress, log, compile)  # fmt: skip
+    with _held(path, resume, overwrite):
+        return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
+                    scheduler, path, resume, meta, progress, log, compile)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _held(path: Path, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Check ``path`` can be written, hold it for the run, refuse to replace an earlier
+    run's checkpoint unasked, and remove temporaries a killed run left beside it."""
     check_writable(path)
     with CheckpointLock(path):
         if path.exists() and not (resume or overwrite):
@@ -304,8 +314,7 @@ def fit(
                 "run, or resume=True (--resume) to continue it"
             )
         remove_stale_temporaries(path)
-        return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
-                    scheduler, path, resume, meta, progress, log, compile)  # fmt: skip
+        yield
 
 
 def _fit_distributed(
@@ -341,14 +350,7 @@ def _fit_distributed(
         return _fit(model, optimizer, step, shards, epochs, loss_fn, test_loader, scheduler,
                     path, resume, meta, progress and root, quiet, False, comm=comm,
                     write=False)  # fmt: skip
-    check_writable(path)
-    with CheckpointLock(path):
-        if path.exists() and not (resume or overwrite):
-            raise CheckpointError(
-                f"{path}: exists; pass overwrite=True (--overwrite) to replace it with a new "
-                "run, or resume=True (--resume) to continue it"
-            )
-        remove_stale_temporaries(path)
+    with _held(path, resume, overwrite):
         comm.barrier()
         broadcast_parameters(model, comm)
         return _fit(model, optimizer, step, shards, epochs, loss_fn, test_loader, scheduler,
