@@ -9,10 +9,12 @@ stale. The sidecar records who holds it, for the message another run prints.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -26,7 +28,13 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, see Checkp
 
 from .checkpoint import CheckpointError
 
-__all__ = ["CheckpointLock", "check_writable", "lock_path", "remove_stale_temporaries"]
+__all__ = [
+    "CheckpointLock",
+    "check_writable",
+    "held_checkpoint",
+    "lock_path",
+    "remove_stale_temporaries",
+]
 
 
 def lock_path(path: Path) -> Path:
@@ -139,3 +147,18 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         except OSError:
             continue  # not ours to remove (permissions): leave it
     return removed
+
+
+@contextlib.contextmanager
+def held_checkpoint(path: Path, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Check ``path`` can be written, hold it for the run, refuse to replace an earlier
+    run's checkpoint unasked, and remove temporaries a killed run left beside it."""
+    check_writable(path)
+    with CheckpointLock(path):
+        if path.exists() and not (resume or overwrite):
+            raise CheckpointError(
+                f"{path}: exists; pass overwrite=True (--overwrite) to replace it with a new "
+                "run, or resume=True (--resume) to continue it"
+            )
+        remove_stale_temporaries(path)
+        yield

@@ -3,12 +3,11 @@ per-epoch evaluation, atomic checkpoints and exact resumption."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from ..data import DataLoader
 from ..nn import Module
 from ..nn.grad import loss_output_and_grads
 from ..optim import LRScheduler, Optimizer
-from ._guard import CheckpointLock, check_writable, remove_stale_temporaries
+from ._guard import held_checkpoint
 
 if TYPE_CHECKING:
     from ..distributed import Communicator, ShardedLoader
@@ -283,7 +282,9 @@ def fit(
     if resume and path is None:
         raise ValueError("resume: needs a checkpoint path")
     if comm is not None and comm.size > 1:
-        return _fit_distributed(
+        from ..distributed._fit import fit_data_parallel
+
+        return fit_data_parallel(
             model, optimizer, train_loader, epochs, loss_fn, test_loader, scheduler, path,
             resume, overwrite, meta, progress, log, comm,
         )  # fmt: skip
@@ -297,64 +298,9 @@ def fit(
     if path is None:
         return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
                     scheduler, None, False, meta, progress, log, compile)  # fmt: skip
-    with _held(path, resume, overwrite):
+    with held_checkpoint(path, resume, overwrite):
         return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
                     scheduler, path, resume, meta, progress, log, compile)  # fmt: skip
-
-
-@contextlib.contextmanager
-def _held(path: Path, resume: bool, overwrite: bool) -> Iterator[None]:
-    """Check ``path`` can be written, hold it for the run, refuse to replace an earlier
-    run's checkpoint unasked, and remove temporaries a killed run left beside it."""
-    check_writable(path)
-    with CheckpointLock(path):
-        if path.exists() and not (resume or overwrite):
-            raise CheckpointError(
-                f"{path}: exists; pass overwrite=True (--overwrite) to replace it with a new "
-                "run, or resume=True (--resume) to continue it"
-            )
-        remove_stale_temporaries(path)
-        yield
-
-
-def _fit_distributed(
-    model: Module,
-    optimizer: Optimizer,
-    train_loader: DataLoader,
-    epochs: int,
-    loss_fn: Callable[..., Any],
-    test_loader: DataLoader | None,
-    scheduler: LRScheduler | None,
-    path: Path | None,
-    resume: bool,
-    overwrite: bool,
-    meta: dict[str, Any] | None,
-    progress: bool,
-    log: Callable[[str], None] | None,
-    comm: Communicator,
-) -> list[dict[str, float]]:
-    """:func:`fit` as one process of a data-parallel job: rank 0 checks, holds and writes
-    the checkpoint and logs; every process resumes from it and trains its shares."""
-    from ..distributed import DistributedStep, ShardedLoader, broadcast_parameters
-
-    step = DistributedStep(model, optimizer, loss_fn, comm)
-    root = comm.is_root
-    if log is not None and root:
-        log(f"steps: {step.how}")
-    shards = ShardedLoader(train_loader, comm)
-    quiet = None if not root else log
-    if path is None or not root:
-        # Other ranks never write: their checkpoint path is only read, to resume.
-        comm.barrier()  # rank 0 has checked (and holds) the path before anyone reads it
-        broadcast_parameters(model, comm)
-        return _fit(model, optimizer, step, shards, epochs, loss_fn, test_loader, scheduler,
-                    path, resume, meta, progress and root, quiet, False, comm=comm,
-                    write=False)  # fmt: skip
-    with _held(path, resume, overwrite):
-        comm.barrier()
-        broadcast_parameters(model, comm)
-        return _fit(model, optimizer, step, shards, epochs, loss_fn, test_loader, scheduler,
-                    path, resume, meta, progress, log, False, comm=comm)  # fmt: skip
 
 
 def _fit(
