@@ -99,6 +99,14 @@ def test_workers_on_the_command_line(tmp_path: Path) -> None:
     assert sum(line.startswith("test accuracy:") for line in lines) == 1  # rank 0 only
     assert any(", 2 processes" in line for line in lines)
     assert xpnet.train.load_checkpoint(weights).meta["epoch"] == 1
+    # The same command again: refused once, by the launcher, before any process starts.
+    again = subprocess.run(
+        [sys.executable, "-m", "xpnet", "train", "--no-progress", "--epochs", "1",
+         "--workers", "2", "--save", str(weights)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 2 and "running 2 processes" not in again.stdout
+    assert again.stderr.count(f"--save: {weights} exists") == 1
 
 
 def test_workers_without_mpiexec_is_a_clear_error(

@@ -137,12 +137,12 @@ def _check_save(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    _check_plots(args)
+    _check_save(args)  # before --workers too: said once, not once per process
     if args.workers is not None:
         if args.distributed:
             raise CommandError("--workers starts the job; --distributed joins one: give one")
         return run_workers(args)
-    _check_plots(args)
-    _check_save(args)
     comm = distributed.init() if args.distributed else None
     root = comm is None or comm.is_root
     say = print if root else _silent
