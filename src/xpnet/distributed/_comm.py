@@ -55,12 +55,6 @@ class Communicator:
             self._mpi.Bcast(buffer, root=root)
         return buffer
 
-    def broadcast_object(self, value: Any, root: int = 0) -> Any:
-        """A small Python value (JSON-like) from ``root`` to every process."""
-        if self._mpi is None or self.size == 1:
-            return value
-        return self._mpi.bcast(value, root=root)
-
     def barrier(self) -> None:
         """Wait until every process gets here."""
         if self._mpi is not None and self.size > 1:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
 from .. import backends
 from ..nn import Module
+from ..optim.optimizer import _on_host_then_like
 from ._comm import Communicator
 
 __all__ = ["allreduce_mean", "broadcast_parameters"]
@@ -75,13 +75,6 @@ def allreduce_mean(
     offset = 0
     for name, host, size in zip(names, hosts, sizes, strict=True):
         part = (total[offset : offset + size] / examples).reshape(host.shape)
-        like = grads[name]
-        averaged[name] = _like(part, like)
+        averaged[name] = _on_host_then_like(part, grads[name])
         offset += size
     return averaged, float(total[-3] / examples), round(float(total[-2])), examples
-
-
-def _like(host: np.ndarray, like: Any) -> Any:
-    """``host`` as a new array of ``like``'s namespace, device and dtype."""
-    xp = array_api_compat.array_namespace(like)
-    return xp.asarray(host, dtype=like.dtype, device=array_api_compat.device(like))

@@ -49,16 +49,13 @@ def check_writable(path: Path) -> None:
     if path.is_dir():
         example = path / "model.safetensors"
         raise CheckpointError(f"{path}: is a folder; give a file name, e.g. {example}")
-    folder = path.parent
-    existing = folder
+    existing = path.parent
     while not existing.exists():  # the nearest existing ancestor: where mkdir would start
         existing = existing.parent
     if not existing.is_dir():
         raise CheckpointError(f"{path}: cannot be created, because {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise CheckpointError(f"{path}: cannot be written, {existing} is not writable")
-    if path.exists() and not os.access(path, os.W_OK) and not os.access(folder, os.W_OK):
-        raise CheckpointError(f"{path}: is read-only")
 
 
 class CheckpointLock:
