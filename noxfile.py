@@ -79,9 +79,10 @@ def tests_oldest_numpy(session: nox.Session) -> None:
 @nox.session
 def distributed(session: nox.Session) -> None:
     """Data-parallel training over MPI (mpi4py and MPICH from pip, no system MPI needed:
-    the tests launch ``mpiexec -n 1`` and ``-n 2`` jobs) and batch inference on a Dask
-    LocalCluster."""
-    session.install(".[test,digits,mpi,dask]", "mpich")
+    the tests launch ``mpiexec -n 1`` and ``-n 2`` jobs, on NumPy, torch, JAX and
+    array-api-strict) and batch inference on a Dask LocalCluster."""
+    session.install(TORCH_SPEC)
+    session.install(".[test,digits,mpi,dask,jax,strict]", "mpich")
     session.run("pytest", "-p", "no:xdist", "--backend", "numpy", "tests/test_distributed.py",
                 *session.posargs)  # fmt: skip
 

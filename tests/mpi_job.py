@@ -4,8 +4,9 @@
 
 Trains a small float64 CNN with SGD and momentum for 3 epochs (global batch 32 over 60
 examples: the last batch splits unevenly) and writes each rank's final weights to
-OUT_DIR/rank<R>.npz; rank 0 also writes OUT_DIR/run.safetensors. With --fail-rank R, that
-rank raises in its second epoch.
+OUT_DIR/rank<R>.npz; rank 0 also writes OUT_DIR/run.safetensors and, in OUT_DIR/path.txt,
+how the last allreduce moved its buffer. With --fail-rank R, that rank raises in its second
+epoch. The backend is XPNET_BACKEND's.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main() -> None:
     out = Path(sys.argv[1])
     fail_rank = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--fail-rank" else None
     comm = distributed.init()
+    name = xpnet.get_backend().name
+    xpnet.set_backend(name, comm.device_for(name))  # one GPU per process, where there are GPUs
     if fail_rank == comm.rank:
         real = loop_module._train_epoch
 
@@ -62,6 +65,7 @@ def main() -> None:
     np.savez(out / f"rank{comm.rank}.npz", **weights)
     if comm.is_root:
         np.save(out / "history.npy", np.asarray([[h["loss"], h["test_accuracy"]] for h in history]))
+        (out / "path.txt").write_text(comm.last_path)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import array_api_compat
 import numpy as np
 import pytest
 
@@ -24,6 +25,8 @@ from test_cli import ROOT, run_main
 from xpnet import distributed
 from xpnet.cli._workers import find_mpiexec, without_workers
 from xpnet.distributed import Communicator, ShardedLoader, allreduce_mean
+from xpnet.distributed._comm import _host_view, pick_device
+from xpnet.distributed._nccl import NcclAllreduce, import_nccl
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,43 +39,71 @@ def _mpiexec() -> str:
     return found
 
 
-def _launch(processes: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _launch(
+    processes: int, *args: str, timeout: float = 120, backend: str = "numpy"
+) -> subprocess.CompletedProcess[str]:
     command = [_mpiexec(), "-n", str(processes), sys.executable, "-m", "mpi4py", *args]
-    env = {**os.environ, "XPNET_BACKEND": "numpy", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "XPNET_BACKEND": backend, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
     )
 
 
-def _one_process_reference(folder: Path) -> dict[str, np.ndarray]:
+def _one_process_reference(backend: str) -> dict[str, np.ndarray]:
     sys.path.insert(0, str(HERE))
     import mpi_job
 
-    with xpnet.use_backend("numpy"):
+    with xpnet.use_backend(backend):
         model, optimizer, train, test = mpi_job.build()
         xpnet.fit(model, optimizer, train, 3, test_loader=test, progress=False, log=None)
         return {k: np.asarray(xpnet.to_numpy(v)) for k, v in model.state_dict().items()}
+
+
+def _check_job(folder: Path, processes: int, backend: str) -> None:
+    """The replicas equal one process's weights (float64, within 1e-12) and each other
+    exactly, and rank 0 alone wrote the one checkpoint."""
+    reference = _one_process_reference(backend)
+    replicas = [dict(np.load(folder / f"rank{r}.npz")) for r in range(processes)]
+    for key, want in reference.items():
+        np.testing.assert_allclose(replicas[0][key], want, rtol=0, atol=1e-12, err_msg=key)
+        for other in replicas[1:]:  # every replica holds exactly the same weights
+            np.testing.assert_array_equal(other[key], replicas[0][key], err_msg=key)
+    saved = xpnet.train.load_checkpoint(folder / "run.safetensors")
+    assert saved.meta["epoch"] == 3
+    for key, want in reference.items():
+        np.testing.assert_allclose(saved.model[key], want, rtol=0, atol=1e-12)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(
+        ["history.npy", "path.txt", "run.safetensors", *(f"rank{r}.npz" for r in range(processes))]
+    )
 
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_data_parallel_training_equals_one_process(tmp_path: Path, processes: int) -> None:
     result = _launch(processes, str(HERE / "mpi_job.py"), str(tmp_path))
     assert result.returncode == 0, result.stderr
-    reference = _one_process_reference(tmp_path)
-    replicas = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(processes)]
-    for key, want in reference.items():
-        np.testing.assert_allclose(replicas[0][key], want, rtol=0, atol=1e-12, err_msg=key)
-        for other in replicas[1:]:  # every replica holds exactly the same weights
-            np.testing.assert_array_equal(other[key], replicas[0][key], err_msg=key)
-    # One checkpoint, written by rank 0, and nothing else left beside it.
-    saved = xpnet.train.load_checkpoint(tmp_path / "run.safetensors")
-    assert saved.meta["epoch"] == 3
-    for key, want in reference.items():
-        np.testing.assert_allclose(saved.model[key], want, rtol=0, atol=1e-12)
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(
-        ["history.npy", "run.safetensors", *(f"rank{r}.npz" for r in range(processes))]
-    )
+    _check_job(tmp_path, processes, "numpy")
+    if processes > 1:  # NumPy gradients are summed where they are, with no staging copy
+        assert (tmp_path / "path.txt").read_text() == "MPI in place"
+
+
+@pytest.mark.parametrize(
+    ("library", "path"),
+    [
+        ("torch", "MPI in place"),
+        ("jax", "MPI through host"),
+        ("array_api_strict", "MPI through host"),
+    ],
+)
+def test_data_parallel_training_on_other_backends(tmp_path: Path, library: str, path: str) -> None:
+    """torch CPU tensors are summed in their own memory (a NumPy view through DLPack); JAX's
+    immutable arrays and array-api-strict's go through a host buffer. Both equal one process."""
+    _mpiexec()
+    pytest.importorskip(library, reason=f"{library} is not installed")
+    result = _launch(2, str(HERE / "mpi_job.py"), str(tmp_path), backend=library, timeout=240)
+    assert result.returncode == 0, result.stderr
+    _check_job(tmp_path, 2, library)
+    assert (tmp_path / "path.txt").read_text() == path
 
 
 def test_a_failing_rank_ends_the_whole_job(tmp_path: Path) -> None:
@@ -142,6 +173,11 @@ class _FakeSum(Communicator):
     def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
         return values + sum(self.others)
 
+    def allreduce_sum_(self, buffer: Any) -> None:
+        xp = array_api_compat.array_namespace(buffer)
+        device = array_api_compat.device(buffer)
+        buffer[...] = buffer + xp.asarray(sum(self.others), device=device)
+
 
 def test_allreduce_mean_weights_by_count_and_returns_fresh_arrays(backend: BackendCase) -> None:
     grad_a = np.asarray([[1.0, 2.0], [3.0, 4.0]])
@@ -158,6 +194,44 @@ def test_allreduce_mean_weights_by_count_and_returns_fresh_arrays(backend: Backe
     backend.check_like(averaged["w"], grads["w"])
     assert_close(averaged["w"], (grad_a * 3 + grad_b) / 4)
     assert averaged["w"] is not grads["w"]
+
+
+def test_host_buffers_are_summed_in_their_own_memory() -> None:
+    """What MPI sums in place: NumPy arrays, and torch CPU tensors through a DLPack view of
+    the same memory; not JAX's immutable arrays (they go through a host copy)."""
+    numpy_buffer = np.zeros(4)
+    assert _host_view(numpy_buffer) is numpy_buffer
+    assert _host_view(np.zeros(4)[::2].copy()) is not None
+    frozen = np.zeros(4)
+    frozen.flags.writeable = False
+    assert _host_view(frozen) is None
+    torch = pytest.importorskip("torch")
+    tensor = torch.zeros(4, dtype=torch.float64)
+    view = _host_view(tensor)
+    assert view is not None and view.ctypes.data == tensor.data_ptr()
+    view += 2.5  # what MPI's in-place sum does to it
+    np.testing.assert_array_equal(tensor.numpy(), np.full(4, 2.5))
+
+
+def test_every_process_of_a_machine_takes_its_own_gpu() -> None:
+    assert pick_device("cupy", None, local_rank=3, gpu_count=2) == "cuda:1"
+    assert pick_device("cupy", "gpu", local_rank=2, gpu_count=4) == "cuda:2"
+    assert pick_device("torch", "cuda", local_rank=1, gpu_count=8) == "cuda:1"
+    # An explicit device is the user's choice; CPUs and machines without GPUs stay as asked.
+    assert pick_device("cupy", "cuda:0", local_rank=1, gpu_count=2) == "cuda:0"
+    assert pick_device("torch", None, local_rank=1, gpu_count=2) is None
+    assert pick_device("torch", "cpu", local_rank=1, gpu_count=2) == "cpu"
+    assert pick_device("numpy", None, local_rank=1, gpu_count=0) is None
+    assert pick_device("cupy", None, local_rank=1, gpu_count=0) is None
+
+
+def test_nccl_protocol_over_mpi(tmp_path: Path) -> None:
+    """NcclAllreduce draws the id on rank 0, broadcasts it, joins every rank, and sums in
+    place: checked against a stand-in for cupy.cuda.nccl that does the same on the host."""
+    result = _launch(2, str(HERE / "nccl_standin_job.py"), str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for rank in range(2):
+        np.testing.assert_array_equal(np.load(tmp_path / f"rank{rank}.npy"), np.arange(10.0) * 3)
 
 
 def test_a_single_process_communicator_needs_no_mpi() -> None:
@@ -184,6 +258,61 @@ def test_shards_cover_every_batch_once_in_the_same_order() -> None:
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
     shard = ShardedLoader(loader, Communicator(1, 3, 1))
     assert len(shard) == len(loader) == 3 and shard.batch_size == 8
+
+
+# -- GPUs: NCCL (skipped without CUDA) ----------------------------------------------------
+
+
+def _gpus_with_nccl() -> int:
+    cupy = pytest.importorskip("cupy", reason="NCCL tests need CuPy (pip install cupy-cuda12x)")
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        count = 0
+    if count == 0:
+        pytest.skip("NCCL tests need a CUDA GPU; none here")
+    if import_nccl() is None:
+        pytest.skip("CuPy found no NCCL library (pip install nvidia-nccl-cu12)")
+    return count
+
+
+class _OneProcessMpi:
+    """mpi4py's bcast for a job of one process (NcclAllreduce needs nothing else)."""
+
+    def bcast(self, value: Any, root: int = 0) -> Any:
+        return value
+
+
+def test_nccl_sums_cupy_and_torch_cuda_buffers_in_place_on_one_gpu() -> None:
+    """N=1 over real NCCL: the sum over one process is the buffer itself, in the same
+    memory; a torch tensor goes through DLPack with no copy, and torch's next kernel on its
+    stream sees the result."""
+    _gpus_with_nccl()
+    import cupy
+
+    summer = NcclAllreduce(_OneProcessMpi(), 0, 1, 0)
+    buffer = cupy.arange(1000, dtype=cupy.float64) * 0.5
+    pointer, before = buffer.data.ptr, buffer.get()
+    summer.sum_(buffer)
+    assert buffer.data.ptr == pointer
+    np.testing.assert_array_equal(buffer.get(), before)
+    torch = pytest.importorskip("torch")
+    tensor = torch.arange(1000, dtype=torch.float64, device="cuda:0") * 2
+    pointer = tensor.data_ptr()
+    summer.sum_(tensor)
+    assert tensor.data_ptr() == pointer
+    np.testing.assert_array_equal((tensor + 1).cpu().numpy(), np.arange(1000.0) * 2 + 1)
+
+
+def test_data_parallel_training_over_nccl(tmp_path: Path) -> None:
+    """Two processes, one GPU each, summing over NCCL: equal to one process."""
+    if _gpus_with_nccl() < 2:
+        pytest.skip("two processes over NCCL need two GPUs (NCCL refuses two ranks on one)")
+    _mpiexec()
+    result = _launch(2, str(HERE / "mpi_job.py"), str(tmp_path), backend="cupy", timeout=300)
+    assert result.returncode == 0, result.stderr
+    _check_job(tmp_path, 2, "cupy")
+    assert (tmp_path / "path.txt").read_text() == "NCCL"
 
 
 # -- Dask: batch inference ------------------------------------------------------------------

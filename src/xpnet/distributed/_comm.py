@@ -1,15 +1,26 @@
 """The communicator: which process this is, how many there are, and the two collectives
-data-parallel training needs (a sum over all processes, and a broadcast from one)."""
+data-parallel training needs (a sum over all processes, and a broadcast from one).
+
+A sum runs where its buffer lives when it can: on NumPy memory and torch CPU tensors (seen
+through DLPack) in place over MPI, on CUDA memory over NCCL; anything else goes through a
+copy in host memory, the path every backend has."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
-__all__ = ["Communicator", "init"]
+from ._nccl import NcclAllreduce, cuda_device_index, import_nccl
+
+__all__ = ["Communicator", "init", "pick_device"]
+
+#: How :meth:`Communicator.allreduce_sum_` moved its buffer (``Communicator.last_path``).
+IN_PLACE, OVER_NCCL, THROUGH_HOST, ALONE = "MPI in place", "NCCL", "MPI through host", "alone"
 
 _INSTALL = "pip install mpi4py mpich (the mpi extra: mpi4py)"
 
@@ -32,6 +43,10 @@ class Communicator:
     size: int
     local_rank: int
     _mpi: Any = None  # an mpi4py communicator, or None for a single process
+    #: How the last gradient sum moved its buffer (:meth:`allreduce_sum_`, or
+    #: :func:`allreduce_mean` through the host): one of this module's constants.
+    last_path: str = field(default="", compare=False)
+    _nccl: dict[int, NcclAllreduce | None] = field(default_factory=dict, repr=False)
 
     @property
     def is_root(self) -> bool:
@@ -47,6 +62,65 @@ class Communicator:
         total = np.empty_like(values)
         self._mpi.Allreduce(values, total)
         return total
+
+    def allreduce_sum_(self, buffer: Any) -> None:
+        """Sum a contiguous 1-d float64 buffer over all processes, in place.
+
+        NumPy arrays and torch CPU tensors (a NumPy view through DLPack) are summed by MPI
+        where they are; CuPy arrays and torch CUDA tensors by NCCL on their GPU, when every
+        process has NCCL; anything else is copied to the host, summed and copied back.
+        ``last_path`` says which happened.
+        """
+        if self._mpi is None or self.size == 1:
+            self.last_path = ALONE
+            return
+        from mpi4py import MPI
+
+        host = _host_view(buffer)
+        if host is not None:
+            self._mpi.Allreduce(MPI.IN_PLACE, host)
+            self.last_path = IN_PLACE
+            return
+        index = cuda_device_index(buffer)
+        nccl = self._nccl_on(index) if index is not None else None
+        if nccl is not None:
+            nccl.sum_(buffer)
+            self.last_path = OVER_NCCL
+            return
+        from .. import backends
+
+        staged = np.array(backends.to_numpy(buffer), dtype=np.float64, copy=True)
+        self._mpi.Allreduce(MPI.IN_PLACE, staged)
+        xp = array_api_compat.array_namespace(buffer)
+        buffer[...] = xp.asarray(staged, device=array_api_compat.device(buffer))
+        self.last_path = THROUGH_HOST
+
+    def _nccl_on(self, index: int) -> NcclAllreduce | None:
+        """The NCCL communicator for GPU ``index``, made on first use if every process can
+        (they agree first, so that none waits in a collective the others skip)."""
+        if index not in self._nccl:
+            from mpi4py import MPI
+
+            here = import_nccl() is not None
+            everywhere = bool(self._mpi.allreduce(int(here), op=MPI.MIN))
+            if everywhere:
+                self._nccl[index] = NcclAllreduce(self._mpi, self.rank, self.size, index)
+            else:
+                self._nccl[index] = None
+                if self.is_root:
+                    warnings.warn(
+                        "xpnet.distributed: NCCL is missing on "
+                        + ("this process" if not here else "another process")
+                        + "; gradients are summed through host memory (install CuPy with "
+                        "NCCL: pip install cupy-cuda12x nvidia-nccl-cu12)",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+        return self._nccl[index]
+
+    def device_for(self, backend: str, requested: Any = None) -> Any:
+        """The device this process should train on with ``backend``: see :func:`pick_device`."""
+        return pick_device(backend, requested, self.local_rank, _gpu_count(backend))
 
     def broadcast(self, values: np.ndarray, root: int = 0) -> np.ndarray:
         """``values`` as process ``root`` holds them, on every process (a new array)."""
@@ -94,6 +168,64 @@ def init() -> Communicator:
     return Communicator(
         rank=world.Get_rank(), size=world.Get_size(), local_rank=local_rank, _mpi=world
     )
+
+
+def pick_device(backend: str, requested: Any, local_rank: int, gpu_count: int) -> Any:
+    """The device a process of a data-parallel job uses: one GPU per process on a machine.
+
+    An explicit device (``"cuda:1"``, or any library device object) is kept. Otherwise, on
+    a backend with GPUs (``cupy``; ``torch`` asked for ``"cuda"`` without an index), the
+    process takes GPU ``local_rank`` modulo ``gpu_count``. Everything else stays as asked
+    (``None``: the backend's default).
+
+    Parameters
+    ----------
+    backend : str
+        The backend's registry name.
+    requested : str, int, library device or None
+        What the user asked for (``--device``).
+    local_rank, gpu_count : int
+        This process among those on its machine, and the GPUs the machine has.
+
+    Returns
+    -------
+    str, int, library device or None
+    """
+    if gpu_count < 1:
+        return requested
+    chosen = f"cuda:{local_rank % gpu_count}"
+    unindexed = requested is None or (isinstance(requested, str) and requested in ("cuda", "gpu"))
+    if backend == "cupy" and unindexed:
+        return chosen
+    if backend == "torch" and isinstance(requested, str) and requested == "cuda":
+        return chosen
+    return requested
+
+
+def _gpu_count(backend: str) -> int:
+    try:
+        if backend == "cupy":
+            import cupy
+
+            return int(cupy.cuda.runtime.getDeviceCount())
+        if backend == "torch":
+            import torch
+
+            return int(torch.cuda.device_count())
+    except Exception:  # no library, no driver: no GPU to share out
+        return 0
+    return 0
+
+
+def _host_view(buffer: Any) -> np.ndarray | None:
+    """A writable NumPy array on ``buffer``'s own memory (no copy), or None when it is not
+    in host memory or cannot be written in place."""
+    if isinstance(buffer, np.ndarray):
+        return buffer if buffer.flags.writeable else None
+    if array_api_compat.is_torch_array(buffer) and buffer.device.type == "cpu":
+        view = np.from_dlpack(buffer.detach())
+        return view if view.flags.writeable else None
+    return None
 
 
 def _launched_by_mpi() -> bool:

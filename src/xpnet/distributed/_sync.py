@@ -3,15 +3,17 @@ in one flat buffer that also carries the loss and the number of examples."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from .. import backends
 from ..nn import Module
 from ..optim.optimizer import _on_host_then_like
-from ._comm import Communicator
+from ._comm import ALONE, THROUGH_HOST, Communicator
 
 __all__ = ["allreduce_mean", "broadcast_parameters"]
 
@@ -39,7 +41,9 @@ def allreduce_mean(
     all of them (``sum(count_r * grad_r) / sum(count_r)``), so uneven shards (a last batch
     that does not split evenly) give exactly the one-process gradient of the whole batch,
     up to round-off. One allreduce of one float64 buffer carries the gradients, the loss
-    and the counts.
+    and the counts. NumPy, torch and CuPy gradients are packed on their own device and
+    summed there (in place over MPI on the host, over NCCL on a GPU); other backends' go
+    through host memory. Either way the host reads back three numbers per call.
 
     Parameters
     ----------
@@ -60,21 +64,74 @@ def allreduce_mean(
         correct predictions and the examples over all processes.
     """
     names = list(grads)
-    hosts = [np.asarray(backends.to_numpy(grads[name]), dtype=np.float64) for name in names]
-    sizes = [host.size for host in hosts]
-    local_loss = float(backends.to_numpy(loss)) if loss is not None else 0.0
-    local_correct = float(backends.to_numpy(correct)) if correct is not None else 0.0
-    buffer = np.concatenate(
-        [*(host.ravel() * count for host in hosts), [local_loss * count, local_correct, count]]
-    )
-    total = comm.allreduce_sum(buffer)
-    examples = round(float(total[-1]))
+    if not names:
+        raise ValueError("allreduce_mean: grads is empty; expected at least one gradient")
+    xp = array_api_compat.array_namespace(*grads.values())
+    if _packs_where_it_lives(xp):
+        total = _pack(xp, [grads[name] for name in names], count, loss, correct)
+        comm.allreduce_sum_(total)
+        tail = backends.to_numpy(total[-3:])  # one read: the division needs the count
+    else:
+        total = comm.allreduce_sum(_pack_on_host([grads[n] for n in names], count, loss, correct))
+        comm.last_path = THROUGH_HOST if comm.size > 1 else ALONE
+        tail = total[-3:]
+    examples = round(float(tail[2]))
     if examples == 0:
         raise ValueError("allreduce_mean: no process saw any example (every count was 0)")
     averaged: dict[str, Any] = {}
     offset = 0
-    for name, host, size in zip(names, hosts, sizes, strict=True):
-        part = (total[offset : offset + size] / examples).reshape(host.shape)
-        averaged[name] = _on_host_then_like(part, grads[name])
+    for name in names:
+        grad = grads[name]
+        size = math.prod(grad.shape)
+        # The division makes a new array: nothing returned is a view of the buffer.
+        part = total[offset : offset + size] / examples
+        if isinstance(total, np.ndarray) and not isinstance(grad, np.ndarray):
+            averaged[name] = _on_host_then_like(np.reshape(part, grad.shape), grad)
+        else:
+            averaged[name] = xp.astype(xp.reshape(part, grad.shape), grad.dtype)
         offset += size
-    return averaged, float(total[-3] / examples), round(float(total[-2])), examples
+    return averaged, float(tail[0] / examples), round(float(tail[1])), examples
+
+
+def _packs_where_it_lives(xp: Any) -> bool:
+    """Whether gradients of namespace ``xp`` are packed and summed on their own device:
+    libraries whose arrays can be written in place and handed over without a copy. JAX's
+    arrays are immutable, and other namespaces make no promise, so they go through the
+    host."""
+    return bool(
+        array_api_compat.is_numpy_namespace(xp)
+        or array_api_compat.is_torch_namespace(xp)
+        or array_api_compat.is_cupy_namespace(xp)
+    )
+
+
+def _pack(xp: Any, grads: list[Any], count: int, loss: Any, correct: Any) -> Any:
+    """One new float64 buffer on the gradients' device: each gradient times ``count``, then
+    the loss times ``count``, the correct predictions and ``count``."""
+    device = array_api_compat.device(grads[0])
+
+    def one(value: Any) -> Any:
+        if value is None:
+            return xp.zeros((1,), dtype=xp.float64, device=device)
+        same_library = (
+            array_api_compat.is_array_api_obj(value)
+            and not isinstance(value, np.generic)
+            and array_api_compat.array_namespace(value) is xp
+        )
+        if same_library:  # stays on the device: no read back to the host
+            return xp.reshape(xp.astype(value, xp.float64), (1,))
+        return xp.asarray([float(backends.to_numpy(value))], dtype=xp.float64, device=device)
+
+    flat = [xp.reshape(xp.astype(g, xp.float64), (-1,)) * count for g in grads]
+    counted = xp.asarray([float(count)], dtype=xp.float64, device=device)
+    return xp.concat([*flat, one(loss) * count, one(correct), counted])
+
+
+def _pack_on_host(grads: list[Any], count: int, loss: Any, correct: Any) -> np.ndarray:
+    """The same buffer as :func:`_pack`, built in host memory (any backend)."""
+    hosts = [np.asarray(backends.to_numpy(grad), dtype=np.float64) for grad in grads]
+    local_loss = float(backends.to_numpy(loss)) if loss is not None else 0.0
+    local_correct = float(backends.to_numpy(correct)) if correct is not None else 0.0
+    return np.concatenate(
+        [*(host.ravel() * count for host in hosts), [local_loss * count, local_correct, count]]
+    )
