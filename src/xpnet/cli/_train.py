@@ -146,6 +146,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     comm = distributed.init() if args.distributed else None
     root = comm is None or comm.is_root
     say = print if root else _silent
+    if comm is not None:  # one GPU per process of a machine, unless --device names one
+        backend = args.backend or backends.get_backend().name
+        args.device = comm.device_for(backend, args.device)
     _activate(args)
     if args.images is not None and args.labels is None:
         raise CommandError("training on --images needs --labels")
