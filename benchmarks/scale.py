@@ -1,7 +1,7 @@
 """Scaling out on this machine: a LeNet-5 step on 1 against 2 MPI processes, and Dask
 batch inference against one process, each beside PyTorch measured in the same run.
 
-    python benchmarks/scale.py [--steps 30]
+    python benchmarks/scale.py [--steps 30] [--backend numpy|torch|cupy] [--device cuda]
 
 Needs mpi4py and an MPI (``pip install mpi4py mpich``) and Dask (``pip install 'dask[array]'
 distributed``). Every figure is a median of repeats; ratios are against the same work in
@@ -41,6 +41,8 @@ from xpnet.nn.grad import loss_output_and_grads
 import xpnet.functional as F
 comm = distributed.init()
 steps, batch = int(sys.argv[1]), int(sys.argv[2])
+name = xpnet.get_backend().name
+xpnet.set_backend(name, comm.device_for(name, sys.argv[3] if len(sys.argv) > 3 else None))
 rng = np.random.default_rng(0)
 model = lenet5(rng=np.random.default_rng(1))
 opt = optim.Adam(model, lr=1e-3)
@@ -57,13 +59,26 @@ for _ in range(steps):
     start = time.perf_counter()
     step.run(xs, ys)
     times.append(time.perf_counter() - start)
+# The allreduce alone (it ends by reading three numbers back, so the device is done).
+loss, output, grads = loss_output_and_grads(model, F.cross_entropy, xs, ys)
+sums = []
+for _ in range(steps):
+    comm.barrier()
+    start = time.perf_counter()
+    distributed.allreduce_mean(grads, comm, count=len(share), loss=loss)
+    sums.append(time.perf_counter() - start)
 if comm.is_root:
-    print(json.dumps({"median_ms": statistics.median(times) * 1e3}))
+    print(json.dumps({"median_ms": statistics.median(times) * 1e3,
+                      "allreduce_ms": statistics.median(sums) * 1e3, "path": comm.last_path,
+                      "device": str(xpnet.get_backend().device)}))
 """
 
 
-def mpi_step_ms(processes: int, steps: int, batch: int, threads: int) -> float:
-    """Median milliseconds of one data-parallel LeNet-5 step at global ``batch``."""
+def mpi_step_ms(
+    processes: int, steps: int, batch: int, threads: int, backend: str, device: str | None
+) -> dict[str, Any]:
+    """Median milliseconds of one data-parallel LeNet-5 step at global ``batch``, and of
+    its gradient allreduce alone, with how the allreduce moved its buffer."""
     from xpnet.cli._workers import find_mpiexec
 
     mpiexec = find_mpiexec()
@@ -73,13 +88,14 @@ def mpi_step_ms(processes: int, steps: int, batch: int, threads: int) -> float:
         script = Path(folder) / "job.py"
         script.write_text(JOB)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads),
-               "OPENBLAS_NUM_THREADS": str(threads), "XPNET_BACKEND": "numpy"}  # fmt: skip
+               "OPENBLAS_NUM_THREADS": str(threads), "XPNET_BACKEND": backend}  # fmt: skip
         result = subprocess.run(
             [mpiexec, "-n", str(processes), sys.executable, "-m", "mpi4py", str(script),
-             str(steps), str(batch)],
+             str(steps), str(batch), *([device] if device else [])],
             capture_output=True, text=True, env=env, check=True, timeout=600,
         )  # fmt: skip
-    return float(json.loads(result.stdout.strip().splitlines()[-1])["median_ms"])
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def torch_step_ms(batch: int, repeats: int) -> float:
@@ -131,16 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--backend", default="numpy", help="xpnet backend of the MPI jobs")
+    parser.add_argument("--device", default=None, help="e.g. cuda: one GPU per process")
+    parser.add_argument("--processes", type=int, default=2, help="the larger job's size")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask rows")
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
-    one = mpi_step_ms(1, args.steps, args.batch, threads=cores)
-    two = mpi_step_ms(2, args.steps, args.batch, threads=max(1, cores // 2))
+    jobs = {n: mpi_step_ms(n, args.steps, args.batch, max(1, cores // n), args.backend,
+                           args.device) for n in (1, args.processes)}  # fmt: skip
     theirs = torch_step_ms(args.batch, args.steps)
-    print(f"LeNet-5 + Adam step, global batch {args.batch}, {cores} cores:")
-    print("| processes | xpnet ms | speed-up | torch (1 process) ms |")
-    print("|---:|---:|---:|---:|")
-    print(f"| 1 | {one:.2f} | 1.00 | {theirs:.2f} |")
-    print(f"| 2 | {two:.2f} | {one / two:.2f} | |")
+    print(f"LeNet-5 + Adam step, global batch {args.batch}, {cores} cores, backend "
+          f"{args.backend} ({jobs[1]['device']}); torch 1 process on the CPU:")  # fmt: skip
+    print("| processes | xpnet ms | speed-up | allreduce ms | allreduce path | torch ms |")
+    print("|---:|---:|---:|---:|---|---:|")
+    for n, job in jobs.items():
+        print(f"| {n} | {job['median_ms']:.2f} | {jobs[1]['median_ms'] / job['median_ms']:.2f} "
+              f"| {job['allreduce_ms']:.3f} | {job['path']} | "
+              f"{f'{theirs:.2f}' if n == 1 else ''} |")  # fmt: skip
+    if args.no_dask:
+        return 0
     here, there = dask_images_per_second(8192, 512)
     print("\nLeNet-5 inference, 8,192 images in chunks of 512:")
     print(f"one process {here:,.0f} images/s; Dask, 2 worker processes {there:,.0f} images/s "
