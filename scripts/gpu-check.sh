@@ -6,7 +6,8 @@
 #
 # It uses the Python environment it is started in, which must already have xpnet (or its
 # source on PYTHONPATH), cupy, pytest and hypothesis; torch is optional (oracle and
-# torch-CUDA backend).
+# torch-CUDA backend). The NCCL tests of tests/test_distributed.py run with the cupy pass:
+# one GPU is enough for N=1; a 2-process job over NCCL also needs mpi4py and two GPUs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="${PWD}/src${PYTHONPATH:+:$PYTHONPATH}"
