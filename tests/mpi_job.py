@@ -1,12 +1,14 @@
 """A data-parallel training job for tests/test_distributed.py, run under mpiexec.
 
-    mpiexec -n N python -m mpi4py tests/mpi_job.py OUT_DIR [--fail-rank R]
+    mpiexec -n N python -m mpi4py tests/mpi_job.py OUT_DIR [--fail-rank R | --own-loop]
 
 Trains a small float64 CNN with SGD and momentum for 3 epochs (global batch 32 over 60
 examples: the last batch splits unevenly) and writes each rank's final weights to
 OUT_DIR/rank<R>.npz; rank 0 also writes OUT_DIR/run.safetensors and, in OUT_DIR/path.txt,
 how the last allreduce moved its buffer. With --fail-rank R, that rank raises in its second
-epoch. The backend is XPNET_BACKEND's.
+epoch. With --own-loop, a loop of its own (ShardedLoader, value-and-grad and a
+DistributedOptimizer) replaces fit and writes only the weights. The backend is
+XPNET_BACKEND's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 
 import xpnet
 from xpnet import data, distributed, nn, optim
+from xpnet import functional as F
+from xpnet.nn.grad import loss_output_and_grads
 from xpnet.train import fit
 from xpnet.train import loop as loop_module
 
@@ -43,6 +47,24 @@ def build() -> tuple[nn.Module, optim.Optimizer, data.DataLoader, data.DataLoade
     return model, optimizer, train, test
 
 
+def own_loop(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    train: data.DataLoader,
+    comm: distributed.Communicator,
+) -> None:
+    """What fit does with comm=, written out with the public pieces."""
+    distributed.broadcast_parameters(model, comm)
+    averaging = distributed.DistributedOptimizer(optimizer, comm)
+    shards = distributed.ShardedLoader(train, comm)
+    for epoch in range(1, 4):
+        shards.set_epoch(epoch)  # fit numbers epochs from 1: the same shuffles
+        for x, y in shards:
+            assert y.shape[0] > 0  # 60 examples in batches of 32: every share has some
+            _, _, grads = loss_output_and_grads(model, F.cross_entropy, x, y)
+            averaging.step(grads, count=int(y.shape[0]))
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     fail_rank = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--fail-rank" else None
@@ -59,6 +81,11 @@ def main() -> None:
 
         loop_module._train_epoch = failing  # type: ignore[assignment]
     model, optimizer, train, test = build()
+    if "--own-loop" in sys.argv:
+        own_loop(model, optimizer, train, comm)
+        weights = {key: xpnet.to_numpy(value) for key, value in model.state_dict().items()}
+        np.savez(out / f"rank{comm.rank}.npz", **weights)
+        return
     history = fit(model, optimizer, train, 3, test_loader=test, checkpoint=out / "run.safetensors",
                   progress=False, log=None, comm=comm)  # fmt: skip
     weights = {key: xpnet.to_numpy(value) for key, value in model.state_dict().items()}

@@ -59,7 +59,7 @@ def _one_process_reference(backend: str) -> dict[str, np.ndarray]:
         return {k: np.asarray(xpnet.to_numpy(v)) for k, v in model.state_dict().items()}
 
 
-def _check_job(folder: Path, processes: int, backend: str) -> None:
+def _check_job(folder: Path, processes: int, backend: str, checkpoint: bool = True) -> None:
     """The replicas equal one process's weights (float64, within 1e-12) and each other
     exactly, and rank 0 alone wrote the one checkpoint."""
     reference = _one_process_reference(backend)
@@ -68,6 +68,8 @@ def _check_job(folder: Path, processes: int, backend: str) -> None:
         np.testing.assert_allclose(replicas[0][key], want, rtol=0, atol=1e-12, err_msg=key)
         for other in replicas[1:]:  # every replica holds exactly the same weights
             np.testing.assert_array_equal(other[key], replicas[0][key], err_msg=key)
+    if not checkpoint:
+        return
     saved = xpnet.train.load_checkpoint(folder / "run.safetensors")
     assert saved.meta["epoch"] == 3
     for key, want in reference.items():
@@ -104,6 +106,14 @@ def test_data_parallel_training_on_other_backends(tmp_path: Path, library: str, 
     assert result.returncode == 0, result.stderr
     _check_job(tmp_path, 2, library)
     assert (tmp_path / "path.txt").read_text() == path
+
+
+def test_a_loop_of_ones_own_with_the_distributed_optimizer(tmp_path: Path) -> None:
+    """ShardedLoader, value-and-grad and DistributedOptimizer.step(grads, count=...) by hand
+    give the weights fit gives in one process."""
+    result = _launch(2, str(HERE / "mpi_job.py"), str(tmp_path), "--own-loop")
+    assert result.returncode == 0, result.stderr
+    _check_job(tmp_path, 2, "numpy", checkpoint=False)
 
 
 def test_a_failing_rank_ends_the_whole_job(tmp_path: Path) -> None:
@@ -232,6 +242,37 @@ def test_nccl_protocol_over_mpi(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for rank in range(2):
         np.testing.assert_array_equal(np.load(tmp_path / f"rank{rank}.npy"), np.arange(10.0) * 3)
+
+
+def test_the_distributed_optimizer_averages_then_updates(backend: BackendCase) -> None:
+    """SGD through the wrapper: w - lr * (3 * g_here + g_other) / 4, against the rule by hand;
+    schedulers and fit see the wrapped optimizer."""
+    from xpnet import nn, optim
+
+    with xpnet.use_backend(backend.name, backend.device):
+        layer = nn.Linear(2, 1, rng=np.random.default_rng(0), dtype="float64")
+        start = {k: np.array(xpnet.to_numpy(v)) for k, v in layer.named_parameters().items()}
+        inner = optim.SGD(layer, lr=0.5)
+        here = {"weight": np.asarray([[1.0, 2.0]]), "bias": np.asarray([4.0])}
+        other = {"weight": np.asarray([[5.0, 6.0]]), "bias": np.asarray([8.0])}
+        comm = _FakeSum([np.concatenate([other["weight"].ravel(), other["bias"], [0.25, 1, 1]])])
+        wrapper = distributed.DistributedOptimizer(inner, comm)
+        grads = {k: xpnet.asarray(v) for k, v in here.items()}
+        loss, correct, examples = wrapper.step(grads, count=3, loss=1.0, correct=2)
+        assert (examples, correct) == (4, 3) and loss == pytest.approx((3 * 1.0 + 0.25) / 4)
+        for name, value in layer.named_parameters().items():
+            want = start[name] - 0.5 * (3 * here[name] + other[name]) / 4
+            assert_close(value, want)
+        scheduler = optim.StepLR(wrapper, step_size=1, gamma=0.1)
+        scheduler.step()
+        assert wrapper.lr == inner.lr == pytest.approx(0.05)
+        assert wrapper.state_dict().keys() == inner.state_dict().keys()
+        with pytest.raises(ValueError, match="comm: differs from the DistributedOptimizer's"):
+            xpnet.fit(layer, wrapper, None, 1, comm=Communicator(0, 1, 0))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="optimizer: expected an xpnet Optimizer, got Linear"):
+        distributed.DistributedOptimizer(layer, comm)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="comm: expected an xpnet.distributed.Communicator"):
+        distributed.DistributedOptimizer(inner, None)  # type: ignore[arg-type]
 
 
 def test_a_single_process_communicator_needs_no_mpi() -> None:

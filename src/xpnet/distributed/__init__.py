@@ -5,7 +5,8 @@ Every process builds the same model and data loader; :func:`init` says which pro
 is; :func:`broadcast_parameters` makes the replicas equal; :class:`ShardedLoader` gives each
 process its share of every global batch; :func:`allreduce_mean` averages the gradients,
 weighted by each share's size, so the result equals one process training on the whole
-batch, up to round-off. :func:`xpnet.fit` does all of this when given ``comm=``::
+batch, up to round-off (:class:`DistributedOptimizer` does this inside its ``step``).
+:func:`xpnet.fit` does all of this when given ``comm=``::
 
     mpiexec -n 2 python -m mpi4py -m xpnet train --distributed --save run.safetensors
 
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 from ._comm import Communicator, init
 from ._dask import predict
+from ._optimizer import DistributedOptimizer
 from ._shard import ShardedLoader
 from ._step import DistributedStep
 from ._sync import allreduce_mean, broadcast_parameters
 
 __all__ = [
     "Communicator",
+    "DistributedOptimizer",
     "DistributedStep",
     "ShardedLoader",
     "allreduce_mean",

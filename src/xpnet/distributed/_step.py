@@ -13,7 +13,7 @@ from ..nn.grad import loss_output_and_grads
 from ..optim import Optimizer
 from ..train.compile._eager import correct_predictions
 from ._comm import Communicator
-from ._sync import allreduce_mean
+from ._optimizer import DistributedOptimizer
 
 __all__ = ["DistributedStep"]
 
@@ -31,6 +31,7 @@ class DistributedStep:
         self, model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any], comm: Communicator
     ) -> None:
         self.model, self.optimizer, self.loss_fn, self.comm = model, optimizer, loss_fn, comm
+        self._averaging = DistributedOptimizer(optimizer, comm)
         self.examples = 0
 
     @property
@@ -54,10 +55,9 @@ class DistributedStep:
                 for name, p in params.items()
             }
             loss = correct = None
-        averaged, mean_loss, correct_all, self.examples = allreduce_mean(
-            grads, self.comm, count=count, loss=loss, correct=correct
+        mean_loss, correct_all, self.examples = self._averaging.step(
+            grads, count=count, loss=loss, correct=correct
         )
-        self.optimizer.step(averaged)
         return np.float64(mean_loss), np.int64(correct_all)
 
     def __call__(self, x: Any, target: Any) -> Any:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .optimizer import Optimizer
+
+if TYPE_CHECKING:
+    from ..distributed import DistributedOptimizer
 
 __all__ = ["CosineAnnealingLR", "LRScheduler", "StepLR"]
 
@@ -17,13 +21,17 @@ class LRScheduler:
     (the "chainable" form), so the rates match ``torch.optim.lr_scheduler`` to the bit.
     """
 
-    def __init__(self, optimizer: Optimizer) -> None:
-        if not isinstance(optimizer, Optimizer):
+    def __init__(self, optimizer: Optimizer | DistributedOptimizer) -> None:
+        # A wrapper such as xpnet.distributed.DistributedOptimizer: schedule what it wraps.
+        inner = (
+            optimizer if isinstance(optimizer, Optimizer) else getattr(optimizer, "optimizer", None)
+        )
+        if not isinstance(inner, Optimizer):
             raise TypeError(
                 f"optimizer: expected an xpnet Optimizer, got {type(optimizer).__name__}"
             )
-        self.optimizer = optimizer
-        self.base_lr = optimizer.lr
+        self.optimizer = inner
+        self.base_lr = inner.lr
         self.last_epoch = 0
 
     def _next_lr(self, epoch: int, lr: float) -> float:

@@ -23,7 +23,7 @@ from ..optim import LRScheduler, Optimizer
 from ._guard import held_checkpoint
 
 if TYPE_CHECKING:
-    from ..distributed import Communicator, ShardedLoader
+    from ..distributed import Communicator, DistributedOptimizer, ShardedLoader
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -184,9 +184,22 @@ def _restore_rngs(path: Path, model: Module, states: dict[str, Any]) -> None:
         generators[key].bit_generator.state = state
 
 
+def _unwrap_distributed(
+    optimizer: Any, comm: Communicator | None
+) -> tuple[Optimizer, Communicator | None]:
+    """A DistributedOptimizer given to ``fit`` as its optimizer and its communicator."""
+    from ..distributed._optimizer import DistributedOptimizer
+
+    if not isinstance(optimizer, DistributedOptimizer):
+        return optimizer, comm
+    if comm is not None and comm is not optimizer.comm:
+        raise ValueError("comm: differs from the DistributedOptimizer's own; give one")
+    return optimizer.optimizer, optimizer.comm
+
+
 def fit(
     model: Module,
-    optimizer: Optimizer,
+    optimizer: Optimizer | DistributedOptimizer,
     train_loader: DataLoader,
     epochs: int,
     *,
@@ -244,7 +257,9 @@ def fit(
         every global batch of ``train_loader`` is split over the processes, the gradients
         are averaged every step, evaluation counts over all processes, and only rank 0
         logs and writes ``checkpoint`` (every process reads it to resume). Steps run
-        eagerly (``compile`` is ignored). Every process must call ``fit`` alike.
+        eagerly (``compile`` is ignored) and each reads its loss and counts back from the
+        allreduce. Every process must call ``fit`` alike. A
+        :class:`~xpnet.distributed.DistributedOptimizer` as ``optimizer`` brings its own.
 
     Returns
     -------
@@ -274,6 +289,7 @@ def fit(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+    optimizer, comm = _unwrap_distributed(optimizer, comm)
     if optimizer.model is not model:
         raise ValueError("optimizer: was built for a different model")
     if loss_fn in (F.cross_entropy, F.nll_loss):
