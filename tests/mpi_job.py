@@ -21,7 +21,6 @@ import numpy as np
 import xpnet
 from xpnet import data, distributed, nn, optim
 from xpnet import functional as F
-from xpnet.nn.grad import loss_output_and_grads
 from xpnet.train import fit
 from xpnet.train import loop as loop_module
 
@@ -61,7 +60,7 @@ def own_loop(
         shards.set_epoch(epoch)  # fit numbers epochs from 1: the same shuffles
         for x, y in shards:
             assert y.shape[0] > 0  # 60 examples in batches of 32: every share has some
-            _, _, grads = loss_output_and_grads(model, F.cross_entropy, x, y)
+            _, grads = nn.value_and_grad(model, F.cross_entropy, x, y)
             averaging.step(grads, count=int(y.shape[0]))
 
 

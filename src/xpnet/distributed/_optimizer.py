@@ -30,7 +30,7 @@ class DistributedOptimizer:
     For loops of your own::
 
         optimizer = distributed.DistributedOptimizer(optim.Adam(model, lr=1e-3), comm)
-        loss, grads = nn.value_and_grad(model, loss_fn)(x_share, y_share)
+        loss, grads = nn.value_and_grad(model, F.cross_entropy, x_share, y_share)
         optimizer.step(grads, count=len(y_share))
 
     :func:`xpnet.fit` takes it too (the same as the wrapped optimizer with ``comm=``). The
