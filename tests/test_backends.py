@@ -135,6 +135,35 @@ def test_register_backend_rejects_duplicates_unless_overwriting(scratch_registry
     assert "numpy2" not in xpnet.available_backends()
 
 
+def test_a_backend_with_a_current_device_has_it_selected(scratch_registry, monkeypatch) -> None:
+    """CuPy launches on its current GPU whatever its arrays' device, so choosing a device
+    must make it current: kept by set_backend, restored when use_backend's block ends."""
+    current = ["dev0"]
+
+    def select(device: str):
+        previous = current[0]
+        current[0] = device
+        return lambda: current.__setitem__(0, previous)
+
+    spec = BackendSpec(
+        name="twogpus",
+        module="numpy",
+        load_namespace=lambda: array_api_compat.numpy,
+        list_devices=lambda xp: ["dev0", "dev1"],
+        select_device=select,
+    )
+    xpnet.register_backend(spec)
+    monkeypatch.setattr(registry, "_default", None)
+    with xpnet.use_backend("twogpus", "dev1"):
+        assert current == ["dev1"]
+        with xpnet.use_backend("twogpus", "dev0"):
+            assert current == ["dev0"]
+        assert current == ["dev1"]
+    assert current == ["dev0"]
+    xpnet.set_backend("twogpus", "dev1")
+    assert current == ["dev1"] and xpnet.get_backend().device == "dev1"
+
+
 def test_entry_point_backends_are_registered(scratch_registry, monkeypatch) -> None:
     spec = BackendSpec(
         name="from_plugin",

@@ -6,6 +6,7 @@ Each loader imports its library only when called, so ``import xpnet`` stays ligh
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from ._spec import BackendSpec
@@ -91,6 +92,24 @@ def _torch_namespace() -> Any:
     import array_api_compat.torch as xp
 
     return xp
+
+
+def _cupy_select(device: Any) -> Callable[[], None]:
+    import cupy
+
+    previous = cupy.cuda.Device()  # the current one
+    device.use()
+    return previous.use  # type: ignore[no-any-return]
+
+
+def _torch_select(device: Any) -> Callable[[], None]:
+    import torch
+
+    if getattr(device, "type", "cpu") != "cuda":
+        return lambda: None
+    previous = torch.cuda.current_device()
+    torch.cuda.set_device(device)
+    return lambda: torch.cuda.set_device(previous)
 
 
 def _torch_devices(xp: Any) -> list[Any]:
@@ -217,6 +236,7 @@ BUILTIN_BACKENDS: tuple[BackendSpec, ...] = (
         list_devices=_cupy_devices,
         resolve_device=_cupy_resolve,
         to_host=_cupy_to_host,
+        select_device=_cupy_select,
         needs_gpu=True,
         extra="cupy",
         description="CuPy on an NVIDIA GPU",
@@ -228,6 +248,7 @@ BUILTIN_BACKENDS: tuple[BackendSpec, ...] = (
         list_devices=_torch_devices,
         resolve_device=_torch_resolve,
         to_host=_torch_to_host,
+        select_device=_torch_select,
         extra="torch",
         description="PyTorch tensors on the CPU or a CUDA GPU",
     ),

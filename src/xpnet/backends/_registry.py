@@ -12,7 +12,7 @@ import importlib.metadata
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -268,9 +268,18 @@ def set_backend(name: str, device: Any = None) -> ActiveBackend:
     """
     global _default
     active = _activate(name, device)
+    _select(active)
     with _lock:
         _default = active
     return active
+
+
+def _select(active: ActiveBackend) -> Callable[[], None]:
+    """Make ``active``'s device its library's current one (where the library has one);
+    returns what restores the previous."""
+    if active.spec.select_device is None:
+        return lambda: None
+    return active.spec.select_device(active.device)
 
 
 @contextlib.contextmanager
@@ -292,11 +301,14 @@ def use_backend(name: str, device: Any = None) -> Iterator[ActiveBackend]:
     ActiveBackend
         The backend active inside the block.
     """
-    token = _override.set(_activate(name, device))
+    active = _activate(name, device)
+    restore = _select(active)
+    token = _override.set(active)
     try:
-        yield _override.get()  # type: ignore[misc]
+        yield active
     finally:
         _override.reset(token)
+        restore()
 
 
 def get_backend() -> ActiveBackend:
@@ -314,6 +326,7 @@ def get_backend() -> ActiveBackend:
             choice = os.environ.get("XPNET_BACKEND", "").strip() or "numpy"
             name, _, device = choice.partition(":")
             _default = _activate(name, device or None)
+            _select(_default)
         return _default
 
 

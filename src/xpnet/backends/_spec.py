@@ -98,6 +98,11 @@ class BackendSpec:
     device_profile : callable, optional
         ``(device) -> DeviceProfile``: how ops should compute on that device. Defaults to
         :data:`CPU_PROFILE`.
+    select_device : callable, optional
+        ``(device) -> restore``: makes ``device`` the library's current device, for
+        libraries that launch work on their current device whatever their arrays' (CuPy),
+        and returns a function restoring the previous one. :func:`xpnet.set_backend` keeps
+        the selection; :func:`xpnet.use_backend` restores it on leaving its block.
     """
 
     name: str
@@ -111,6 +116,7 @@ class BackendSpec:
     extra: str | None = None
     description: str = ""
     device_profile: Callable[[Any], DeviceProfile] | None = None
+    select_device: Callable[[Any], Callable[[], None]] | None = None
 
     def install_hint(self) -> str:
         """Return the pip command that installs this backend's library."""
