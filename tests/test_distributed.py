@@ -25,8 +25,9 @@ from test_cli import ROOT, run_main
 from xpnet import distributed
 from xpnet.cli._workers import find_mpiexec, without_workers
 from xpnet.distributed import Communicator, ShardedLoader, allreduce_mean
-from xpnet.distributed._comm import _host_view, pick_device
+from xpnet.distributed._comm import pick_device
 from xpnet.distributed._nccl import NcclAllreduce, import_nccl
+from xpnet.distributed._route import host_view, nccl_verdict
 
 HERE = Path(__file__).resolve().parent
 
@@ -179,14 +180,23 @@ class _FakeSum(Communicator):
     def __init__(self, others: list[np.ndarray]) -> None:
         super().__init__(rank=0, size=len(others) + 1, local_rank=0)
         self.others = others
+        self.buffers: list[Any] = []  # every communication buffer, to scribble on later
 
     def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
-        return values + sum(self.others)
+        total = values + sum(self.others)
+        self.buffers.append(total)
+        return total
 
     def allreduce_sum_(self, buffer: Any) -> None:
         xp = array_api_compat.array_namespace(buffer)
         device = array_api_compat.device(buffer)
         buffer[...] = buffer + xp.asarray(sum(self.others), device=device)
+        self.buffers.append(buffer)
+
+    def scribble(self) -> None:
+        """Overwrite the buffers, as a communicator reusing them would."""
+        for buffer in self.buffers:
+            buffer[...] = 999.0
 
 
 def test_allreduce_mean_weights_by_count_and_returns_fresh_arrays(backend: BackendCase) -> None:
@@ -202,22 +212,80 @@ def test_allreduce_mean_weights_by_count_and_returns_fresh_arrays(backend: Backe
     assert examples == 4 and correct == 3
     assert loss == pytest.approx((2.0 * 3 + 0.5) / 4)
     backend.check_like(averaged["w"], grads["w"])
+    comm.scribble()  # the results are not views of the communication buffer
     assert_close(averaged["w"], (grad_a * 3 + grad_b) / 4)
     assert averaged["w"] is not grads["w"]
+
+
+def test_a_share_of_no_examples_contributes_nothing_even_nan(backend: BackendCase) -> None:
+    """An empty share's mean gradient and loss are NaN (a mean over nothing); count=0 must
+    keep them out of the sum."""
+    grad_b = np.asarray([1.0, -2.0])
+    comm = _FakeSum([np.concatenate([grad_b * 2, [0.75 * 2, 2, 2]])])
+    nan = backend.asarray(np.full(2, np.nan))
+    averaged, loss, correct, examples = allreduce_mean(
+        {"b": nan}, comm, count=0, loss=backend.asarray(np.asarray(np.nan)), correct=0
+    )
+    assert (examples, correct) == (2, 2) and loss == pytest.approx(0.75)
+    assert_close(averaged["b"], grad_b)
+
+
+def test_a_step_on_an_empty_share_applies_the_others_gradients() -> None:
+    """DistributedStep with no examples here (a small last batch): the update is the other
+    processes' mean gradient, and the loss theirs."""
+    from xpnet import functional as F
+    from xpnet import nn, optim
+
+    layer = nn.Linear(2, 3, rng=np.random.default_rng(0), dtype="float64")
+    start = {k: np.array(xpnet.to_numpy(v)) for k, v in layer.named_parameters().items()}
+    theirs = {"weight": np.arange(6.0).reshape(3, 2), "bias": np.asarray([1.0, 0.0, -1.0])}
+    other = np.concatenate([theirs["weight"].ravel() * 4, theirs["bias"] * 4, [0.5 * 4, 3, 4]])
+    step = distributed.DistributedStep(layer, optim.SGD(layer, lr=0.1), F.cross_entropy,
+                                       _FakeSum([other]))  # fmt: skip
+    loss, correct = step.run(np.zeros((0, 2)), np.zeros((0,), np.int64))
+    assert (float(loss), int(correct), step.examples) == (0.5, 3, 4)
+    for name, value in layer.named_parameters().items():
+        assert_close(value, start[name] - 0.1 * theirs[name])
+
+
+def test_the_buffer_to_sum_must_be_flat_contiguous_float64() -> None:
+    comm = Communicator(0, 1, 0)
+    for bad, what in [
+        (np.zeros(4, np.float32), "1-d float32"),
+        (np.zeros((2, 2)), "2-d float64"),
+        (np.zeros(8)[::2], "non-contiguous 1-d float64"),
+    ]:
+        with pytest.raises(
+            TypeError, match=f"buffer: expected a contiguous 1-d float64 array, got a {what} array"
+        ):
+            comm.allreduce_sum_(bad)
+    comm.allreduce_sum_(np.zeros(4))
+    assert comm.last_path == "alone"
+
+
+def test_processes_use_nccl_only_when_every_one_can() -> None:
+    """The job's choice from each process's (host, GPU, has NCCL): NCCL needs every process
+    on a GPU of its own with NCCL; otherwise all use MPI, warning when GPUs were meant."""
+    assert nccl_verdict([("a", 0, True), ("a", 1, True), ("b", 0, True)]) == (True, None)
+    assert nccl_verdict([("a", 0, True), ("a", None, False)]) == (False, None)
+    use, why = nccl_verdict([("a", 0, True), ("b", 0, False), ("c", 0, False)])
+    assert not use and why is not None and why.startswith("NCCL is missing on ranks 1, 2")
+    use, why = nccl_verdict([("a", 0, True), ("a", 0, True), ("b", 1, True)])
+    assert not use and why is not None and "processes share GPU 0 of a" in why
 
 
 def test_host_buffers_are_summed_in_their_own_memory() -> None:
     """What MPI sums in place: NumPy arrays, and torch CPU tensors through a DLPack view of
     the same memory; not JAX's immutable arrays (they go through a host copy)."""
     numpy_buffer = np.zeros(4)
-    assert _host_view(numpy_buffer) is numpy_buffer
-    assert _host_view(np.zeros(4)[::2].copy()) is not None
+    assert host_view(numpy_buffer) is numpy_buffer
+    assert host_view(np.zeros(4)[::2].copy()) is not None
     frozen = np.zeros(4)
     frozen.flags.writeable = False
-    assert _host_view(frozen) is None
+    assert host_view(frozen) is None
     torch = pytest.importorskip("torch")
     tensor = torch.zeros(4, dtype=torch.float64)
-    view = _host_view(tensor)
+    view = host_view(tensor)
     assert view is not None and view.ctypes.data == tensor.data_ptr()
     view += 2.5  # what MPI's in-place sum does to it
     np.testing.assert_array_equal(tensor.numpy(), np.full(4, 2.5))
@@ -325,24 +393,45 @@ class _OneProcessMpi:
 
 
 def test_nccl_sums_cupy_and_torch_cuda_buffers_in_place_on_one_gpu() -> None:
-    """N=1 over real NCCL: the sum over one process is the buffer itself, in the same
-    memory; a torch tensor goes through DLPack with no copy, and torch's next kernel on its
-    stream sees the result."""
+    """N=1 over real NCCL. The sum over one process is the buffer itself, so the calls are
+    recorded too: the buffer's own address (in place, no copy: a torch tensor reaches CuPy
+    through DLPack), its length, float64, and for torch the stream torch is working on, so
+    that torch's next kernel sees the sum."""
     _gpus_with_nccl()
     import cupy
 
     summer = NcclAllreduce(_OneProcessMpi(), 0, 1, 0)
+    calls: list[tuple[int, int, int, int, int, int]] = []
+    real = summer._comm.allReduce
+
+    def recorded(*args: int) -> None:
+        calls.append(args)
+        real(*args)
+
+    summer._comm = type("Recorded", (), {"allReduce": staticmethod(recorded)})()
     buffer = cupy.arange(1000, dtype=cupy.float64) * 0.5
     pointer, before = buffer.data.ptr, buffer.get()
     summer.sum_(buffer)
-    assert buffer.data.ptr == pointer
     np.testing.assert_array_equal(buffer.get(), before)
+    stream = cupy.cuda.get_current_stream().ptr
+    assert calls[-1] == (
+        pointer,
+        pointer,
+        1000,
+        summer.nccl.NCCL_FLOAT64,
+        summer.nccl.NCCL_SUM,
+        stream,
+    )
     torch = pytest.importorskip("torch")
-    tensor = torch.arange(1000, dtype=torch.float64, device="cuda:0") * 2
-    pointer = tensor.data_ptr()
-    summer.sum_(tensor)
-    assert tensor.data_ptr() == pointer
-    np.testing.assert_array_equal((tensor + 1).cpu().numpy(), np.arange(1000.0) * 2 + 1)
+    side = torch.cuda.Stream(device="cuda:0")
+    with torch.cuda.stream(side):
+        tensor = torch.arange(1000, dtype=torch.float64, device="cuda:0") * 2
+        summer.sum_(tensor)
+        after = (tensor + 1).cpu().numpy()
+    np.testing.assert_array_equal(after, np.arange(1000.0) * 2 + 1)
+    sent, received, count, dtype, _, on_stream = calls[-1]
+    assert sent == received == tensor.data_ptr() and count == 1000
+    assert dtype == summer.nccl.NCCL_FLOAT64 and on_stream == side.cuda_stream
 
 
 def test_data_parallel_training_over_nccl(tmp_path: Path) -> None:

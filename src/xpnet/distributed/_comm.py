@@ -8,14 +8,14 @@ copy in host memory, the path every backend has."""
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
-from ._nccl import NcclAllreduce, cuda_device_index, import_nccl
+from ._nccl import cuda_device_index
+from ._route import Route, agree_route, check_flat_float64, host_view
 
 __all__ = ["Communicator", "init", "pick_device"]
 
@@ -46,7 +46,7 @@ class Communicator:
     #: How the last gradient sum moved its buffer (:meth:`allreduce_sum_`, or
     #: :func:`allreduce_mean` through the host): one of this module's constants.
     last_path: str = field(default="", compare=False)
-    _nccl: dict[int, NcclAllreduce | None] = field(default_factory=dict, repr=False)
+    _route: Route | None = field(default=None, repr=False)
 
     @property
     def is_root(self) -> bool:
@@ -67,25 +67,42 @@ class Communicator:
         """Sum a contiguous 1-d float64 buffer over all processes, in place.
 
         NumPy arrays and torch CPU tensors (a NumPy view through DLPack) are summed by MPI
-        where they are; CuPy arrays and torch CUDA tensors by NCCL on their GPU, when every
-        process has NCCL; anything else is copied to the host, summed and copied back.
-        ``last_path`` says which happened.
+        where they are; CuPy arrays and torch CUDA tensors by NCCL on their GPU when every
+        process has NCCL and a GPU of its own; anything else is copied to the host, summed
+        and copied back. The processes choose together at the first call (a collective),
+        and later buffers must live where the first did. ``last_path`` says what happened.
+
+        Raises
+        ------
+        TypeError
+            If ``buffer`` is not a contiguous 1-d float64 array.
+        ValueError
+            If this job sums over NCCL and ``buffer`` is not on its GPU.
         """
+        check_flat_float64(buffer)
         if self._mpi is None or self.size == 1:
             self.last_path = ALONE
             return
         from mpi4py import MPI
 
-        host = _host_view(buffer)
+        if self._route is None:
+            self._route = agree_route(self._mpi, self.rank, self.size, buffer)
+        route = self._route
+        if route.nccl is not None:
+            index = cuda_device_index(buffer)
+            if index != route.device_index:
+                where = "host memory" if index is None else f"GPU {index}"
+                raise ValueError(
+                    f"buffer: expected a CUDA array on GPU {route.device_index}, where this "
+                    f"job sums over NCCL, got one in {where}"
+                )
+            route.nccl.sum_(buffer)
+            self.last_path = OVER_NCCL
+            return
+        host = host_view(buffer)
         if host is not None:
             self._mpi.Allreduce(MPI.IN_PLACE, host)
             self.last_path = IN_PLACE
-            return
-        index = cuda_device_index(buffer)
-        nccl = self._nccl_on(index) if index is not None else None
-        if nccl is not None:
-            nccl.sum_(buffer)
-            self.last_path = OVER_NCCL
             return
         from .. import backends
 
@@ -94,29 +111,6 @@ class Communicator:
         xp = array_api_compat.array_namespace(buffer)
         buffer[...] = xp.asarray(staged, device=array_api_compat.device(buffer))
         self.last_path = THROUGH_HOST
-
-    def _nccl_on(self, index: int) -> NcclAllreduce | None:
-        """The NCCL communicator for GPU ``index``, made on first use if every process can
-        (they agree first, so that none waits in a collective the others skip)."""
-        if index not in self._nccl:
-            from mpi4py import MPI
-
-            here = import_nccl() is not None
-            everywhere = bool(self._mpi.allreduce(int(here), op=MPI.MIN))
-            if everywhere:
-                self._nccl[index] = NcclAllreduce(self._mpi, self.rank, self.size, index)
-            else:
-                self._nccl[index] = None
-                if self.is_root:
-                    warnings.warn(
-                        "xpnet.distributed: NCCL is missing on "
-                        + ("this process" if not here else "another process")
-                        + "; gradients are summed through host memory (install CuPy with "
-                        "NCCL: pip install cupy-cuda12x nvidia-nccl-cu12)",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-        return self._nccl[index]
 
     def device_for(self, backend: str, requested: Any = None) -> Any:
         """The device this process should train on with ``backend``: see :func:`pick_device`."""
@@ -215,17 +209,6 @@ def _gpu_count(backend: str) -> int:
     except Exception:  # no library, no driver: no GPU to share out
         return 0
     return 0
-
-
-def _host_view(buffer: Any) -> np.ndarray | None:
-    """A writable NumPy array on ``buffer``'s own memory (no copy), or None when it is not
-    in host memory or cannot be written in place."""
-    if isinstance(buffer, np.ndarray):
-        return buffer if buffer.flags.writeable else None
-    if array_api_compat.is_torch_array(buffer) and buffer.device.type == "cpu":
-        view = np.from_dlpack(buffer.detach())
-        return view if view.flags.writeable else None
-    return None
 
 
 def _launched_by_mpi() -> bool:

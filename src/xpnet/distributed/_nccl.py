@@ -100,11 +100,20 @@ class NcclAllreduce:
             if array_api_compat.is_torch_array(buffer):
                 import torch
 
-                stream = cupy.cuda.ExternalStream(
-                    torch.cuda.current_stream(buffer.device).cuda_stream
-                )
+                stream = _cupy_stream(torch.cuda.current_stream(buffer.device))
                 with stream:  # DLPack orders torch's writes before this stream's reads
-                    view = cupy.from_dlpack(buffer)
+                    view = cupy.from_dlpack(buffer.detach())
             else:
                 view, stream = buffer, cupy.cuda.get_current_stream()
             self.sum_pointer(int(view.data.ptr), int(view.size), int(stream.ptr))
+
+
+def _cupy_stream(torch_stream: Any) -> Any:
+    """CuPy's handle on a torch CUDA stream (the CUDA stream protocol where CuPy has it:
+    ``ExternalStream`` is deprecated from CuPy 14)."""
+    import cupy
+
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is not None:
+        return from_external(torch_stream)
+    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, torch_stream.device.index)

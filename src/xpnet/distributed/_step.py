@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
 from ..nn import Module
@@ -47,14 +46,9 @@ class DistributedStep:
             loss, output, grads = loss_output_and_grads(self.model, self.loss_fn, x, target)
             correct = correct_predictions(output, target)
         else:
-            # No examples here (a small last batch): contribute zeros, and nothing to the
-            # loss (a mean over nothing is NaN).
-            params = self.model.named_parameters()
-            grads = {
-                name: array_api_compat.array_namespace(p).zeros_like(p)
-                for name, p in params.items()
-            }
-            loss = correct = None
+            # No examples here (a small last batch): it contributes nothing to the sums, so
+            # the parameters stand in for gradients of the right shapes.
+            grads, loss, correct = self.model.named_parameters(), None, None
         mean_loss, correct_all, self.examples = self._averaging.step(
             grads, count=count, loss=loss, correct=correct
         )

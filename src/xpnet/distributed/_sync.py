@@ -52,7 +52,8 @@ def allreduce_mean(
         returns.
     comm : Communicator
     count : int
-        Examples behind this process's gradients (0 is allowed: it contributes nothing).
+        Examples behind this process's gradients (0 is allowed: it contributes nothing,
+        whatever ``grads`` and ``loss`` hold, so their shapes are all that matters).
     loss, correct : 0-d arrays or numbers, optional
         This process's mean loss and number of correct predictions, summed alongside.
 
@@ -107,8 +108,12 @@ def _packs_where_it_lives(xp: Any) -> bool:
 
 def _pack(xp: Any, grads: list[Any], count: int, loss: Any, correct: Any) -> Any:
     """One new float64 buffer on the gradients' device: each gradient times ``count``, then
-    the loss times ``count``, the correct predictions and ``count``."""
+    the loss times ``count``, the correct predictions and ``count``. With no examples,
+    zeros: an empty share's gradients and loss may be NaN (a mean over nothing)."""
     device = array_api_compat.device(grads[0])
+    if count == 0:
+        size = sum(math.prod(g.shape) for g in grads) + 3
+        return xp.zeros((size,), dtype=xp.float64, device=device)
 
     def one(value: Any) -> Any:
         if value is None:
@@ -129,6 +134,8 @@ def _pack(xp: Any, grads: list[Any], count: int, loss: Any, correct: Any) -> Any
 
 def _pack_on_host(grads: list[Any], count: int, loss: Any, correct: Any) -> np.ndarray:
     """The same buffer as :func:`_pack`, built in host memory (any backend)."""
+    if count == 0:
+        return np.zeros(sum(math.prod(g.shape) for g in grads) + 3)
     hosts = [np.asarray(backends.to_numpy(grad), dtype=np.float64) for grad in grads]
     local_loss = float(backends.to_numpy(loss)) if loss is not None else 0.0
     local_correct = float(backends.to_numpy(correct)) if correct is not None else 0.0
