@@ -99,7 +99,7 @@ def test_data_parallel_training_equals_one_process(tmp_path: Path, processes: in
     ],
 )
 def test_data_parallel_training_on_other_backends(tmp_path: Path, library: str, path: str) -> None:
-    """torch CPU tensors are summed in their own memory (a NumPy view through DLPack); JAX's
+    """torch CPU tensors are summed in their own memory (a NumPy view of their memory); JAX's
     immutable arrays and array-api-strict's go through a host buffer. Both equal one process."""
     _mpiexec()
     pytest.importorskip(library, reason=f"{library} is not installed")
@@ -275,7 +275,7 @@ def test_processes_use_nccl_only_when_every_one_can() -> None:
 
 
 def test_host_buffers_are_summed_in_their_own_memory() -> None:
-    """What MPI sums in place: NumPy arrays, and torch CPU tensors through a DLPack view of
+    """What MPI sums in place: NumPy arrays, and torch CPU tensors through a NumPy view of
     the same memory; not JAX's immutable arrays (they go through a host copy)."""
     numpy_buffer = np.zeros(4)
     assert host_view(numpy_buffer) is numpy_buffer

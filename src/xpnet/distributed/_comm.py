@@ -2,7 +2,7 @@
 data-parallel training needs (a sum over all processes, and a broadcast from one).
 
 A sum runs where its buffer lives when it can: on NumPy memory and torch CPU tensors (seen
-through DLPack) in place over MPI, on CUDA memory over NCCL; anything else goes through a
+as NumPy arrays) in place over MPI, on CUDA memory over NCCL; anything else goes through a
 copy in host memory, the path every backend has."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Communicator:
     def allreduce_sum_(self, buffer: Any) -> None:
         """Sum a contiguous 1-d float64 buffer over all processes, in place.
 
-        NumPy arrays and torch CPU tensors (a NumPy view through DLPack) are summed by MPI
+        NumPy arrays and torch CPU tensors (a NumPy view of their memory) are summed by MPI
         where they are; CuPy arrays and torch CUDA tensors by NCCL on their GPU when every
         process has NCCL and a GPU of its own; anything else is copied to the host, summed
         and copied back. The processes choose together at the first call (a collective),

@@ -37,8 +37,10 @@ def host_view(buffer: Any) -> np.ndarray | None:
     if isinstance(buffer, np.ndarray):
         return buffer if buffer.flags.writeable and buffer.flags.c_contiguous else None
     if array_api_compat.is_torch_array(buffer) and buffer.device.type == "cpu":
-        view = np.from_dlpack(buffer.detach())
-        return view if view.flags.writeable else None
+        # torch's own view shares the memory and is writable (NumPy 1.x marks DLPack
+        # imports read-only).
+        view = buffer.detach().numpy()
+        return view if view.flags.writeable and view.flags.c_contiguous else None
     return None
 
 
