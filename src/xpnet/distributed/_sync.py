@@ -13,7 +13,7 @@ import numpy as np
 from .. import backends
 from ..nn import Module
 from ..optim.optimizer import _on_host_then_like
-from ._comm import ALONE, THROUGH_HOST, Communicator
+from ._comm import THROUGH_HOST, Communicator
 
 __all__ = ["allreduce_mean", "broadcast_parameters"]
 
@@ -68,14 +68,16 @@ def allreduce_mean(
     if not names:
         raise ValueError("allreduce_mean: grads is empty; expected at least one gradient")
     xp = array_api_compat.array_namespace(*grads.values())
-    if _packs_where_it_lives(xp):
-        total = _pack(xp, [grads[name] for name in names], count, loss, correct)
-        comm.allreduce_sum_(total)
-        tail = backends.to_numpy(total[-3:])  # one read: the division needs the count
-    else:
-        total = comm.allreduce_sum(_pack_on_host([grads[n] for n in names], count, loss, correct))
-        comm.last_path = THROUGH_HOST if comm.size > 1 else ALONE
-        tail = total[-3:]
+    where_they_live = _packs_where_it_lives(xp)
+    if where_they_live:
+        parts, pack_xp = [grads[name] for name in names], xp
+    else:  # copied to the host first, then NumPy all the way
+        parts, pack_xp = [backends.to_numpy(grads[name]) for name in names], array_api_compat.numpy
+    total = _pack(pack_xp, parts, count, loss, correct)
+    comm.allreduce_sum_(total)
+    if not where_they_live and comm.size > 1:
+        comm.last_path = THROUGH_HOST
+    tail = backends.to_numpy(total[-3:])  # one read: the division needs the count
     examples = round(float(tail[2]))
     if examples == 0:
         raise ValueError("allreduce_mean: no process saw any example (every count was 0)")
@@ -86,10 +88,10 @@ def allreduce_mean(
         size = math.prod(grad.shape)
         # The division makes a new array: nothing returned is a view of the buffer.
         part = total[offset : offset + size] / examples
-        if isinstance(total, np.ndarray) and not isinstance(grad, np.ndarray):
-            averaged[name] = _on_host_then_like(np.reshape(part, grad.shape), grad)
-        else:
+        if where_they_live:
             averaged[name] = xp.astype(xp.reshape(part, grad.shape), grad.dtype)
+        else:
+            averaged[name] = _on_host_then_like(np.reshape(part, grad.shape), grad)
         offset += size
     return averaged, float(tail[0] / examples), round(float(tail[1])), examples
 
@@ -130,15 +132,3 @@ def _pack(xp: Any, grads: list[Any], count: int, loss: Any, correct: Any) -> Any
     flat = [xp.reshape(xp.astype(g, xp.float64), (-1,)) * count for g in grads]
     counted = xp.asarray([float(count)], dtype=xp.float64, device=device)
     return xp.concat([*flat, one(loss) * count, one(correct), counted])
-
-
-def _pack_on_host(grads: list[Any], count: int, loss: Any, correct: Any) -> np.ndarray:
-    """The same buffer as :func:`_pack`, built in host memory (any backend)."""
-    if count == 0:
-        return np.zeros(sum(math.prod(g.shape) for g in grads) + 3)
-    hosts = [np.asarray(backends.to_numpy(grad), dtype=np.float64) for grad in grads]
-    local_loss = float(backends.to_numpy(loss)) if loss is not None else 0.0
-    local_correct = float(backends.to_numpy(correct)) if correct is not None else 0.0
-    return np.concatenate(
-        [*(host.ravel() * count for host in hosts), [local_loss * count, local_correct, count]]
-    )
