@@ -147,3 +147,20 @@ def torch_vjp(
 
 def random_cotangent(shape: Sequence[int], seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=tuple(shape))
+
+
+def module_vjp(module: Any, x: Any) -> tuple[Any, Callable[[Any], tuple[Any, dict[str, Any]]]]:
+    """A module's output and a pullback ``dy -> (dx, {parameter name: gradient})``, from
+    the recording of its forward (xpnet.functional.vjp over nn.functional_call)."""
+    params = dict(module.named_parameters())
+
+    def run(weights: dict[str, Any], inputs: Any) -> Any:
+        return xpnet.nn.functional_call(module, weights, inputs)
+
+    y, pullback = F.vjp(run, params, x)
+
+    def module_pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
+        dparams, dx = pullback(dy)
+        return dx, dparams
+
+    return y, module_pullback

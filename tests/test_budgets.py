@@ -71,7 +71,7 @@ def test_optimizer_launches_do_not_grow_with_the_number_of_tensors(counting, mak
         model = nn.Sequential(*[nn.Linear(8, 8, rng=i) for i in range(layers)])
         opt = make(model)
         grads = {k: xpnet.asarray(np.ones(tuple(v.shape), np.float32))
-                 for k, v in model.named_parameters().items()}  # fmt: skip
+                 for k, v in model.named_parameters()}  # fmt: skip
         opt.step(grads)
         with count_ops() as counts:
             opt.step(grads)

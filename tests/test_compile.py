@@ -194,7 +194,7 @@ def test_fit_reads_the_device_only_in_blocks(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         xpnet.unregister_backend("counting_fit")
     assert reads == [4, 4, 4, 0]
-    weight_checks = len(model.named_parameters())
+    weight_checks = len(list(model.named_parameters()))
     assert counts.syncs - counts.sections["reads"].syncs == weight_checks, counts.sync_sites
 
 

@@ -232,14 +232,14 @@ def test_a_step_on_an_empty_share_applies_the_others_gradients() -> None:
     from xpnet import nn, optim
 
     layer = nn.Linear(2, 3, rng=np.random.default_rng(0), dtype="float64")
-    start = {k: np.array(xpnet.to_numpy(v)) for k, v in layer.named_parameters().items()}
+    start = {k: np.array(xpnet.to_numpy(v)) for k, v in layer.named_parameters()}
     theirs = {"weight": np.arange(6.0).reshape(3, 2), "bias": np.asarray([1.0, 0.0, -1.0])}
     other = np.concatenate([theirs["weight"].ravel() * 4, theirs["bias"] * 4, [0.5 * 4, 3, 4]])
     step = distributed.DistributedStep(layer, optim.SGD(layer, lr=0.1), F.cross_entropy,
                                        _FakeSum([other]))  # fmt: skip
     loss, correct = step.run(np.zeros((0, 2)), np.zeros((0,), np.int64))
     assert (float(loss), int(correct), step.examples) == (0.5, 3, 4)
-    for name, value in layer.named_parameters().items():
+    for name, value in layer.named_parameters():
         assert_close(value, start[name] - 0.1 * theirs[name])
 
 
@@ -314,7 +314,7 @@ def test_the_distributed_optimizer_averages_then_updates(backend: BackendCase) -
 
     with xpnet.use_backend(backend.name, backend.device):
         layer = nn.Linear(2, 1, rng=np.random.default_rng(0), dtype="float64")
-        start = {k: np.array(xpnet.to_numpy(v)) for k, v in layer.named_parameters().items()}
+        start = {k: np.array(xpnet.to_numpy(v)) for k, v in layer.named_parameters()}
         inner = optim.SGD(layer, lr=0.5)
         here = {"weight": np.asarray([[1.0, 2.0]]), "bias": np.asarray([4.0])}
         other = {"weight": np.asarray([[5.0, 6.0]]), "bias": np.asarray([8.0])}
@@ -323,7 +323,7 @@ def test_the_distributed_optimizer_averages_then_updates(backend: BackendCase) -
         grads = {k: xpnet.asarray(v) for k, v in here.items()}
         loss, correct, examples = wrapper.step(grads, count=3, loss=1.0, correct=2)
         assert (examples, correct) == (4, 3) and loss == pytest.approx((3 * 1.0 + 0.25) / 4)
-        for name, value in layer.named_parameters().items():
+        for name, value in layer.named_parameters():
             want = start[name] - 0.5 * (3 * here[name] + other[name]) / 4
             assert_close(value, want)
         scheduler = optim.StepLR(wrapper, step_size=1, gamma=0.1)

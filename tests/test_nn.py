@@ -17,7 +17,14 @@ import pytest
 
 import xpnet
 import xpnet.functional as F
-from helpers import BackendCase, assert_close, random_cotangent, to_numpy, tolerance
+from helpers import (
+    BackendCase,
+    assert_close,
+    module_vjp,
+    random_cotangent,
+    to_numpy,
+    tolerance,
+)
 from reference_nn import LAYER_CASES, LayerCase, randomize_torch, torch_state
 from xpnet import models, nn
 
@@ -85,7 +92,7 @@ def test_layer_matches_torch(backend: BackendCase, case: LayerCase, mode: str) -
 
     # Pullback: input and parameter gradients.
     layer = _fresh(case, initial, training)
-    y, pullback = layer.forward_vjp(xb)
+    y, pullback = module_vjp(layer, xb)
     assert_close(y, yt.detach().numpy())
     dx, grads = pullback(backend.asarray(cotangent))
     backend.check_like(dx, xb)
@@ -101,7 +108,7 @@ def test_layer_matches_torch(backend: BackendCase, case: LayerCase, mode: str) -
         loss, grads = xpnet.value_and_grad(layer, F.mse_loss, xb, tb, reduction="sum")
         assert loss.shape == ()
         assert_close(loss, loss_t.detach().numpy())
-        trainable = [k for k in layer.state_dict() if k in layer.named_parameters()]
+        trainable = [k for k in layer.state_dict() if k in dict(layer.named_parameters())]
         assert list(grads) == trainable == list(expected_grads)
         for name, grad in grads.items():
             assert_close(grad, expected_grads[name])
@@ -123,7 +130,7 @@ def test_layer_float32(backend: BackendCase, case: LayerCase) -> None:
     y = layer(xb)
     backend.check_like(y, xb)
     assert_close(y, tlayer(torch.tensor(x)).detach().numpy(), **tolerance("float32"))
-    y, pullback = layer.forward_vjp(xb)
+    y, pullback = module_vjp(layer, xb)
     dx, grads = pullback(backend.asarray(np.ones(tuple(y.shape)), "float32"))
     backend.check_like(dx, xb)
     for grad in grads.values():
@@ -164,11 +171,11 @@ def test_dropout_mask_follows_its_definition(backend: BackendCase) -> None:
     y = layer(backend.asarray(x))
     backend.check_like(y, backend.asarray(x))
     assert_close(y, x * keep / (1 - p))
-    # forward_vjp draws the next mask from the same generator and reuses it in the pullback.
+    # A recorded forward draws the next mask from the same generator and reuses it in the pullback.
     keep2 = np.random.default_rng(5)
     keep2.random(size=shape)
     mask2 = keep2.random(size=shape) >= p
-    y, pullback = layer.forward_vjp(backend.asarray(x))
+    y, pullback = module_vjp(layer, backend.asarray(x))
     dy = random_cotangent(shape)
     dx, grads = pullback(backend.asarray(dy))
     assert grads == {}
@@ -708,7 +715,7 @@ def test_value_and_grad_errors_and_mode(backend: BackendCase) -> None:
     target = backend.asarray(np.array([0, 1, 2, 3]))
     with pytest.raises(ValueError, match=r"scalar \(0-d\) loss, got shape \(4,\)"):
         xpnet.value_and_grad(model, F.cross_entropy, x, target, reduction="none")
-    with pytest.raises(TypeError, match="no registered pullback"):
+    with pytest.raises(ValueError, match=r"scalar \(0-d\) loss, got shape \(4, 5\)"):
         xpnet.value_and_grad(model, lambda y, t: y, x, target)
     model.eval()
     xpnet.value_and_grad(model, F.cross_entropy, x, target)
@@ -763,8 +770,18 @@ def test_max_pool_return_indices(backend: BackendCase) -> None:
     ty, tindices = torch.nn.MaxPool2d(2, 2, 0, 1, True)(torch.tensor(x))
     assert_close(y, ty.numpy())
     np.testing.assert_array_equal(xpnet.to_numpy(indices), tindices.numpy())
-    with pytest.raises(ValueError, match="return_indices"):
-        nn.MaxPool2d(2, return_indices=True).forward_vjp(backend.asarray(x))
+    # Differentiable as well: the output carries the gradient, the indices none.
+    dy = random_cotangent(tuple(ty.shape))
+    layer = nn.MaxPool2d(2, 2, 0, 1, True)
+
+    def loss(inputs):
+        out, idx = layer(inputs)
+        assert out.requires_grad and not idx.requires_grad
+        return array_api_compat.array_namespace(out).sum(out * backend.asarray(dy))
+
+    xt = torch.tensor(x, requires_grad=True)
+    (torch.nn.MaxPool2d(2, 2)(xt) * torch.tensor(dy)).sum().backward()
+    assert_close(xpnet.grad(loss)(backend.asarray(x)), xt.grad.numpy())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -786,44 +803,50 @@ def test_factory_arguments_place_parameters(backend: BackendCase, dtype: str) ->
         nn.Residual(lambda x: x)  # type: ignore[arg-type]
 
 
-def test_input_grad_false_skips_the_first_layers_input_gradient(backend) -> None:
-    from xpnet.nn.module import forward_vjp
+def test_the_inputs_gradient_is_computed_only_when_asked(backend, monkeypatch) -> None:
+    # The batch carries no gradient, so conv2d's rule is asked for its weight and bias
+    # gradients only (it skips the input's); differentiating with respect to the input
+    # asks for all three.
+    from xpnet.functional._autodiff import _rules
 
+    entry = _rules._RULES[F.conv2d]
+    asked: list[frozenset[str]] = []
+
+    def spy(*args, needs, **kwargs):
+        asked.append(needs)
+        return entry.rule(*args, needs=needs, **kwargs)
+
+    monkeypatch.setitem(
+        _rules._RULES, F.conv2d, _rules._RuleEntry(spy, entry.parameters, entry.wrt, True)
+    )
     xpnet.seed(3)
     model = nn.Sequential(
         nn.Conv2d(2, 3, 3, padding=1, dtype="float64"),
         nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(3 * 5 * 5, 4, dtype="float64"),
+        nn.Conv2d(3, 1, 3, bias=False, dtype="float64"),
     )
     x = backend.asarray(np.random.default_rng(0).normal(size=(2, 2, 5, 5)))
-    dy = backend.asarray(np.random.default_rng(1).normal(size=(2, 4)))
-    y_full, full = model.forward_vjp(x)
-    y_skip, skip = forward_vjp(model, x, input_grad=False)
-    dx_full, grads_full = full(dy)
-    dx_skip, grads_skip = skip(dy)
-    assert dx_skip is None
-    assert dx_full is not None and tuple(dx_full.shape) == (2, 2, 5, 5)
-    assert list(grads_skip) == list(grads_full)
-    for key, grad in grads_full.items():
-        np.testing.assert_array_equal(xpnet.to_numpy(grads_skip[key]), xpnet.to_numpy(grad))
-    np.testing.assert_array_equal(xpnet.to_numpy(y_skip), xpnet.to_numpy(y_full))
+    target = backend.asarray(np.random.default_rng(1).normal(size=(2, 1, 3, 3)))
+    _, grads = xpnet.value_and_grad(model, F.mse_loss, x, target)
+    assert asked == [frozenset({"weight", "bias"}), frozenset({"input", "weight"})]
+    assert list(grads) == ["0.weight", "0.bias", "2.weight"]
+    asked.clear()
+    dx = xpnet.grad(lambda inputs: F.mse_loss(model(inputs), target))(x)
+    assert asked == [frozenset({"input"}), frozenset({"input"})]
+    assert tuple(dx.shape) == (2, 2, 5, 5)
 
 
-def test_modules_without_input_grad_still_work_as_first_layers(backend) -> None:
-    from xpnet.nn.module import forward_vjp
+def test_a_module_defining_forward_vjp_is_told_it_is_not_used() -> None:
+    with pytest.warns(UserWarning, match="forward_vjp is not used"):
 
-    class Doubler(nn.Module):  # written against the older forward_vjp(x) signature
-        def forward(self, x):
-            return 2 * x
+        class Doubler(nn.Module):  # written for the hand-written pullbacks of old
+            def forward(self, x):
+                return 2 * x
 
-        def forward_vjp(self, x):
-            return 2 * x, lambda dy: (2 * dy, {})
+            def forward_vjp(self, x):
+                return 2 * x, lambda dy: (2 * dy, {})
 
     model = nn.Sequential(Doubler(), nn.Flatten())
-    x = backend.asarray(np.ones((1, 2, 2, 2)))
-    y, pullback = forward_vjp(model, x, input_grad=False)
-    np.testing.assert_array_equal(xpnet.to_numpy(y), np.full((1, 8), 2.0))
-    dx, grads = pullback(backend.asarray(np.ones((1, 8))))
+    x = xpnet.asarray(np.ones((1, 2, 2, 2)))
+    dx = xpnet.grad(lambda inputs: array_api_compat.array_namespace(inputs).sum(model(inputs)))(x)
     np.testing.assert_array_equal(xpnet.to_numpy(dx), np.full((1, 2, 2, 2), 2.0))
-    assert grads == {}

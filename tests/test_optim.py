@@ -296,11 +296,11 @@ def test_step_keeps_backend_and_float32(backend: BackendCase, make: Any) -> None
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3, rng=0))  # float32 by default
     opt = make(model, lr=0.01) if make is not optim.SGD else make(model, lr=0.01, momentum=0.9)
     x = backend.asarray(np.random.default_rng(0).normal(size=(2, 1, 4, 4)), "float32")
-    before = {k: to_numpy(v) for k, v in model.named_parameters().items()}
+    before = {k: to_numpy(v) for k, v in model.named_parameters()}
     for _ in range(2):
         _, grads = xpnet.value_and_grad(model, F.cross_entropy, x, backend.asarray([1, 2]))
         opt.step(grads)
-    for key, value in model.named_parameters().items():
+    for key, value in model.named_parameters():
         backend.check_like(value, x)
         assert not np.array_equal(to_numpy(value), before[key])
     for value in opt.state_dict().values():

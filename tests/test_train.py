@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import xpnet
+import xpnet.functional as F
 from helpers import BackendCase
 from xpnet import models, nn, optim
 from xpnet.data import DataLoader, Dataset
@@ -423,9 +424,27 @@ def test_resume_refuses_another_architecture_or_optimizer(tmp_path: Path) -> Non
 # -- divergence and interruption -------------------------------------------------------------
 
 
+@F.primitive
+def _scaled(x: Any, scale: Any, huge: bool) -> Any:
+    return x * scale
+
+
+@F.defvjp(_scaled, "x", "scale")
+def _scaled_rule(x: Any, scale: Any, huge: bool) -> tuple[Any, Any]:
+    xp = xpnet.get_namespace(x)
+
+    def pullback(dy: Any) -> tuple[Any, Any]:
+        grad = xp.reshape(xp.sum(dy * x), (1,))
+        if huge:
+            grad = grad * 0.0 + 1e38  # the update overflows, the loss was finite
+        return dy * scale, grad
+
+    return x * scale, pullback
+
+
 class Poison(nn.Module):
-    """Identity, except on one chosen call of ``forward_vjp``: NaN output, a huge gradient
-    (for ``scale``), or an exception."""
+    """Identity, except on one chosen training call: NaN output, a huge gradient (for
+    ``scale``, through an op with a rule of its own), or an exception."""
 
     def __init__(self, at: int, what: str) -> None:
         super().__init__()
@@ -433,23 +452,15 @@ class Poison(nn.Module):
         self.calls, self.at, self.what = 0, at, what
 
     def forward(self, x: Any) -> Any:
-        return x * self.scale
-
-    def forward_vjp(self, x: Any) -> tuple[Any, Any]:
+        if not self.training:
+            return x * self.scale
         self.calls += 1
         hit = self.calls == self.at
         if hit and self.what == "interrupt":
             raise KeyboardInterrupt
-        y = x * (math.nan if hit and self.what == "nan" else 1.0) * self.scale
-        xp = xpnet.get_namespace(x)
-
-        def pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
-            grad = xp.reshape(xp.sum(dy * x), (1,))
-            if hit and self.what == "huge":
-                grad = grad * 0.0 + 1e38  # the update overflows, the loss was finite
-            return dy * self.scale, {"scale": grad}
-
-        return y, pullback
+        if hit and self.what == "nan":
+            x = x * math.nan
+        return _scaled(x, self.scale, hit and self.what == "huge")
 
 
 def _poisoned(at: int, what: str) -> nn.Sequential:

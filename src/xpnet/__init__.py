@@ -23,7 +23,8 @@ from .backends import (
     unregister_backend,
     use_backend,
 )
-from .nn import value_and_grad
+from .functional import DifferentiationError, stop_gradient
+from .nn import grad, value_and_grad
 from .random import seed
 from .train import compile_step, evaluate, fit
 
@@ -34,6 +35,7 @@ __all__ = [
     "BackendInfo",
     "BackendSpec",
     "BackendUnavailableError",
+    "DifferentiationError",
     "UnknownBackendError",
     "__version__",
     "asarray",
@@ -46,6 +48,7 @@ __all__ = [
     "functional",
     "get_backend",
     "get_namespace",
+    "grad",
     "list_backends",
     "models",
     "nn",
@@ -53,6 +56,7 @@ __all__ = [
     "register_backend",
     "seed",
     "set_backend",
+    "stop_gradient",
     "to_numpy",
     "train",
     "unregister_backend",

@@ -395,8 +395,26 @@ def _numpy_namespace() -> Any:
     return xp
 
 
+def backend_of(x: Any) -> str | None:
+    """The name of the loaded backend whose namespace ``x`` belongs to (the active one
+    first, then in registration order), or None."""
+    xp = array_api_compat.array_namespace(x)
+    active = get_backend()
+    if active.xp is xp:
+        return active.name
+    with _lock:
+        for name, (loaded, _) in _load_cache.items():
+            if loaded is xp and name in _registry:
+                return name
+    return None
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """Copy an array of any backend (or a scalar or sequence) to a NumPy array on the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    # An array recorded for differentiation (xpnet.functional's TrackedArray): its value.
+    x = getattr(x, "__xpnet_value__", x)
     if isinstance(x, np.ndarray):
         return x
     if not array_api_compat.is_array_api_obj(x):

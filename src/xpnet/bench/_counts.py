@@ -18,16 +18,18 @@ def count_lenet5_step(batch: int = 64) -> list[tuple[str, Any]]:
     """Per-layer array calls, GPU launches, transfers and host syncs of one LeNet-5 + Adam
     training step, counted on the op-counting backend (GPU paths, CuPy's rules).
 
-    The step is run as ``value_and_grad`` does (each layer's forward, the loss and its
-    pullback, each layer's pullback) plus ``Adam.step``, after one step that builds the
-    cached index tables and the optimizer state.
+    The step is run as ``value_and_grad`` runs it (the model's forward and the loss,
+    recorded; then the sweep back through the recorded pullbacks) plus ``Adam.step``,
+    after one step that builds the cached index tables and the optimizer state. Each
+    pullback is counted under the layer whose forward recorded it.
 
     Returns
     -------
     list of (str, OpCounts)
         One row per part, in execution order, and ``("total", ...)`` last.
     """
-    from ..nn.module import forward_vjp
+    from ..functional._autodiff import backward, constant, leaf, new_trace, observe_pullbacks
+    from ..nn.grad import holding
     from ..testing import count_ops, register_counting_backend
 
     register_counting_backend("counting_bench")
@@ -40,22 +42,31 @@ def count_lenet5_step(batch: int = 64) -> list[tuple[str, Any]]:
             y = backends.asarray(rng.integers(0, 10, size=batch), dtype="int64")
             _, grads = nn.value_and_grad(model, F.cross_entropy, x, y)
             opt.step(grads)
+            trace = new_trace()
+            params = dict(model.named_parameters())
+            leaves = {name: leaf(value, trace, name) for name, value in params.items()}
             with count_ops() as counts:
-                model.train()
-                h, pullbacks = x, []
-                for index, (name, layer) in enumerate(model.children()):
-                    with counts.section(f"{name} {type(layer).__name__} forward"):
-                        h, pullback = forward_vjp(layer, h, input_grad=index > 0)
-                    pullbacks.append((name, layer, pullback))
-                with counts.section("cross_entropy forward"):
-                    loss, loss_pullback = F.vjp(F.cross_entropy, h, y)
-                with counts.section("cross_entropy pullback"):
-                    (d,) = loss_pullback(backends.get_namespace(loss).ones_like(loss))[:1]
-                grads = {}
-                for name, layer, pullback in reversed(pullbacks):
-                    with counts.section(f"{name} {type(layer).__name__} pullback"):
-                        d, local = pullback(d)
-                    grads.update({f"{name}.{k}": v for k, v in local.items()})
+                with holding(model, leaves):
+                    model.train()
+                    h = constant(x)
+                    parts: list[tuple[int, str]] = []  # (last node recorded, layer), in order
+                    for name, layer in model.named_children():
+                        label = f"{name} {type(layer).__name__}"
+                        with counts.section(f"{label} forward"):
+                            h = layer(h)
+                        parts.append((h._node.order, label))
+                    with counts.section("cross_entropy forward"):
+                        loss = F.cross_entropy(h, constant(y))
+                    parts.append((loss._node.order, "cross_entropy"))
+
+                    def around(node: Any) -> Any:
+                        label = next(text for last, text in parts if node.order <= last)
+                        return counts.section(f"{label} pullback")
+
+                    with observe_pullbacks(around):
+                        xp = loss._xp
+                        found = backward([(loss, xp.ones_like(loss._value))], xp)
+                    grads = {n: found[t._node] for n, t in leaves.items() if t._node in found}
                 with counts.section("Adam.step"):
                     opt.step(grads)
     finally:

@@ -311,9 +311,14 @@ def _model_rows(
     dy, tdy = sides.pair(rng.standard_normal(x_host.shape, dtype=np.float32))
     leaf = tx.clone().requires_grad_(True)
 
+    params = dict(block.named_parameters())
+
+    def run_block(weights: dict[str, Any], images: Any) -> Any:
+        return nn.functional_call(block, weights, images)
+
     def block_step() -> Any:
         block.train()
-        _, pullback = block.forward_vjp(x)
+        _, pullback = F.vjp(run_block, params, x)
         return pullback(dy)
 
     def torch_block_step() -> Any:

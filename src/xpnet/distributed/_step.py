@@ -48,7 +48,7 @@ class DistributedStep:
         else:
             # No examples here (a small last batch): it contributes nothing to the sums, so
             # the parameters stand in for gradients of the right shapes.
-            grads, loss, correct = self.model.named_parameters(), None, None
+            grads, loss, correct = dict(self.model.named_parameters()), None, None
         mean_loss, correct_all, self.examples = self._averaging.step(
             grads, count=count, loss=loss, correct=correct
         )

@@ -6,12 +6,27 @@ Import it as ``F``::
     y, pullback = F.vjp(F.conv2d, x, w, b, stride=2, padding=1)
     dx, dw, db = pullback(dy)
 
+Compositions are differentiated by recording: inside :func:`grad` or :func:`value_and_grad`
+each op here is one step with its own pullback, and code written against the Array API
+standard (operators, indexing, the functions of the arrays' namespace) records its steps
+too. :func:`primitive` and :func:`defvjp` add an op of your own.
+
 Every op takes its namespace from its inputs, so the same call works on NumPy, CuPy,
 PyTorch, JAX and array-api-strict arrays, and returns an array of the same library,
 device and dtype.
 """
 
-from ._autodiff import Pullback, differentiable_ops, vjp
+from ._autodiff import (
+    DifferentiationError,
+    Pullback,
+    defvjp,
+    differentiable_ops,
+    grad,
+    primitive,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 from .activations import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .conv import conv2d
 from .linear import dropout, flatten, linear
@@ -20,6 +35,7 @@ from .normalization import batch_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = [
+    "DifferentiationError",
     "Pullback",
     "adaptive_avg_pool2d",
     "avg_pool2d",
@@ -27,19 +43,24 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "conv2d",
     "cross_entropy",
+    "defvjp",
     "differentiable_ops",
     "dropout",
     "flatten",
     "gelu",
+    "grad",
     "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "primitive",
     "relu",
     "sigmoid",
     "softmax",
+    "stop_gradient",
     "tanh",
+    "value_and_grad",
     "vjp",
 ]

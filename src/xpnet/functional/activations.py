@@ -13,7 +13,7 @@ import math
 import numbers
 from typing import Any
 
-from ._autodiff import Pullback, defvjp
+from ._autodiff import Pullback, defvjp, primitive
 from ._special import erfc
 from ._validation import check_float, namespace_of
 
@@ -46,6 +46,7 @@ def _no_inplace(inplace: Any) -> None:
 # ----------------------------------------------------------------------------- relu
 
 
+@primitive
 def relu(input: Any, inplace: bool = False) -> Any:
     """Rectified linear unit, ``max(input, 0)`` elementwise (NaN stays NaN).
 
@@ -99,6 +100,7 @@ def _check_slope(negative_slope: Any) -> float:
     return float(negative_slope)
 
 
+@primitive
 def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> Any:
     """Leaky ReLU: ``input`` where ``input > 0``, else ``negative_slope * input``.
 
@@ -155,6 +157,7 @@ def _sigmoid_parts(xp: Any, x: Any) -> tuple[Any, Any]:
     return xp.where(x >= 0, 1.0 / one_plus, e / one_plus), e
 
 
+@primitive
 def sigmoid(input: Any) -> Any:
     """Logistic function ``1 / (1 + exp(-input))``, computed without overflow.
 
@@ -196,6 +199,7 @@ def _sigmoid_vjp(input: Any) -> tuple[Any, Pullback]:
 # ----------------------------------------------------------------------------- tanh
 
 
+@primitive
 def tanh(input: Any) -> Any:
     """Hyperbolic tangent, elementwise.
 
@@ -261,6 +265,7 @@ def _gelu_forward(xp: Any, x: Any, approximate: str) -> tuple[Any, Any]:
     return xp.clip(x, min=-_GELU_EXACT_CLAMP) * cdf, cdf
 
 
+@primitive
 def gelu(input: Any, approximate: str = "none") -> Any:
     """Gaussian error linear unit, ``input * Phi(input)`` with ``Phi`` the normal CDF.
 
@@ -369,6 +374,7 @@ def log_softmax_last(xp: Any, x: Any) -> Any:
     return shifted - xp.log(total)
 
 
+@primitive
 def softmax(input: Any, dim: int, dtype: Any = None) -> Any:
     """Softmax along ``dim``: ``exp(x_i) / sum_j exp(x_j)``, stable for huge logits.
 
@@ -418,6 +424,7 @@ def _softmax_vjp(input: Any, dim: int, dtype: Any = None) -> tuple[Any, Pullback
     return (xp.reshape(y, ()) if scalar else y), pullback
 
 
+@primitive
 def log_softmax(input: Any, dim: int, dtype: Any = None) -> Any:
     """Logarithm of :func:`softmax` along ``dim``, computed as ``x - max - log(sum(exp))``.
 

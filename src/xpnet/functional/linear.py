@@ -9,7 +9,7 @@ from typing import Any
 import array_api_compat
 
 from ..random import keep_mask
-from ._autodiff import Pullback, defvjp
+from ._autodiff import Pullback, defvjp, primitive
 from ._validation import (
     check_float,
     check_ndim,
@@ -56,6 +56,7 @@ def _linear_forward(xp: Any, x2: Any, weight: Any, bias: Any, out_shape: tuple[i
     return xp.reshape(y, out_shape)
 
 
+@primitive
 def linear(input: Any, weight: Any, bias: Any = None) -> Any:
     """Affine map on the last axis: ``input @ weight.T + bias``.
 
@@ -129,6 +130,7 @@ def _flat_shape(input: Any, start_dim: Any, end_dim: Any) -> tuple[int, ...]:
     return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
 
 
+@primitive
 def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
     """Merge the axes ``start_dim`` to ``end_dim`` (inclusive) into one, as ``torch.flatten``.
 
@@ -201,6 +203,7 @@ def _dropout_noise(input: Any, p: Any, training: Any, inplace: Any, rng: Any) ->
     return xp, xp.astype(mask, input.dtype) * (1.0 / (1.0 - p))
 
 
+@primitive
 def dropout(
     input: Any,
     p: float = 0.5,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._autodiff import Pullback, defvjp
+from ._autodiff import Pullback, defvjp, primitive
 from ._constants import cached_constant
 from ._reductions import as_dtype_of, check_reduction, expand_cotangent, reduce, sum_to_shape
 from ._validation import check_float, check_same_dtype, check_shape, namespace_of, reads_values
@@ -205,6 +205,7 @@ class _ClassLoss:
         return q
 
 
+@primitive
 def nll_loss(
     input: Any,
     target: Any,
@@ -290,6 +291,7 @@ def _check_label_smoothing(label_smoothing: Any) -> float:
     return float(label_smoothing)
 
 
+@primitive
 def cross_entropy(
     input: Any,
     target: Any,
@@ -392,6 +394,7 @@ def _check_pair(input: Any, target: Any, reduction: Any, **others: Any) -> Any:
     return xp
 
 
+@primitive
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     """Mean squared error, ``(input - target) ** 2`` element-wise, then reduced.
 
@@ -471,6 +474,7 @@ def _bce_elements(
     return loss, unweighted, log_sig, e
 
 
+@primitive
 def binary_cross_entropy_with_logits(
     input: Any,
     target: Any,

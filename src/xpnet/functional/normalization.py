@@ -8,7 +8,7 @@ from typing import Any
 
 import array_api_compat
 
-from ._autodiff import Pullback, defvjp
+from ._autodiff import Pullback, defvjp, primitive
 from ._validation import check_float, check_same_dtype, check_shape, namespace_of
 
 __all__ = ["batch_norm"]
@@ -141,6 +141,7 @@ def _forward(
     return (y, new_mean, new_var), centred, inv_std
 
 
+@primitive
 def batch_norm(
     input: Any,
     running_mean: Any,

@@ -1,7 +1,8 @@
 """Layers and models with ``torch.nn``'s names, arguments, defaults and state_dict keys."""
 
 from . import init
-from .grad import value_and_grad
+from .containers import ModuleDict, ModuleList, Residual, Sequential
+from .grad import functional_call, grad, value_and_grad
 from .layers import (
     GELU,
     AdaptiveAvgPool2d,
@@ -19,7 +20,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .module import IncompatibleKeys, Module, ModulePullback, Residual, Sequential, StateDictError
+from .module import IncompatibleKeys, Module, StateDictError
 
 __all__ = [
     "GELU",
@@ -35,7 +36,8 @@ __all__ = [
     "Linear",
     "MaxPool2d",
     "Module",
-    "ModulePullback",
+    "ModuleDict",
+    "ModuleList",
     "ReLU",
     "Residual",
     "Sequential",
@@ -43,6 +45,8 @@ __all__ = [
     "Softmax",
     "StateDictError",
     "Tanh",
+    "functional_call",
+    "grad",
     "init",
     "value_and_grad",
 ]

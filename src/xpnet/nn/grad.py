@@ -1,20 +1,91 @@
-"""Loss and gradients of a model in one call."""
+"""Loss and gradients of a model in one call, and a model run on arrays of your choice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import array_api_compat
-
 from .. import functional as F
-from .module import Module, forward_vjp
+from ..functional._autodiff import (
+    TrackedArray,
+    backward,
+    constant,
+    leaf,
+    map_arrays,
+    new_trace,
+    primal_tree,
+)
+from .module import Module
 
-__all__ = ["loss_output_and_grads", "value_and_grad"]
+__all__ = ["functional_call", "grad", "loss_output_and_grads", "value_and_grad"]
+
+
+@contextlib.contextmanager
+def holding(model: Module, arrays: Mapping[str, Any]) -> Iterator[None]:
+    """``model`` holding ``arrays`` (parameters and buffers by qualified name) inside the
+    block, and its own arrays again after it, whatever happens (buffers the block replaced,
+    e.g. batch-norm statistics, keep their new values unless the block failed)."""
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    unknown = [name for name in arrays if name not in params and name not in buffers]
+    if unknown:
+        raise KeyError(f"{unknown} are neither parameters nor buffers of this model")
+    try:
+        for name, value in arrays.items():
+            if name in params:
+                model.set_parameter(name, value)
+            else:
+                model.set_buffer(name, value)
+        yield
+    except BaseException:
+        for name, value in buffers.items():
+            model.set_buffer(name, value)
+        raise
+    finally:
+        for name in arrays:
+            if name in params:
+                model.set_parameter(name, params[name])
+
+
+def functional_call(module: Module, arrays: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """``module(*args, **kwargs)`` with some of its parameters (or buffers) replaced by
+    ``arrays`` for this call only (torch's ``torch.func.functional_call``).
+
+    With :func:`xpnet.grad`, this differentiates a model with respect to parameters you
+    hold yourself::
+
+        params = dict(model.named_parameters())
+        def loss(params, x, y):
+            return F.cross_entropy(nn.functional_call(model, params, x), y)
+        grads = xpnet.grad(loss)(params, x, y)
+
+    Parameters
+    ----------
+    module : Module
+    arrays : mapping
+        Qualified name to array; names the module lacks are an error.
+    *args, **kwargs
+        The module's inputs.
+
+    Returns
+    -------
+    What ``module.forward`` returns.
+    """
+    if not isinstance(module, Module):
+        raise TypeError(f"module: expected an xpnet Module, got {type(module).__name__}")
+    with holding(module, arrays):
+        return module(*args, **kwargs)
 
 
 def loss_output_and_grads(
-    model: Module, loss_fn: Callable[..., Any], x: Any, target: Any, **loss_kwargs: Any
+    model: Module,
+    loss_fn: Callable[..., Any],
+    x: Any,
+    target: Any,
+    *,
+    train: bool | None = True,
+    **loss_kwargs: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """:func:`value_and_grad`, also returning the model's output (e.g. logits for metrics).
 
@@ -23,53 +94,93 @@ def loss_output_and_grads(
     loss : array
         The scalar loss.
     output : array
-        ``model(x)`` in training mode.
+        ``model(x)`` (in training mode unless ``train`` says otherwise).
     grads : dict
         As :func:`value_and_grad`.
     """
-    modes = [(module, module.training) for _, module in model.modules()]
-    # Buffers are replaced, never modified, so keeping references is a snapshot: a call
-    # that fails (bad shapes, a non-scalar loss) leaves the batch-norm statistics as they were.
-    buffers = model.named_buffers()
-    model.train()
+    if not isinstance(model, Module):
+        raise TypeError(f"model: expected an xpnet Module, got {type(model).__name__}")
+    modes = [(module, module.training) for module in model.modules()]
+    params = dict(model.named_parameters())
+    trace = new_trace()
+    leaves = {name: leaf(value, trace, f"parameter {name}") for name, value in params.items()}
+    if train is not None:
+        model.train(train)
     try:
-        output, model_pullback = forward_vjp(model, x, input_grad=False)
-        loss, loss_pullback = F.vjp(loss_fn, output, target, **loss_kwargs)
-        if not array_api_compat.is_array_api_obj(loss) or loss.ndim != 0:
-            shape = tuple(getattr(loss, "shape", ()))
-            raise ValueError(
-                f"loss_fn: expected a scalar (0-d) loss, got shape {shape}; use reduction "
-                "'mean' or 'sum'"
-            )
-    except BaseException:
-        for name, value in buffers.items():
-            model.set_buffer(name, value)
-        raise
+        with holding(model, leaves):
+            output = model(map_arrays(constant, x))
+            loss = loss_fn(output, map_arrays(constant, target), **loss_kwargs)
+            loss = _scalar_loss(loss)
+            found = backward([(loss, loss._xp.ones_like(loss._value))], loss._xp)
     finally:
         for module, mode in modes:
             object.__setattr__(module, "training", mode)
-    dlogits = loss_pullback(array_api_compat.array_namespace(loss).ones_like(loss))[0]
-    _, grads = model_pullback(dlogits)
-    # The pullback collects gradients last layer first; give them the state_dict's order.
-    ordered = {name: grads[name] for name in model.named_parameters() if name in grads}
-    return loss, output, ordered
+    grads = {
+        name: found[tracked._node]
+        for name, tracked in leaves.items()
+        if tracked._node in found  # a parameter the loss does not reach has no gradient
+    }
+    return loss._value, primal_tree(output), grads
 
 
-def value_and_grad(
-    model: Module, loss_fn: Callable[..., Any], x: Any, target: Any, **loss_kwargs: Any
+def _scalar_loss(loss: Any) -> TrackedArray:
+    if type(loss) is not TrackedArray:
+        if not hasattr(loss, "shape"):
+            raise TypeError(
+                f"loss_fn: expected an array (a scalar loss), got {type(loss).__name__}"
+            )
+        loss = constant(loss)
+    if loss.ndim != 0:
+        raise ValueError(
+            f"loss_fn: expected a scalar (0-d) loss, got shape {tuple(loss.shape)}; use "
+            "reduction 'mean' or 'sum'"
+        )
+    return loss
+
+
+def _model_value_and_grad(
+    model: Module,
+    loss_fn: Callable[..., Any],
+    x: Any,
+    target: Any,
+    *,
+    train: bool | None = True,
+    **loss_kwargs: Any,
 ) -> tuple[Any, dict[str, Any]]:
-    """Run the model in training mode on ``x``, then pull the loss gradient back.
+    loss, _, grads = loss_output_and_grads(model, loss_fn, x, target, train=train, **loss_kwargs)
+    return loss, grads
+
+
+def value_and_grad(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """The loss of a model and its gradients, or a function made to return its value and
+    gradient.
+
+    Two forms:
+
+    ``value_and_grad(model, loss_fn, x, target, *, train=True, **loss_kwargs)``
+        Runs ``loss_fn(model(x), target, **loss_kwargs)`` and returns
+        ``(loss, grads)``, ``grads`` mapping each trainable parameter's qualified name to
+        its gradient.
+    ``value_and_grad(fn, argnums=0, *, has_aux=False)``
+        For a function of arrays: see :func:`xpnet.functional.value_and_grad`.
 
     Parameters
     ----------
     model : Module
-        Run in training mode (dropout active, batch-norm statistics updated); each
-        module's mode is restored afterwards.
+        Its ``forward`` runs as written, with every op it calls recorded: the ops of
+        :mod:`xpnet.functional` (each with its own pullback), other modules, the arrays'
+        operators and indexing, and the functions of their namespace. Run in training
+        mode (dropout active, batch-norm statistics updated) unless ``train`` says
+        otherwise; each module's mode is restored afterwards.
     loss_fn : callable
-        An op of :mod:`xpnet.functional` with a pullback, such as ``F.cross_entropy``,
-        called as ``loss_fn(model(x), target, **loss_kwargs)`` and returning a scalar.
-    x, target : array
-        A batch of inputs and its targets.
+        Called as ``loss_fn(output, target, **loss_kwargs)``; an op such as
+        ``F.cross_entropy``, or any function of arrays returning a scalar.
+    x, target : array (or dict / list / tuple of arrays)
+        A batch of inputs and its targets; they carry no gradient.
+    train : bool or None, default True
+        The mode to run the model in: ``False`` differentiates it in inference mode
+        (dropout off, batch norm on its running statistics), ``None`` keeps every
+        module's current mode.
     **loss_kwargs
         Passed to ``loss_fn`` (e.g. ``label_smoothing=0.1``).
 
@@ -78,13 +189,19 @@ def value_and_grad(
     loss : array
         The scalar loss (0-d array, on the device: reading it is up to the caller).
     grads : dict
-        Gradient of the loss for every trainable parameter, keyed exactly like the
-        parameter entries of ``model.state_dict()`` and in the same order.
+        Gradient of the loss for every trainable parameter it depends on, keyed exactly
+        like the parameter entries of ``model.state_dict()`` and in the same order. A
+        parameter the loss does not reach is absent (torch leaves its ``.grad`` None), so
+        optimizers leave it alone.
 
     Raises
     ------
     ValueError
         If the loss is not a scalar (e.g. ``reduction="none"``).
+    DifferentiationError
+        (a ``TypeError``) If the forward or the loss writes into a recorded array, calls a
+        function without a pullback on an array that carries a gradient, or reuses an array
+        from another differentiation.
 
     Notes
     -----
@@ -102,5 +219,18 @@ def value_and_grad(
     >>> loss.shape, list(grads), grads["1.weight"].shape
     ((), ['1.weight', '1.bias'], (3, 4))
     """
-    loss, _, grads = loss_output_and_grads(model, loss_fn, x, target, **loss_kwargs)
-    return loss, grads
+    if isinstance(fn, Module):
+        return _model_value_and_grad(fn, *args, **kwargs)
+    return F.value_and_grad(fn, *args, **kwargs)
+
+
+def grad(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """The gradients of a model's loss, or a function made to return its gradient.
+
+    ``grad(model, loss_fn, x, target, ...)`` returns the ``grads`` of
+    :func:`value_and_grad`; ``grad(fn, argnums=0, *, has_aux=False)`` is
+    :func:`xpnet.functional.grad`.
+    """
+    if isinstance(fn, Module):
+        return _model_value_and_grad(fn, *args, **kwargs)[1]
+    return F.grad(fn, *args, **kwargs)

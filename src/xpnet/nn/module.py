@@ -1,37 +1,38 @@
-"""Modules: layers that hold parameters, run forward, and pull gradients back.
+"""Modules: layers and models that hold parameters and define ``forward``.
 
 A :class:`Module` keeps its parameters and buffers as plain arrays of the backend in use.
 Arrays need not be mutable (JAX's are not), so nothing is updated in place: optimizers and
 batch-norm statistics *replace* arrays through :meth:`Module.set_parameter` and
 :meth:`Module.set_buffer`.
 
-Every module has ``forward(x)`` for inference and ``forward_vjp(x)``, which returns the
-output and a pullback ``dy -> (dx, grads)`` where ``grads`` maps the module's own parameter
-names (``"weight"``, ``"0.bias"``, ...) to their gradients.
+A module defines only ``forward``, written with the ops of :mod:`xpnet.functional`, other
+modules, the arrays' operators and indexing, and the functions of their namespace.
+Gradients come from recording it as it runs (:func:`xpnet.value_and_grad`).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar, overload
+from contextvars import ContextVar
+from typing import Any, NamedTuple, TypeVar
 
 import array_api_compat
+import numpy as np
 
 from .. import backends
+from ..functional._autodiff import primal
 
-__all__ = [
-    "IncompatibleKeys",
-    "Module",
-    "ModulePullback",
-    "Residual",
-    "Sequential",
-    "StateDictError",
-]
+__all__ = ["IncompatibleKeys", "Module", "StateDictError"]
 
-ModulePullback = Callable[[Any], tuple[Any, dict[str, Any]]]
 _M = TypeVar("_M", bound="Module")
+
+#: Called instead of ``forward`` by every module call while set (``Module.summary``
+#: records the layers a forward runs with it): ``(module, args, kwargs) -> output``.
+call_observer: ContextVar[Callable[[Module, tuple[Any, ...], dict[str, Any]], Any] | None] = (
+    ContextVar("xpnet_call_observer", default=None)
+)
 
 
 class StateDictError(KeyError, ValueError):
@@ -57,7 +58,24 @@ class Module:
 
     Subclasses register arrays with :meth:`register_parameter` (trainable) and
     :meth:`register_buffer` (state such as running statistics), assign sub-modules as
-    attributes, and implement :meth:`forward` and :meth:`forward_vjp`.
+    attributes, and implement :meth:`forward`, taking whatever arguments they need.
+
+    Examples
+    --------
+    A residual block written as in torch; its gradients need nothing more:
+
+    >>> import xpnet, xpnet.functional as F
+    >>> from xpnet import nn
+    >>> class Block(nn.Module):
+    ...     def __init__(self, channels):
+    ...         super().__init__()
+    ...         self.conv = nn.Conv2d(channels, channels, 3, padding=1, rng=0)
+    ...     def forward(self, x):
+    ...         return F.relu(self.conv(x) + x)
+    >>> block = Block(2)
+    >>> x = xpnet.asarray([[[[1.0] * 4] * 4] * 2])
+    >>> loss, grads = xpnet.value_and_grad(block, lambda y, t: (y * t).mean(), x, x)
+    ... # doctest: +SKIP
     """
 
     training: bool
@@ -71,6 +89,16 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "forward_vjp" in cls.__dict__:
+            warnings.warn(
+                f"{cls.__name__}.forward_vjp is not used: gradients come from recording "
+                "forward (xpnet.value_and_grad); define forward only",
+                UserWarning,
+                stacklevel=2,
+            )
+
     # -- registration ---------------------------------------------------------------------
 
     def register_parameter(self, name: str, value: Any) -> None:
@@ -81,13 +109,19 @@ class Module:
     def register_buffer(self, name: str, value: Any) -> None:
         """Add a non-trainable array that belongs in the ``state_dict``."""
         self._check_name(name)
-        self._buffers[name] = value
+        self._buffers[name] = primal(value)
 
-    def register_module(self, name: str, module: Module) -> None:
-        """Add a child module."""
-        if not isinstance(module, Module):
+    def register_module(self, name: str, module: Module | None) -> None:
+        """Add a child module (``None`` leaves a named empty slot, as in torch)."""
+        if module is not None and not isinstance(module, Module):
             raise TypeError(f"module: expected an xpnet Module, got {type(module).__name__}")
+        self._check_name(name)
+        if module is None:
+            self._modules.pop(name, None)
+            return
         self._modules[name] = module
+
+    add_module = register_module
 
     def _check_name(self, name: str) -> None:
         if not isinstance(name, str) or not name or "." in name:
@@ -99,7 +133,8 @@ class Module:
         elif name in self._parameters:
             self._parameters[name] = value
         elif name in self._buffers:
-            self._buffers[name] = value
+            # Buffers are state, never part of a gradient: keep the value only.
+            self._buffers[name] = primal(value)
         else:
             object.__setattr__(self, name, value)
 
@@ -111,44 +146,99 @@ class Module:
                 return table[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
-    # -- traversal ------------------------------------------------------------------------
+    def __delattr__(self, name: str) -> None:
+        for registry in (self._parameters, self._buffers, self._modules):
+            if name in registry:
+                del registry[name]
+                return
+        object.__delattr__(self, name)
 
-    def children(self) -> Iterator[tuple[str, Module]]:
+    # -- traversal (torch's names and results) ----------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """Yield ``(name, child)`` for the direct sub-modules."""
         yield from self._modules.items()
 
-    def modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """Yield ``(qualified name, module)`` for this module and all below it."""
+    def children(self) -> Iterator[Module]:
+        """Yield the direct sub-modules."""
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """Yield ``(qualified name, module)`` for this module and every one below it
+        (``""`` for this one); a module reached twice is yielded once unless
+        ``remove_duplicate`` is False."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(
+                memo, f"{prefix}.{name}" if prefix else name, remove_duplicate
+            )
 
-    def named_parameters(self) -> dict[str, Any]:
-        """Trainable arrays by qualified name (``"0.weight"``), skipping ``None`` ones."""
-        return {
-            f"{path}.{name}" if path else name: value
-            for path, module in self.modules()
-            for name, value in module._parameters.items()
-            if value is not None
-        }
+    def modules(self) -> Iterator[Module]:
+        """Yield this module and every module below it, each once."""
+        for _, module in self.named_modules():
+            yield module
 
-    def named_buffers(self) -> dict[str, Any]:
-        """Buffers by qualified name (``"1.running_mean"``)."""
-        return {
-            f"{path}.{name}" if path else name: value
-            for path, module in self.modules()
-            for name, value in module._buffers.items()
-            if value is not None
-        }
+    def _named_arrays(
+        self, table: str, prefix: str, recurse: bool, remove_duplicate: bool
+    ) -> Iterator[tuple[str, Any]]:
+        walk = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else iter([(prefix, self)])
+        )
+        for path, module in walk:
+            for name, value in getattr(module, table).items():
+                if value is not None:
+                    yield (f"{path}.{name}" if path else name), value
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Any]]:
+        """Yield ``(qualified name, array)`` for every trainable array (``"0.weight"``),
+        skipping ``None`` ones, as torch does. ``dict(model.named_parameters())`` maps
+        names to arrays."""
+        return self._named_arrays("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Any]:
+        """Yield every trainable array."""
+        for _, value in self.named_parameters(recurse=recurse):
+            yield value
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Any]]:
+        """Yield ``(qualified name, array)`` for every buffer (``"1.running_mean"``)."""
+        return self._named_arrays("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Any]:
+        """Yield every buffer."""
+        for _, value in self.named_buffers(recurse=recurse):
+            yield value
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at a qualified name (``""`` for this one)."""
+        module: Module = self
+        for part in target.split(".") if target else []:
+            if part not in module._modules:
+                raise AttributeError(f"no sub-module {part!r} on the way to {target!r}")
+            module = module._modules[part]
+        return module
 
     def _owner(self, qualified: str) -> tuple[Module, str]:
         path, _, leaf = qualified.rpartition(".")
-        module: Module = self
-        for part in path.split(".") if path else []:
-            if part not in module._modules:
-                raise KeyError(f"no sub-module {part!r} on the way to {qualified!r}")
-            module = module._modules[part]
-        return module, leaf
+        try:
+            return self.get_submodule(path), leaf
+        except AttributeError as exc:
+            raise KeyError(str(exc)) from None
 
     def set_parameter(self, qualified: str, value: Any) -> None:
         """Replace a parameter by qualified name (what optimizers call)."""
@@ -162,17 +252,17 @@ class Module:
         module, leaf = self._owner(qualified)
         if leaf not in module._buffers:
             raise KeyError(f"{qualified!r} is not a buffer of this model")
-        module._buffers[leaf] = value
+        module._buffers[leaf] = primal(value)
 
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
-        return sum(math.prod(p.shape) for p in self.named_parameters().values())
+        return sum(math.prod(p.shape) for p in self.parameters())
 
     # -- modes ----------------------------------------------------------------------------
 
     def train(self: _M, mode: bool = True) -> _M:
         """Set training mode (dropout active, batch norm uses batch statistics)."""
-        for _, module in self.modules():
+        for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
@@ -180,22 +270,25 @@ class Module:
         """Set inference mode."""
         return self.train(False)
 
+    def apply(self: _M, fn: Callable[[Module], Any]) -> _M:
+        """Call ``fn`` on every sub-module (children first) and then on this module, as
+        torch does (e.g. to initialise weights)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     # -- computation ----------------------------------------------------------------------
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Compute the output."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        """Compute the output and a pullback ``dy -> (dx, {param name: gradient})``.
-
-        With ``input_grad=False`` the caller does not need ``dx``: layers that can skip
-        computing it (convolutions, linear layers) do, and return ``None`` in its place.
-        """
-        raise NotImplementedError(f"{type(self).__name__} does not implement forward_vjp")
-
-    def __call__(self, x: Any) -> Any:
-        return self.forward(x)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        observer = call_observer.get()
+        if observer is None:
+            return self.forward(*args, **kwargs)
+        return observer(self, args, kwargs)
 
     def extra_repr(self) -> str:
         """The arguments shown inside this module's ``repr``."""
@@ -214,9 +307,10 @@ class Module:
     # -- state ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Parameters and buffers by torch's qualified names, in registration order."""
+        """Parameters and buffers by torch's qualified names, in registration order (a
+        module reached under two names appears under both, as in torch)."""
         state: dict[str, Any] = {}
-        for path, module in self.modules():
+        for path, module in self.named_modules(remove_duplicate=False):
             for table in (module._parameters, module._buffers):
                 for name, value in table.items():
                     if value is not None:
@@ -280,25 +374,32 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     def _assign(self, values: Mapping[str, Any]) -> None:
-        parameters = self.named_parameters()
         for key, value in values.items():
-            if key in parameters:
-                self.set_parameter(key, value)
+            module, leaf = self._owner(key)
+            if leaf in module._parameters:
+                module._parameters[leaf] = value
             else:
-                self.set_buffer(key, value)
+                module._buffers[leaf] = value
 
-    def to(
-        self: _M, backend: str | None = None, device: Any = None, dtype: str | None = None
-    ) -> _M:
-        """Move every parameter and buffer to a backend, device and/or floating dtype.
+    def to(self: _M, *args: Any, **kwargs: Any) -> _M:
+        """Move every parameter and buffer to a backend, a device and/or a floating dtype.
+
+        Accepts torch's forms as well as xpnet's: ``to("cupy")`` (a backend, by its
+        registry name), ``to("cuda")`` or ``to(device)`` (a device of the model's own
+        backend), ``to(dtype="float64")`` or ``to("float64")``, and combinations such as
+        ``to("torch", "cuda")`` or ``to(backend="torch", device="cuda", dtype="float32")``.
 
         Parameters
         ----------
+        *args
+            Backend names, devices and dtypes, recognised by what they are.
         backend : str, optional
-            Registry name, e.g. ``"cupy"``; the active backend if omitted.
+            Registry name, e.g. ``"cupy"``; the model's own backend (or the active one for
+            a model without arrays) if omitted.
         device : optional
-            Device on that backend; its default device if omitted.
-        dtype : {"float32", "float64"}, optional
+            Device on that backend; its default device if omitted and the backend
+            changes, the arrays' current device otherwise.
+        dtype : {"float32", "float64"} or a dtype object of either, optional
             New dtype for floating-point arrays (integer buffers keep theirs).
 
         Returns
@@ -311,24 +412,40 @@ class Module:
         Arrays travel through host memory. An optimizer built on this model follows on
         its next step (its state is moved to where each parameter now lives).
         """
-        if dtype not in (None, "float32", "float64"):
-            raise ValueError(f"dtype: expected 'float32', 'float64' or None, got {dtype!r}")
-        name = backend if backend is not None else backends.get_backend().name
+        backend, device, dtype = _parse_to(args, kwargs)
+        current = self.state_dict()
+        first = next(iter(current.values()), None)
+        own = None if first is None else backends.backend_of(first)
+        name = backend if backend is not None else (own or backends.get_backend().name)
+        if device is None and backend is None and first is not None:
+            device = array_api_compat.device(first)
         moved = {}
         with backends.use_backend(name, device):
-            for key, value in self.state_dict().items():
+            for key, value in current.items():
                 host = _writable_host(value)
                 target = dtype if dtype is not None and host.dtype.kind == "f" else str(host.dtype)
                 moved[key] = backends.asarray(host, dtype=target)
         self._assign(moved)
         return self
 
+    def double(self: _M) -> _M:
+        """Floating-point parameters and buffers in float64 (``to(dtype="float64")``)."""
+        return self.to(dtype="float64")
+
+    def float(self: _M) -> _M:
+        """Floating-point parameters and buffers in float32 (``to(dtype="float32")``)."""
+        return self.to(dtype="float32")
+
     def summary(self, input_shape: tuple[int, ...]) -> str:
         """A table of layers, output shapes and parameter counts for one input shape.
 
-        Runs one forward pass on zeros of ``input_shape`` (in inference mode, so batch-norm
-        statistics stay as they are; every module's mode is restored afterwards).
-        :class:`Sequential` containers are expanded into their layers.
+        Runs the model's own ``forward`` once on zeros of ``input_shape`` (in inference
+        mode, so batch-norm statistics stay as they are; every module's mode is restored
+        afterwards), and lists each module it called, in call order, with its output
+        shape: a block (a module with sub-modules, e.g. a residual block) and then its
+        layers, under their qualified names; containers (``Sequential``, ``ModuleList``,
+        ``ModuleDict``) only through their entries. A module called twice is listed
+        twice.
 
         Parameters
         ----------
@@ -338,55 +455,57 @@ class Module:
         Returns
         -------
         str
-            One row per layer (qualified name, type, output shape, parameter count), then
-            the total number of trainable parameters.
+            One row per layer call (qualified name, type, output shape, parameter count),
+            then the total number of trainable parameters.
         """
-        params = list(self.named_parameters().values())
-        if params:
-            xp = array_api_compat.array_namespace(params[0])
-            x = xp.zeros(
-                tuple(input_shape), dtype=params[0].dtype, device=array_api_compat.device(params[0])
-            )
+        from ._summary import summary_table
+
+        return summary_table(self, input_shape)
+
+
+def _float_dtype(value: Any) -> str | None:
+    """``"float32"``/``"float64"`` if ``value`` names or is that dtype, else None."""
+    if isinstance(value, str):
+        return value if value in ("float32", "float64") else None
+    text = str(value)
+    for name in ("float32", "float64"):
+        if text in (name, f"torch.{name}", f"<class 'numpy.{name}'>"):
+            return name
+    try:
+        kind = np.dtype(value)
+    except TypeError:
+        return None
+    return kind.name if kind.name in ("float32", "float64") else None
+
+
+def _parse_to(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | None, Any, Any]:
+    unknown = set(kwargs) - {"backend", "device", "dtype"}
+    if unknown:
+        raise TypeError(f"to: unexpected keyword arguments {sorted(unknown)}")
+    backend, device, dtype = kwargs.get("backend"), kwargs.get("device"), kwargs.get("dtype")
+    names = {info.name for info in backends.list_backends()}
+    for value in args:
+        if isinstance(value, str) and value in names and backend is None and device is None:
+            backend = value
+        elif _float_dtype(value) is not None and dtype is None:
+            dtype = value
+        elif device is None:
+            device = value
         else:
-            x = backends.asarray(backends.get_namespace().zeros(tuple(input_shape)), "float32")
-        rows = [("input", "", tuple(input_shape), 0)]
-        modes = [(module, module.training) for _, module in self.modules()]
-        self.eval()
-        try:
-            for name, layer in _leaves(self):
-                try:
-                    x = layer.forward(x)
-                except (ValueError, TypeError) as exc:
-                    raise _rewrapped(exc, f"layer {name} ({type(layer).__name__})") from exc
-                rows.append((name, type(layer).__name__, tuple(x.shape), layer.num_parameters()))
-        finally:
-            for module, mode in modes:
-                object.__setattr__(module, "training", mode)
-        header = ("layer", "type", "output shape", "parameters")
-        table = [header] + [(n, t, str(s), f"{c:,}") for n, t, s, c in rows]
-        widths = [max(len(row[i]) for row in table) for i in range(4)]
-        lines = [
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in table
-        ]
-        rule = "-" * max(len(line) for line in lines)
-        lines.insert(1, rule)
-        lines.append(rule)
-        lines.append(f"total parameters: {self.num_parameters():,}")
-        return "\n".join(lines)
-
-
-def _leaves(module: Module, prefix: str = "") -> Iterator[tuple[str, Module]]:
-    """The modules a :class:`Sequential` chain runs one after another, flattened."""
-    if isinstance(module, Sequential):
-        for name, child in module.children():
-            yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
-    else:
-        yield prefix or type(module).__name__, module
+            raise TypeError(f"to: cannot tell what {value!r} is (a backend, device or dtype)")
+    if backend is not None and backend not in names:
+        raise ValueError(f"backend: unknown backend {backend!r}; known: {', '.join(sorted(names))}")
+    if dtype is not None:
+        chosen = _float_dtype(dtype)
+        if chosen is None:
+            raise ValueError(f"dtype: expected 'float32', 'float64' or None, got {dtype!r}")
+        dtype = chosen
+    return backend, device, dtype
 
 
 def _like(value: Any, current: Any) -> Any:
     """``value`` converted to ``current``'s namespace, device and dtype."""
+    value = primal(value)
     xp = array_api_compat.array_namespace(current)
     device = array_api_compat.device(current)
     if array_api_compat.is_array_api_obj(value) and array_api_compat.array_namespace(value) is xp:
@@ -413,165 +532,10 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-def _rewrapped(exc: Exception, context: str) -> Exception:
+def rewrapped(exc: Exception, context: str) -> Exception:
     """``exc`` with ``context`` in front of its message, keeping its type where possible."""
     message = f"{context}: {exc}"
     try:
         return type(exc)(message)
     except Exception:  # an exception type whose constructor takes other arguments
         return (TypeError if isinstance(exc, TypeError) else ValueError)(message)
-
-
-def forward_vjp(module: Module, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-    """``module.forward_vjp(x, input_grad=...)``, also for modules written before the
-    ``input_grad`` argument existed (they are called without it and compute ``dx``)."""
-    if input_grad or not _takes_input_grad(type(module)):
-        return module.forward_vjp(x)
-    return module.forward_vjp(x, input_grad=False)
-
-
-_takes_input_grad_cache: dict[type, bool] = {}
-
-
-def _takes_input_grad(cls: type[Module]) -> bool:
-    known = _takes_input_grad_cache.get(cls)
-    if known is None:
-        known = "input_grad" in inspect.signature(cls.forward_vjp).parameters
-        _takes_input_grad_cache[cls] = known
-    return known
-
-
-def _prefixed(prefix: str, grads: dict[str, Any]) -> dict[str, Any]:
-    return {f"{prefix}.{name}": grad for name, grad in grads.items()}
-
-
-class Sequential(Module):
-    """Run modules one after another; children are named ``"0"``, ``"1"``, ...
-
-    Errors from a child are re-raised with the child's name and type, so a wrong input
-    shape says which layer refused it.
-    """
-
-    def __init__(self, *layers: Module) -> None:
-        super().__init__()
-        for index, layer in enumerate(layers):
-            self.register_module(str(index), layer)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    @overload
-    def __getitem__(self, index: int) -> Module: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequential: ...
-
-    def __getitem__(self, index: int | slice) -> Module:
-        """The layer at ``index``, or a new ``Sequential`` of a slice (sharing the layers)."""
-        modules = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*modules[index])
-        return modules[index]
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, layer: Module) -> Sequential:
-        """Add a layer at the end."""
-        self.register_module(str(len(self._modules)), layer)
-        return self
-
-    def forward(self, x: Any) -> Any:
-        for name, layer in self._modules.items():
-            try:
-                x = layer.forward(x)
-            except (ValueError, TypeError) as exc:
-                raise _rewrapped(exc, f"layer {name} ({type(layer).__name__})") from exc
-        return x
-
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        pullbacks: list[tuple[str, ModulePullback]] = []
-        for index, (name, layer) in enumerate(self._modules.items()):
-            try:
-                # Only the first layer sees the caller's input; every later one's input
-                # gradient feeds the layer before it.
-                x, layer_pullback = forward_vjp(layer, x, input_grad=input_grad or index > 0)
-            except (ValueError, TypeError) as exc:
-                raise _rewrapped(exc, f"layer {name} ({type(layer).__name__})") from exc
-            pullbacks.append((name, layer_pullback))
-
-        def pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
-            grads: dict[str, Any] = {}
-            for name, step in reversed(pullbacks):
-                dy, local = step(dy)
-                grads.update(_prefixed(name, local))
-            return dy, grads
-
-        return x, pullback
-
-
-class Residual(Module):
-    """``y = body(x) + shortcut(x)`` (identity shortcut by default), as in ResNet blocks.
-
-    Its entries are named ``body.*`` and ``shortcut.*``, like the attributes of the usual
-    hand-written torch block, so such a block's ``state_dict`` loads directly.
-
-    Parameters
-    ----------
-    body : Module
-        The main branch.
-    shortcut : Module, optional
-        The projection branch (e.g. a 1x1 ``Conv2d`` when shapes change).
-    """
-
-    def __init__(self, body: Module, shortcut: Module | None = None) -> None:
-        super().__init__()
-        self.register_module("body", body)
-        if shortcut is not None:
-            self.register_module("shortcut", shortcut)
-
-    def _shortcut(self) -> Module | None:
-        shortcut: Module | None = self._modules.get("shortcut")
-        return shortcut
-
-    def _branch(self, which: str, step: Callable[[], Any]) -> Any:
-        try:
-            return step()
-        except (ValueError, TypeError) as exc:
-            raise _rewrapped(exc, which) from exc
-
-    def forward(self, x: Any) -> Any:
-        shortcut = self._shortcut()
-        out = self._branch("body", lambda: self.body.forward(x))
-        skip = x if shortcut is None else self._branch("shortcut", lambda: shortcut.forward(x))
-        _check_residual_shapes(out, skip)
-        return out + skip
-
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        out, body_pullback = self._branch("body", lambda: self.body.forward_vjp(x))
-        shortcut = self._shortcut()
-        skip_pullback: ModulePullback | None = None
-        if shortcut is None:
-            skip = x
-        else:
-            skip, skip_pullback = self._branch("shortcut", lambda: shortcut.forward_vjp(x))
-        _check_residual_shapes(out, skip)
-
-        def pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
-            dx, body_grads = body_pullback(dy)
-            grads = _prefixed("body", body_grads)
-            if skip_pullback is None:
-                return dx + dy, grads
-            dskip, skip_grads = skip_pullback(dy)
-            grads.update(_prefixed("shortcut", skip_grads))
-            return dx + dskip, grads
-
-        return out + skip, pullback
-
-
-def _check_residual_shapes(out: Any, skip: Any) -> None:
-    if tuple(out.shape) != tuple(skip.shape):
-        raise ValueError(
-            f"Residual: body output {tuple(out.shape)} and shortcut output "
-            f"{tuple(skip.shape)} differ; give the block a shortcut that matches"
-        )

@@ -183,7 +183,7 @@ class Optimizer:
     def groups_for(self, names: list[str]) -> list[ParamGroup]:
         """The groups that update ``names`` together, formed anew where the parameters'
         step counts, state slots or arrays' kinds changed."""
-        params = self.model.named_parameters()
+        params = dict(self.model.named_parameters())
         kinds = {
             name: (group.step, tuple(sorted(group.state)))
             for group in self._groups
@@ -240,7 +240,7 @@ class Optimizer:
     # -- stepping ---------------------------------------------------------------------------
 
     def _check_grads(self, grads: Mapping[str, Any]) -> dict[str, Any]:
-        params = self.model.named_parameters()
+        params = dict(self.model.named_parameters())
         unknown = [k for k in grads if k not in params]
         if unknown:
             raise KeyError(
@@ -321,7 +321,7 @@ class Optimizer:
         """
         flat: dict[str, Any] = {"step": self.step_count, **self.hyperparameters()}
         states = self._all_states()
-        for name in self.model.named_parameters():
+        for name, _ in self.model.named_parameters():
             step, state = states.get(name, (0, {}))
             if "step" in self.slots and state:
                 flat[f"state.{name}.step"] = step
@@ -339,7 +339,7 @@ class Optimizer:
         if not loaded and not (isinstance(step_count, int | float) and step_count > 0):
             return  # a fresh optimizer's state
         gaps = []
-        for name, param in self.model.named_parameters().items():
+        for name, param in self.model.named_parameters():
             needed = set(self.initial_state(param))
             if "step" in self.slots and needed:
                 needed.add("step")
@@ -365,7 +365,7 @@ class Optimizer:
             If a state array's shape differs from its parameter's, or a state that has
             taken steps lacks a slot of some parameter (it would be zero-filled).
         """
-        params = self.model.named_parameters()
+        params = dict(self.model.named_parameters())
         loaded: dict[str, tuple[int, dict[str, Any]]] = {}
         for key, value in flat.items():
             if not key.startswith("state."):

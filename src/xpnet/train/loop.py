@@ -163,7 +163,7 @@ def _bar(iterable: Any, description: str, enabled: bool, total: int | None = Non
 def _generators(model: Module) -> dict[str, np.random.Generator]:
     """xpnet's global generator and any a layer holds (e.g. ``Dropout(rng=seed)``)."""
     found = {"global": xrandom.get_rng()}
-    for path, module in model.modules():
+    for path, module in model.named_modules():
         for name, value in vars(module).items():
             if isinstance(value, np.random.Generator):
                 found[f"{path}.{name}" if path else name] = value
@@ -515,9 +515,7 @@ def _non_finite(model: Module) -> list[str]:
     """Parameters holding a NaN or an infinity, checked on the host (a checkpoint copies
     them there anyway)."""
     return [
-        name
-        for name, value in model.named_parameters().items()
-        if not np.isfinite(to_numpy(value)).all()
+        name for name, value in model.named_parameters() if not np.isfinite(to_numpy(value)).all()
     ]
 
 

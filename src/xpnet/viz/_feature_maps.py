@@ -27,7 +27,7 @@ def layer_chain(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Modul
     """The layers a Sequential model runs one after another (nested ones flattened)."""
     if isinstance(module, nn.Sequential):
         found: list[tuple[str, nn.Module]] = []
-        for name, child in module.children():
+        for name, child in module.named_children():
             found += layer_chain(child, f"{prefix}.{name}" if prefix else name)
         return found
     return [(prefix or type(module).__name__, module)]
@@ -41,7 +41,7 @@ def _model_input(model: nn.Module, image: Any) -> Any:
             "image: expected one image (H, W), (C, H, W) or (1, C, H, W), got shape "
             f"{tuple(int(n) for n in given)}"
         )
-    params = list(model.named_parameters().values())
+    params = list(model.parameters())
     if params:
         xp = array_api_compat.array_namespace(params[0])
         device, dtype = array_api_compat.device(params[0]), params[0].dtype
@@ -115,7 +115,7 @@ def plot_feature_maps(
     ----------
     model : Module
         A :class:`~xpnet.nn.Sequential` model (nested ones are flattened into their layers,
-        named as in ``model.modules()``); another module counts as one layer.
+        named as in ``model.named_modules()``); another module counts as one layer.
     image : array
         One input, ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)``, of any backend, already
         normalised as the model expects. It is moved to the model's backend, device and
@@ -152,7 +152,7 @@ def plot_feature_maps(
     first = backends.to_numpy(x)[0]
     outputs: dict[int, tuple[str, np.ndarray]] = {}
     last = len(chain) - 1 if chosen is None else max(chosen, default=-1)
-    modes = [(module, module.training) for _, module in model.modules()]
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         for index, (name, layer) in enumerate(chain[: last + 1]):

@@ -101,7 +101,7 @@ def _gather(
     mistakes: list[np.ndarray] = []
     mistake_index: list[np.ndarray] = []
     seen = 0
-    modes = [(module, module.training) for _, module in model.modules()]
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         for x, y in loader:
@@ -211,7 +211,7 @@ def training_figures(
             f"pictures: expected names from {', '.join(TRAINING_PICTURES)}, got {pictures!r}"
         )
     if isinstance(data, Dataset):
-        params = list(model.named_parameters().values())
+        params = list(model.parameters())
         wide = (
             bool(params) and array_api_compat.array_namespace(params[0]).float64 == params[0].dtype
         )

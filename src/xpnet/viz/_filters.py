@@ -18,7 +18,7 @@ from ._common import _Grid, _host, _positive
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
-    return [(name, m) for name, m in model.modules() if isinstance(m, nn.Conv2d)]
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
 def _find_filters(weight_or_module: Any, layer: str | None) -> tuple[np.ndarray, str]:
@@ -34,7 +34,7 @@ def _find_filters(weight_or_module: Any, layer: str | None) -> tuple[np.ndarray,
         if layer is None:
             name, conv = convs[0]
         else:
-            found = dict(weight_or_module.modules())
+            found = dict(weight_or_module.named_modules())
             if layer not in found:
                 known = ", ".join(repr(n) for n, _ in convs)
                 raise ValueError(
@@ -80,7 +80,7 @@ def plot_filters(
         weight array ``(out_channels, in_channels, kH, kW)`` of any backend.
     layer : str, optional
         With a model: the qualified name of the Conv2d layer to draw (``"3"``,
-        ``"3.body.0"``, as in ``model.modules()``). Default: the first Conv2d.
+        ``"3.body.0"``, as in ``model.named_modules()``). Default: the first Conv2d.
     input_channels : {"auto", "all", "mean"} or int, default "auto"
         How filters with several input channels are shown. ``"all"``: one row per filter,
         one column per input channel (each ``weight[o, i]``). ``"mean"``: one tile per

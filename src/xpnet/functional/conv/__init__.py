@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .._autodiff import Pullback, defvjp
+from .._autodiff import Pullback, defvjp, primitive
 from . import _depthwise, _flat, _gather, _gemm, _strided
 from ._plan import ConvPlan, plan
 
@@ -63,6 +63,7 @@ def _forward(checked: ConvPlan, x: Any, weight: Any, bias: Any, keep: bool) -> t
     return (y[0, ...] if checked.unbatched else y), saved
 
 
+@primitive
 def conv2d(
     input: Any,
     weight: Any,

@@ -7,7 +7,7 @@ from typing import Any
 
 import array_api_compat
 
-from .._autodiff import Pullback, defvjp
+from .._autodiff import Pullback, defvjp, primitive
 from .._validation import check_float, check_ndim, constant, namespace_of
 
 __all__ = ["adaptive_avg_pool2d"]
@@ -51,6 +51,7 @@ def _averaging_matrix(xp: Any, out: int, size: int, like: Any) -> Any:
     return xp.where(inside, weights, constant(xp, 0.0, like))
 
 
+@primitive
 def adaptive_avg_pool2d(input: Any, output_size: int | tuple[int | None, int | None]) -> Any:
     """2-D adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
 

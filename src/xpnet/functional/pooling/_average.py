@@ -7,7 +7,7 @@ from typing import Any
 
 import array_api_compat
 
-from .._autodiff import Pullback, defvjp
+from .._autodiff import Pullback, defvjp, primitive
 from .._validation import constant
 from .._windows import crop2d, fold_windows, pad2d
 from ._plan import IntPair, PoolPlan, batched, unbatched, untile, window_plan
@@ -84,6 +84,7 @@ def _window_sums_adjoint(plan: PoolPlan, g: Any) -> Any:
     return crop2d(full, plan.pads)
 
 
+@primitive
 def avg_pool2d(
     input: Any,
     kernel_size: IntPair,

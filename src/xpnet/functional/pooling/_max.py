@@ -7,7 +7,7 @@ from typing import Any
 
 import array_api_compat
 
-from .._autodiff import Pullback, defvjp
+from .._autodiff import Pullback, defvjp, primitive
 from .._constants import cached_constant
 from .._validation import constant
 from .._windows import crop2d, fold_windows, pad2d, window_slices
@@ -160,6 +160,7 @@ def _max_cotangent(plan: PoolPlan, dy: Any, tap: Any) -> Any:
     return crop2d(full, plan.pads)
 
 
+@primitive
 def max_pool2d(
     input: Any,
     kernel_size: IntPair,

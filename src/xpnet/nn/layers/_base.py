@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ... import functional as F
-from ..module import Module, ModulePullback
+from ..module import Module
 
 
 def _check_dtype(dtype: str | None) -> str:
@@ -38,15 +37,6 @@ class _Stateless(Module):
         op, args, kwargs = self._call()
         return op(x, *args, **kwargs)
 
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        op, args, kwargs = self._call()
-        y, pullback = F.vjp(op, x, *args, **kwargs)
-
-        def module_pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
-            return pullback(dy)[0], {}
-
-        return y, module_pullback
-
 
 class _Parametrized(Module):
     """A layer whose op takes ``(x, *parameters)`` in the order of ``_parameters``."""
@@ -57,16 +47,3 @@ class _Parametrized(Module):
     def forward(self, x: Any) -> Any:
         op, kwargs = self._op()
         return op(x, *self._parameters.values(), **kwargs)
-
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        op, kwargs = self._op()
-        names = list(self._parameters)
-        first = 0 if input_grad else 1  # position 0 is the input
-        argnums = range(first, 1 + len(names))
-        y, pullback = F.vjp(op, x, *self._parameters.values(), argnums=argnums, **kwargs)
-
-        def module_pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
-            dx, *grads = pullback(dy)
-            return dx, {n: g for n, g in zip(names, grads, strict=True) if g is not None}
-
-        return y, module_pullback

@@ -8,7 +8,7 @@ from typing import Any
 
 from ... import functional as F
 from ...random import Generator, resolve_rng
-from ..module import Module, ModulePullback
+from ..module import Module
 from ._base import _Stateless
 
 
@@ -17,9 +17,6 @@ class Identity(_Stateless):
 
     def forward(self, x: Any) -> Any:
         return x
-
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        return x, lambda dy: (dy, {})
 
 
 class ReLU(_Stateless):
@@ -104,11 +101,6 @@ class Softmax(_Stateless):
         op, args, kwargs = self._call_on(x)
         return op(x, *args, **kwargs)
 
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        op, args, kwargs = self._call_on(x)
-        y, pullback = F.vjp(op, x, *args, **kwargs)
-        return y, lambda dy: (pullback(dy)[0], {})
-
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
@@ -150,10 +142,6 @@ class Dropout(Module):
 
     def forward(self, x: Any) -> Any:
         return F.dropout(x, self.p, self.training, rng=self.rng)
-
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        y, pullback = F.vjp(F.dropout, x, self.p, self.training, rng=self.rng)
-        return y, lambda dy: (pullback(dy)[0], {})
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

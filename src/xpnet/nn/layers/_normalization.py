@@ -8,8 +8,9 @@ import array_api_compat
 
 from ... import backends
 from ... import functional as F
+from ...functional._autodiff import primal
 from .. import init
-from ..module import Module, ModulePullback
+from ..module import Module
 from ._base import _check_dtype, _positive_int
 
 
@@ -89,8 +90,9 @@ class BatchNorm2d(Module):
 
     def _update(self, new_mean: Any, new_var: Any) -> None:
         if self._updates_statistics():
-            self._buffers["running_mean"] = new_mean
-            self._buffers["running_var"] = new_var
+            # Statistics are state, not part of any gradient: keep their values only.
+            self._buffers["running_mean"] = primal(new_mean)
+            self._buffers["running_var"] = primal(new_var)
             count = self._buffers["num_batches_tracked"]
             xp = array_api_compat.array_namespace(count)
             # asarray: NumPy turns 0-d array arithmetic into a scalar; keep a 0-d array.
@@ -103,22 +105,6 @@ class BatchNorm2d(Module):
         y, new_mean, new_var = F.batch_norm(*args, **kwargs)
         self._update(new_mean, new_var)
         return y
-
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        args, kwargs = self._arguments(x)
-        (y, new_mean, new_var), pullback = F.vjp(F.batch_norm, *args, **kwargs)
-        self._update(new_mean, new_var)
-
-        def module_pullback(dy: Any) -> tuple[Any, dict[str, Any]]:
-            dx, _, _, dweight, dbias = pullback(dy)
-            grads = {}
-            if dweight is not None:
-                grads["weight"] = dweight
-            if dbias is not None:
-                grads["bias"] = dbias
-            return dx, grads
-
-        return y, module_pullback
 
     def extra_repr(self) -> str:
         return (

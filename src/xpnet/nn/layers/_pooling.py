@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ... import functional as F
-from ..module import ModulePullback
 from ._base import _pair_repr, _Stateless
 
 
@@ -14,7 +13,7 @@ class MaxPool2d(_Stateless):
     """2-D max pooling (see :func:`xpnet.functional.max_pool2d`).
 
     ``stride`` defaults to ``kernel_size``. With ``return_indices=True`` the layer returns
-    ``(output, indices)`` as torch does (inference only).
+    ``(output, indices)`` as torch does (the indices carry no gradient).
     """
 
     def __init__(
@@ -48,14 +47,6 @@ class MaxPool2d(_Stateless):
             op, args, kwargs = self._call()
             return op(x, *args, return_indices=True, **kwargs)
         return super().forward(x)
-
-    def forward_vjp(self, x: Any, input_grad: bool = True) -> tuple[Any, ModulePullback]:
-        if self.return_indices:
-            raise ValueError(
-                "return_indices: a MaxPool2d that returns (output, indices) cannot be "
-                "differentiated as a layer; use return_indices=False"
-            )
-        return super().forward_vjp(x)
 
     def extra_repr(self) -> str:
         return (

@@ -122,7 +122,7 @@ def compile_step(
         raise TypeError(f"optimizer: expected an xpnet Optimizer, got {type(optimizer).__name__}")
     if optimizer.model is not model:
         raise ValueError("optimizer: was built for a different model")
-    params = list(model.named_parameters().values())
+    params = list(model.parameters())
     if not params:
         raise ValueError("model: has no parameters to train")
     xp = array_api_compat.array_namespace(params[0])
@@ -143,7 +143,7 @@ def compile_step(
 
 
 def _namespace(model: Module) -> Any:
-    params = list(model.named_parameters().values()) or list(model.named_buffers().values())
+    params = list(model.parameters()) or list(model.buffers())
     return array_api_compat.array_namespace(params[0]) if params else None
 
 

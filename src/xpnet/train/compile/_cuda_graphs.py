@@ -151,7 +151,7 @@ class CudaGraphStep:
         settings = self.optimizer.hyperparameters()
         return (
             tuple(x.shape), str(x.dtype), tuple(target.shape), str(target.dtype),
-            tuple(self.model.named_parameters()),
+            tuple(name for name, _ in self.model.named_parameters()),
             tuple(sorted((k, v) for k, v in settings.items() if k != "lr")),
         )  # fmt: skip
 
@@ -187,7 +187,7 @@ class CudaGraphStep:
 
     def _capture(self, x: Any, target: Any, spec: MaskSpec) -> _Captured:
         device, optimizer, model = self.device, self.optimizer, self.model
-        params = model.named_parameters()
+        params = dict(model.named_parameters())
         groups = optimizer.groups_for(list(params))
         xp, on = array_api_compat.array_namespace(x), array_api_compat.device(x)
         for group in groups:
@@ -205,7 +205,7 @@ class CudaGraphStep:
             for _ in groups
         ]
         grads_flat = [xp.zeros_like(group.flat) for group in groups]
-        statics = {name: device.copy(value) for name, value in model.named_buffers().items()}
+        statics = {name: device.copy(value) for name, value in model.named_buffers()}
         for name, value in statics.items():
             model.set_buffer(name, value)
         loss_out = xp.zeros((), dtype=first.dtype, device=on)
@@ -215,7 +215,7 @@ class CudaGraphStep:
         def body() -> None:
             with mask_source(MaskReplay(masks)):
                 loss, output, grads = loss_output_and_grads(model, loss_fn, static_x, static_target)
-            for name, value in model.named_buffers().items():
+            for name, value in model.named_buffers():
                 device.copy_into(statics[name], value)
                 model.set_buffer(name, statics[name])
             for group, flat_grad, numbers in zip(groups, grads_flat, scalars, strict=True):
@@ -241,18 +241,18 @@ class CudaGraphStep:
         """Whether the optimizer still holds the state arrays the graph updates; model
         parameters and buffers replaced meanwhile (``load_state_dict``) are copied into
         the graph's own."""
-        groups = self.optimizer.groups_for(list(self.model.named_parameters()))
+        groups = self.optimizer.groups_for([name for name, _ in self.model.named_parameters()])
         if len(groups) != len(captured.groups) or any(
             a is not b for a, b in zip(groups, captured.groups, strict=True)
         ):
             return False
-        params = self.model.named_parameters()
+        params = dict(self.model.named_parameters())
         for group in groups:
             for name, view in zip(group.names, group.views, strict=True):
                 if params[name] is not view:
                     self.device.copy_into(view, params[name])
                     self.model.set_parameter(name, view)
-        for name, value in self.model.named_buffers().items():
+        for name, value in self.model.named_buffers():
             static = captured.buffers.get(name)
             if static is not None and value is not static:
                 self.device.copy_into(static, value)

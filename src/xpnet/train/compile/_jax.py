@@ -44,7 +44,7 @@ def _installed(
 ) -> Iterator[None]:
     """The model holding ``params`` and ``buffers`` (traced values) inside the block, and
     its own arrays again after it, whatever happens."""
-    old_params, old_buffers = model.named_parameters(), model.named_buffers()
+    old_params, old_buffers = dict(model.named_parameters()), dict(model.named_buffers())
     try:
         for name, value in params.items():
             model.set_parameter(name, value)
@@ -97,7 +97,7 @@ class JaxStep:
         source = MaskRecorder(real=False) if masks is None else MaskReplay(masks)
         with _installed(self.model, params, buffers), mask_source(source):
             loss, output, grads = loss_output_and_grads(self.model, self.loss_fn, x, target)
-            new_buffers = self.model.named_buffers()
+            new_buffers = dict(self.model.named_buffers())
         if isinstance(source, MaskRecorder) and source.spec:
             raise _NeedMasks(source.spec)  # retraced with the masks as inputs
         jnp = self._jnp
@@ -124,7 +124,7 @@ class JaxStep:
         """One step on the batch ``(x, target)``: the loss and the number of correct
         predictions, both 0-d arrays on the device."""
         jnp, optimizer = self._jnp, self.optimizer
-        params = self.model.named_parameters()
+        params = dict(self.model.named_parameters())
         groups = optimizer.groups_for(list(params))
         for group in groups:
             optimizer.follow(group, params[group.names[0]])
@@ -146,7 +146,7 @@ class JaxStep:
                 group.state = optimizer.initial_state(flat)
         arguments = (
             params,
-            self.model.named_buffers(),
+            dict(self.model.named_buffers()),
             [dict(group.state) for group in groups],
             scalars,
             x,
@@ -223,7 +223,9 @@ class JaxEvaluation:
             x = jnp.concatenate([x, jnp.zeros((extra, *x.shape[1:]), dtype=x.dtype)])
             target = jnp.concatenate([target, jnp.zeros((extra,), dtype=target.dtype)])
         model = self.model
-        result = self._jitted(model.named_parameters(), model.named_buffers(), x, target, n)
+        result = self._jitted(
+            dict(model.named_parameters()), dict(model.named_buffers()), x, target, n
+        )
         return result  # type: ignore[no-any-return]
 
 
