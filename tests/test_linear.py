@@ -299,8 +299,12 @@ def test_dropout_errors_name_the_argument(backend) -> None:
             F.dropout(x, p)
     with pytest.raises(TypeError, match=r"p: expected a real number in \[0, 1\], got str"):
         F.dropout(x, "0.5")
-    with pytest.raises(ValueError, match=r"inplace: xpnet never writes into arrays"):
-        F.dropout(x, 0.5, inplace=True)
+    # inplace is a hint: a new array with the same mask, the input untouched
+    np.testing.assert_array_equal(
+        xpnet.to_numpy(F.dropout(x, 0.5, inplace=True, rng=3)),
+        xpnet.to_numpy(F.dropout(x, 0.5, rng=3)),
+    )
+    np.testing.assert_array_equal(xpnet.to_numpy(x), np.ones((2, 3)))
     with pytest.raises(TypeError, match=r"input: expected a floating-point array"):
         F.dropout(backend.asarray(np.ones((2, 3), dtype=np.int64)), 0.5)
     with pytest.raises(TypeError, match=r"rng: expected a numpy.random.Generator"):

@@ -36,11 +36,9 @@ def _float_input(input: Any) -> Any:
 
 
 def _no_inplace(inplace: Any) -> None:
-    if inplace:
-        raise ValueError(
-            "inplace: xpnet never writes into arrays (some backends' arrays are immutable); "
-            "use the returned array instead of inplace=True"
-        )
+    """``inplace`` is a hint xpnet ignores: it never writes into arrays (some backends'
+    arrays are immutable), and the result holds what torch's in-place call would leave in
+    its input."""
 
 
 # ----------------------------------------------------------------------------- relu
@@ -55,8 +53,8 @@ def relu(input: Any, inplace: bool = False) -> Any:
     input : array
         Floating point, any shape.
     inplace : bool, default False
-        Accepted for torch compatibility; ``True`` raises ``ValueError`` because xpnet
-        never writes in place.
+        Accepted for torch compatibility and ignored: xpnet never writes into arrays, so
+        the result is always a new array (use it), as ``nn.ReLU(inplace=True)`` does.
 
     Returns
     -------
@@ -111,7 +109,7 @@ def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) 
     negative_slope : float, default 0.01
         Slope for non-positive inputs (any real number, as in torch).
     inplace : bool, default False
-        Accepted for torch compatibility; ``True`` raises ``ValueError``.
+        Accepted for torch compatibility and ignored, as for :func:`relu`.
 
     Returns
     -------

@@ -185,11 +185,7 @@ def _dropout_noise(input: Any, p: Any, training: Any, inplace: Any, rng: Any) ->
         raise TypeError(f"p: expected a real number in [0, 1], got {type(p).__name__} ({p!r})")
     if not 0.0 <= float(p) <= 1.0:  # also rejects nan
         raise ValueError(f"p: expected a dropout probability in [0, 1], got {p!r}")
-    if inplace:
-        raise ValueError(
-            "inplace: xpnet never writes into arrays (some backends' arrays are immutable); "
-            "use the returned array instead of inplace=True"
-        )
+    del inplace  # a hint only: see dropout's docstring
     p = float(p)
     if not training or p == 0.0:
         return xp, None
@@ -223,8 +219,9 @@ def dropout(
     training : bool, default True
         When false (evaluation), ``input`` is returned unchanged.
     inplace : bool, default False
-        Accepted for torch compatibility; ``True`` raises ``ValueError`` because xpnet
-        never writes in place.
+        Accepted for torch compatibility and ignored: xpnet never writes into arrays
+        (some backends' arrays are immutable), so the result is always a new array,
+        holding what torch's in-place call would leave in ``input``. Use the result.
     rng : numpy.random.Generator, int or None, keyword-only
         Host generator for the keep mask (see :func:`xpnet.random.resolve_rng`): a
         generator, a seed, or ``None`` for xpnet's global generator (:func:`xpnet.seed`).

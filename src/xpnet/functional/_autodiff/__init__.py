@@ -7,11 +7,11 @@
 * :mod:`._namespace`: the namespace a tracked array gives to code written against the
   standard, whose functions record their pullbacks, written once against the standard in
   :mod:`._elementwise`, :mod:`._statistics`, :mod:`._manipulation`, :mod:`._linalg` and
-  :mod:`._indexing` (operators, indexing, augmented assignment);
+  :mod:`._operators` (indexing, augmented assignment, NumPy ufuncs);
 * :mod:`._api`: :func:`grad`, :func:`value_and_grad` and :func:`stop_gradient`.
 """
 
-from . import _elementwise, _indexing, _linalg, _manipulation, _statistics  # register rules
+from . import _elementwise, _linalg, _manipulation, _operators, _statistics  # register rules
 from ._api import grad, map_arrays, primal_tree, stop_gradient, value_and_grad
 from ._namespace import LINALG, NO_GRADIENT, STANDARD, RecordingNamespace, recording_namespace
 from ._rules import Pullback, defvjp, differentiable_ops, primitive, vjp
@@ -28,7 +28,7 @@ from ._tape import (
     primal,
 )
 
-del _elementwise, _indexing, _linalg, _manipulation, _statistics
+del _elementwise, _linalg, _manipulation, _operators, _statistics
 
 __all__ = [
     "LINALG",

@@ -44,7 +44,7 @@ __all__ = [
 NodePullback = Callable[[Any], Sequence[Any]]
 
 #: The operators of :class:`TrackedArray`, by standard function name; filled by
-#: ``_operators.py`` (which holds the rules they run).
+#: the rule modules (``_elementwise``, ``_manipulation``, ``_operators``, ...).
 OPERATORS: dict[str, Callable[..., Any]] = {}
 
 _sequence = itertools.count()
@@ -156,7 +156,7 @@ class TrackedArray:
         # of it, or it is one): an in-place update could not reach the other one.
         self._aliased = False
 
-    # Operators, indexing and the namespace run the rules of _operators.py.
+    # Operators, indexing and the namespace run the rules registered in OPERATORS.
     def __array_namespace__(self, api_version: str | None = None) -> Any:
         return OPERATORS["__namespace__"](self._xp)
 
@@ -314,9 +314,7 @@ class TrackedArray:
     # of the same name; other NumPy functions would compute on the value and drop the
     # gradient without a word, so they are refused, naming what to use instead.
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from ._operators import numpy_ufunc
-
-        return numpy_ufunc(self, ufunc, method, inputs, kwargs)
+        return OPERATORS["__ufunc__"](self, ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         raise DifferentiationError(

@@ -122,9 +122,9 @@ def getitem(xp: Any, x: TrackedArray, key: Any) -> Any:
     if isinstance(key, list):  # torch and NumPy take a list as an integer array
         key = xp.asarray(key, device=device_of(value))
     raw_key = _raw_key(key)
-    y = value[raw_key]
     if x._node is None:
-        return TrackedArray(y, None, 0, xp)
+        return TrackedArray(value[raw_key], None, 0, xp)
+    # Plan the pullback before indexing, so an index without one is refused as such.
     shape = shape_of(value)
     items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
     arrays = [i for i, item in enumerate(items) if _is_index_array(item)]
@@ -132,20 +132,20 @@ def getitem(xp: Any, x: TrackedArray, key: Any) -> Any:
         plan = _basic_plan(_expand_ellipsis(items, value.ndim), shape)
         if plan is None:
             raise _unsupported(key)
+        y = value[raw_key]
         return view(emit("getitem", xp, y, [(x, lambda g: _embed_basic(xp, g, shape, plan))]), x)
     if len(arrays) != 1:
         raise _unsupported(key)
     index = items[arrays[0]]
-    full = _expand_ellipsis(
-        items, value.ndim - index.ndim + 1 if _is_bool(xp, index) else value.ndim
-    )
-    others = [item for item in full if item is not index]
-    if any(item != slice(None) for item in others):
+    boolean = _is_bool(xp, index)
+    full = _expand_ellipsis(items, value.ndim - index.ndim + 1 if boolean else value.ndim)
+    if any(item is not index and item != slice(None) for item in full):
         raise _unsupported(key)
     axis = next(i for i, item in enumerate(full) if item is index)
-    if _is_bool(xp, index):
-        if axis != 0:
-            raise _unsupported(key)
+    if boolean and axis != 0:
+        raise _unsupported(key)
+    y = value[raw_key]
+    if boolean:
         return emit("getitem", xp, y, [(x, lambda g: _mask_pullback(xp, g, index, shape))])
     flat = xp.reshape(index, (-1,))
     count = int(flat.shape[0])
@@ -262,3 +262,6 @@ def numpy_ufunc(
             "xpnet.to_numpy(x) for the value"
         )
     return getattr(recording_namespace(x._xp), name)(*inputs)
+
+
+OPERATORS["__ufunc__"] = numpy_ufunc
