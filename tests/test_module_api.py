@@ -104,9 +104,8 @@ def test_module_with_several_inputs_trains(backend: BackendCase) -> None:
         model, F.mse_loss, backend.asarray(x), backend.asarray(target)
     )
     assert_close(loss, tloss.detach().numpy(), rtol=1e-9)
-    for (name, grad), want in zip(grads.items(), tgrads, strict=True):
+    for grad, want in zip(grads.values(), tgrads, strict=True):
         assert_close(grad, want.numpy(), rtol=1e-9, atol=1e-13)
-    del name
 
 
 def test_to_takes_torch_s_forms(backend: BackendCase) -> None:
