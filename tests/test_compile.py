@@ -48,7 +48,18 @@ OPTIMIZERS: list[Callable[[nn.Module], optim.Optimizer]] = [
     lambda m: optim.Adam(m, lr=0.01),
     lambda m: optim.AdamW(m, lr=0.01, amsgrad=True),
     lambda m: optim.SGD(m, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    # Parameter groups with options of their own (compiled into the step).
+    lambda m: optim.SGD(
+        m,
+        lr=0.05,
+        momentum=0.9,
+        param_groups=[
+            {"params": m[0], "lr": 0.01, "weight_decay": 1e-2},
+            {"params": [m[1], m[6]], "momentum": 0.5},
+        ],
+    ),
 ]
+IDS = ["adam", "adamw_amsgrad", "sgd_nesterov", "sgd_groups"]
 
 
 def _batches(backend: BackendCase, dtype: str, count: int = 4) -> list[tuple[Any, Any]]:
@@ -69,7 +80,7 @@ def _assert_states_close(a: dict[str, np.ndarray], b: dict[str, np.ndarray], **t
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("make", OPTIMIZERS, ids=["adam", "adamw_amsgrad", "sgd_nesterov"])
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=IDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_compiled_step_equals_the_eager_step(backend: BackendCase, make: Any, dtype: str) -> None:
     eager_model, compiled_model = net(dtype), net(dtype)
@@ -245,7 +256,7 @@ class ReplayDevice:
 @pytest.mark.skip_backends(
     "jax", reason="a CUDA graph writes its buffers in place; JAX arrays are immutable"
 )
-@pytest.mark.parametrize("make", OPTIMIZERS, ids=["adam", "adamw_amsgrad", "sgd_nesterov"])
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=IDS)
 def test_graph_step_logic_equals_the_eager_step(backend: BackendCase, make: Any) -> None:
     # Everything of the CUDA-graph step but the CUDA runtime: static buffers, parameters as
     # views of the flat buffer, state written in place, masks and scalars refilled before

@@ -413,3 +413,123 @@ def test_optimizer_errors(backend: BackendCase) -> None:
         optim.StepLR(opt, step_size=0)
     with pytest.raises(ValueError, match="T_max: expected a positive int, got 0"):
         optim.CosineAnnealingLR(opt, T_max=0)
+
+
+# ------------------------------------------------------------------------ parameter groups
+
+
+def _xpnet_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """The conv slower (given as a module), no weight decay on the batch norm (given as
+    arrays) nor the classifier's bias (a name); the classifier's weight by its pair."""
+    return [
+        {"params": model[0], "lr": 0.01},
+        {"params": [model[1].weight, model[1].bias, "5.bias"], "weight_decay": 0.0},
+        {"params": [(n, p) for n, p in model.named_parameters() if n == "5.weight"]},
+    ]
+
+
+def _torch_groups(tnet: Any) -> list[dict[str, Any]]:
+    named = dict(tnet.named_parameters())
+    return [
+        {"params": [named["0.weight"]], "lr": 0.01},
+        {"params": [named["1.weight"], named["1.bias"], named["5.bias"]], "weight_decay": 0.0},
+        {"params": [named["5.weight"]]},
+    ]
+
+
+GROUP_ORDER = ["0.weight", "1.weight", "1.bias", "5.bias", "5.weight"]
+
+
+@pytest.mark.parametrize(
+    ("make", "make_torch"),
+    [
+        (
+            lambda m, g: optim.SGD(m, lr=0.1, momentum=0.9, weight_decay=1e-2, param_groups=g),
+            lambda t, g: t.optim.SGD(g, lr=0.1, momentum=0.9, weight_decay=1e-2),
+        ),
+        (
+            lambda m, g: optim.Adam(
+                m, lr=1e-2, weight_decay=1e-2, param_groups=[*g[:2], {**g[2], "betas": (0.5, 0.9)}]
+            ),
+            lambda t, g: t.optim.Adam(
+                [*g[:2], {**g[2], "betas": (0.5, 0.9)}], lr=1e-2, weight_decay=1e-2
+            ),  # fmt: skip
+        ),
+        (
+            lambda m, g: optim.AdamW(m, lr=1e-2, weight_decay=0.1, param_groups=g),
+            lambda t, g: t.optim.AdamW(g, lr=1e-2, weight_decay=0.1),
+        ),
+    ],
+    ids=["sgd", "adam", "adamw"],
+)
+def test_parameter_groups_match_torch(backend: BackendCase, make: Any, make_torch: Any) -> None:
+    torch = pytest.importorskip("torch")
+    batches = mnist_batches()
+    torch.manual_seed(0)
+    tnet = _torch_net(torch)
+    model = _net(1)
+    model.load_state_dict(torch_state(tnet))
+    topt = make_torch(torch, _torch_groups(tnet))
+    opt = make(model, _xpnet_groups(model))
+    assert [g["params"] for g in opt.param_groups] == [
+        ["0.weight"],
+        ["1.weight", "1.bias", "5.bias"],
+        ["5.weight"],
+    ]
+    tsched = torch.optim.lr_scheduler.StepLR(topt, step_size=2, gamma=0.5)
+    sched = optim.StepLR(opt, step_size=2, gamma=0.5)
+    for x, y in batches:
+        expected = _torch_step(torch, tnet, topt, x, y)
+        assert_close(_step(backend, model, opt, x, y), expected, rtol=1e-10)
+        tsched.step()
+        sched.step()
+        assert sched.get_last_lr() == tsched.get_last_lr()
+    for key, value in torch_state(tnet).items():
+        assert_close(model.state_dict()[key], value, rtol=1e-10, atol=1e-13)
+    _assert_matches_torch_state(opt, topt, GROUP_ORDER)
+    # The groups' options survive a state_dict round trip, scheduled learning rates too.
+    state, sched_state = _host(opt.state_dict()), json.loads(json.dumps(sched.state_dict()))
+    assert state["param_groups"] == 3 and state["group1.weight_decay"] == 0.0
+    again = make(model, _xpnet_groups(model))
+    again.load_state_dict(state)
+    sched2 = optim.StepLR(again, step_size=2, gamma=0.5)
+    sched2.load_state_dict(sched_state)
+    assert [g["lr"] for g in again.param_groups] == [g["lr"] for g in opt.param_groups]
+    assert again.param_groups[2].get("beta1", None) == opt.param_groups[2].get("beta1", None)
+
+
+def test_parameters_in_no_group_stay_and_options_are_checked(backend: BackendCase) -> None:
+    model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.ReLU(), nn.Linear(4, 2, rng=1))
+    opt = optim.SGD(model, lr=0.1, param_groups=[{"params": model[2]}])
+    before = to_numpy(model[0].weight).copy()
+    x = backend.asarray(np.ones((2, 3)), "float32")
+    _, grads = xpnet.value_and_grad(model, F.cross_entropy, x, backend.asarray([0, 1]))
+    opt.step(grads)
+    np.testing.assert_array_equal(to_numpy(model[0].weight), before)  # in no group
+    assert set(opt.state_dict()) == {"step", "lr", "momentum", "dampening", "weight_decay",
+                                     "nesterov", "maximize"}  # fmt: skip
+    opt.lr = 0.5  # every group; reads the first group's
+    assert opt.lr == 0.5 and opt.param_groups[0]["lr"] == 0.5
+    opt.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match=r"param_groups\[0\]: lr: expected a non-negative"):
+        opt.step(grads)
+    opt.param_groups[0]["lr"] = 0.1
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: parameter '2.weight' is already"):
+        optim.SGD(model, param_groups=[{"params": model[2]}, {"params": ["2.weight"]}])
+    with pytest.raises(ValueError, match=r"param_groups\[0\]: unknown \['betas'\] for SGD"):
+        optim.SGD(model, param_groups=[{"params": model, "betas": (0.9, 0.99)}])
+    with pytest.raises(ValueError, match=r"is not part of the optimizer's model"):
+        optim.SGD(model, param_groups=[{"params": nn.Linear(1, 1, rng=0)}])
+    with pytest.raises(ValueError, match=r"an array of shape \(4,\) is not a parameter"):
+        optim.SGD(model, param_groups=[{"params": [xpnet.asarray(np.zeros(4))]}])
+    with pytest.raises(ValueError, match="'nothing' is not a trainable parameter"):
+        optim.SGD(model, param_groups=[{"params": ["nothing"]}])
+    with pytest.raises(TypeError, match=r"param_groups\[0\]: expected a dict with a 'params'"):
+        optim.SGD(model, param_groups=[model[0].parameters()])  # type: ignore[list-item]
+    two = optim.SGD(model, param_groups=[{"params": model[0]}, {"params": model[2]}])
+    with pytest.raises(ValueError, match="has 1 parameter groups, this optimizer has 2"):
+        two.load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match="'maximize': expected True or False, got 'false'"):
+        opt.load_state_dict({**_host(opt.state_dict()), "maximize": "false"})
+    with pytest.raises(ValueError, match="lr: expected a non-negative number, got nan"):
+        optim.Adam(model, lr=float("nan"))

@@ -128,6 +128,27 @@ class Communicator:
         if self._mpi is not None and self.size > 1:
             self._mpi.Barrier()
 
+    # What xpnet.fit and xpnet.evaluate call on the communicator they are handed (their
+    # DataParallel protocol): the training loop never imports this package.
+
+    def shard(self, loader: Any) -> Any:
+        """This process's share of every batch of ``loader`` (a :class:`ShardedLoader`)."""
+        from ._shard import ShardedLoader
+
+        return loader if isinstance(loader, ShardedLoader) else ShardedLoader(loader, self)
+
+    def train_step(self, model: Any, optimizer: Any, loss_fn: Any) -> Any:
+        """A :class:`DistributedStep`: one allreduce of gradients, loss and counts a step."""
+        from ._step import DistributedStep
+
+        return DistributedStep(model, optimizer, loss_fn, self)
+
+    def broadcast_parameters(self, model: Any) -> None:
+        """Give every process rank 0's parameters and buffers."""
+        from ._sync import broadcast_parameters
+
+        broadcast_parameters(model, self)
+
 
 def init() -> Communicator:
     """Join the job this process was started in.

@@ -86,12 +86,17 @@ class DistributedOptimizer:
 
     @property
     def lr(self) -> float:
-        """The wrapped optimizer's learning rate (settable, e.g. by a scheduler)."""
-        return self.optimizer.lr
+        """The wrapped optimizer's learning rate (settable: every group's)."""
+        return float(self.optimizer.lr)
 
     @lr.setter
     def lr(self, value: float) -> None:
         self.optimizer.lr = value
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The wrapped optimizer's parameter groups (what schedulers set)."""
+        return self.optimizer.param_groups
 
     def state_dict(self) -> dict[str, Any]:
         """The wrapped optimizer's state (the same on every process)."""

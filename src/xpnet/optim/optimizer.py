@@ -7,16 +7,19 @@ gradients and state are each one flat buffer, so a step costs a fixed number of 
 whatever the number of tensors. The model's parameters are views of the flat parameter
 buffer, so the next step reuses it without copying.
 
-A group is the parameters that share a namespace, device, dtype, step count and set of
-state arrays: normally one group for a whole model. Parameters that were frozen for some
-steps (absent from ``grads``) have fewer steps and form their own group until they catch up
-in the checkpoint's sense (torch counts steps per parameter too).
+Two kinds of group, as in torch: the *parameter groups* a user asks for
+(:attr:`Optimizer.param_groups`, each with its own options: a lower learning rate for a
+backbone, no weight decay on biases), and inside each, the *flat groups* updated together:
+the parameters that share a namespace, device, dtype, step count and set of state arrays,
+normally one per parameter group. Parameters that were frozen for some steps (absent from
+``grads``) have fewer steps and form their own flat group until they catch up in the
+checkpoint's sense (torch counts steps per parameter too).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +33,7 @@ __all__ = ["Optimizer", "ParamGroup", "flatten"]
 
 def non_negative(name: str, value: float) -> float:
     """``value`` as a float, or ``ValueError`` naming ``name`` if it is negative."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
         raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
     return float(value)
 
@@ -42,6 +45,21 @@ def _on_host_then_like(value: Any, param: Any) -> Any:
     if not host.flags.writeable:  # e.g. from JAX; torch warns when wrapping those
         host = host.copy()
     return xp.asarray(host, dtype=param.dtype, device=array_api_compat.device(param))
+
+
+def _saved_option(value: Any, current: Any, key: str) -> Any:
+    """An option read back from a state dict, of the kind the option is (a flag stays a
+    flag, a number a number): a string "false" must not become True."""
+    if not isinstance(value, bool | int | float):
+        host = backends.to_numpy(value)
+        value = host.item() if host.ndim == 0 else value
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"optimizer state {key!r}: expected True or False, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"optimizer state {key!r}: expected a number, got {value!r}")
+    return type(current)(value)
 
 
 def flatten(xp: Any, arrays: list[Any]) -> Any:
@@ -70,6 +88,8 @@ class ParamGroup:
         The flat parameter buffer whose views the model holds (``None`` when unknown).
     views : tuple
         The arrays the group last set on the model (to recognise them next step).
+    index : int
+        The parameter group (:attr:`Optimizer.param_groups`) whose options apply.
     """
 
     names: tuple[str, ...]
@@ -79,15 +99,18 @@ class ParamGroup:
     state: dict[str, Any] = field(default_factory=dict)
     flat: Any = None
     views: tuple[Any, ...] = ()
+    index: int = 0
 
     @classmethod
-    def of(cls, names: list[str], params: Mapping[str, Any], step: int) -> ParamGroup:
+    def of(
+        cls, names: list[str], params: Mapping[str, Any], step: int, index: int = 0
+    ) -> ParamGroup:
         """A group of ``names`` (shapes taken from ``params``) with no state yet."""
         shapes = tuple(tuple(int(n) for n in params[name].shape) for name in names)
         bounds = [0]
         for shape in shapes:
             bounds.append(bounds[-1] + math.prod(shape))
-        return cls(tuple(names), shapes, tuple(bounds), step)
+        return cls(tuple(names), shapes, tuple(bounds), step, index=index)
 
     def split(self, xp: Any, flat: Any) -> list[Any]:
         """``flat`` cut back into one array per parameter (views where the library has
@@ -109,62 +132,228 @@ class ParamGroup:
         return flatten(xp, current)
 
 
-class Optimizer:
-    """Base class: holds the model, the learning rate and the parameter groups.
+def _member_names(model: Module, spec: Any, where: str) -> list[str]:
+    """The qualified names of the parameters ``spec`` stands for: a sub-module of
+    ``model`` (or ``model``), a name, an array of the model, a ``(name, array)`` pair, or
+    an iterable of these (``model.backbone.parameters()``, a filtered
+    ``named_parameters()``)."""
+    named = list(model.named_parameters())
+    if isinstance(spec, Module):
+        for path, module in model.named_modules():
+            if module is spec:
+                return [n for n, _ in module.named_parameters(prefix=path)]
+        raise ValueError(f"{where}: the module given is not part of the optimizer's model")
+    items = [spec] if isinstance(spec, str) or array_api_compat.is_array_api_obj(spec) else spec
+    if isinstance(items, Mapping):
+        items = list(items.items())
+    names: list[str] = []
+    by_name = dict(named)
+    for item in items:
+        if isinstance(item, Module):
+            names.extend(_member_names(model, item, where))
+        elif isinstance(item, str):
+            if item not in by_name:
+                raise ValueError(f"{where}: {item!r} is not a trainable parameter of the model")
+            names.append(item)
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            names.extend(_member_names(model, item[0], where))
+        else:
+            found = [n for n, value in named if value is item]
+            if not found:
+                raise ValueError(
+                    f"{where}: an array of shape {tuple(getattr(item, 'shape', ()))} is not a "
+                    "parameter of the model (arrays are matched by identity: take them from "
+                    "model.parameters() just before building the optimizer)"
+                )
+            names.append(found[0])
+    return names
 
-    Subclasses list their per-parameter state arrays in :attr:`slots` and implement
+
+class Optimizer:
+    """Base class: holds the model, the parameter groups and their flat state.
+
+    Subclasses list their per-parameter state arrays in :attr:`slots`, pass their default
+    options to ``__init__`` and implement :meth:`_check` (validating one group's options),
     :meth:`_update` (the rule, on flat buffers) and :meth:`_scalars` (the numbers of one
     update that change from step to step, computed on the host).
+
+    Parameters
+    ----------
+    model : Module
+        The model whose parameters are updated.
+    lr : float
+        The default learning rate.
+    param_groups : list of dict, optional
+        torch's parameter groups: each a dict with ``"params"`` (a sub-module of
+        ``model``, parameter names, arrays from ``model.parameters()``, ``(name, array)``
+        pairs from ``model.named_parameters()``, or an iterable of these) and any options
+        of the optimizer that differ from its defaults. Only the parameters listed are
+        updated (as in torch); each may be listed once. Default: one group holding every
+        parameter.
+    **defaults
+        The rule's other options.
+
+    Attributes
+    ----------
+    param_groups : list of dict
+        One dict per group: ``"params"`` (the qualified parameter names) and every option.
+        Change an option there (``group["lr"] = 0.01``) to change it from the next step;
+        ``optimizer.lr = value`` (or any other option) sets it in every group, and
+        ``optimizer.lr`` reads the first group's.
+    defaults : dict
+        The options a group gets unless it says otherwise.
     """
 
     #: Names of the per-parameter state arrays, in checkpoint order.
     slots: tuple[str, ...] = ()
 
-    def __init__(self, model: Module, lr: float) -> None:
+    def __init__(
+        self,
+        model: Module,
+        lr: float,
+        param_groups: Iterable[Mapping[str, Any]] | None = None,
+        **defaults: Any,
+    ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"model: expected an xpnet Module, got {type(model).__name__}")
-        self.model = model
-        self.lr = non_negative("lr", lr)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "defaults", self._check({"lr": lr, **defaults}, ""))
+        object.__setattr__(self, "param_groups", self._build_groups(param_groups))
         #: Number of :meth:`step` calls.
         self.step_count = 0
         self._groups: list[ParamGroup] = []
         # Per-parameter (step, state) loaded from a state_dict or left by a dissolved group.
         self._loose: dict[str, tuple[int, dict[str, Any]]] = {}
 
+    def _build_groups(
+        self, param_groups: Iterable[Mapping[str, Any]] | None
+    ) -> list[dict[str, Any]]:
+        if param_groups is None:
+            return [{"params": [n for n, _ in self.model.named_parameters()], **self.defaults}]
+        if isinstance(param_groups, Mapping) or isinstance(param_groups, str):
+            raise TypeError("param_groups: expected a list of dicts, one per group")
+        groups: list[dict[str, Any]] = []
+        owner: dict[str, int] = {}
+        for index, given in enumerate(param_groups):
+            where = f"param_groups[{index}]"
+            if not isinstance(given, Mapping) or "params" not in given:
+                raise TypeError(f"{where}: expected a dict with a 'params' entry")
+            names = _member_names(self.model, given["params"], f"{where}['params']")
+            for name in names:
+                if name in owner:
+                    raise ValueError(
+                        f"{where}: parameter {name!r} is already in param_groups[{owner[name]}]; "
+                        "a parameter may be in one group only"
+                    )
+                owner[name] = index
+            options = {k: v for k, v in given.items() if k != "params"}
+            checked = self._check({**self.defaults, **options}, f"{where}: ")
+            groups.append({"params": names, **checked})
+        if not groups:
+            raise ValueError("param_groups: expected at least one group")
+        return groups
+
+    # -- options ----------------------------------------------------------------------------
+
+    def _check(self, options: dict[str, Any], where: str) -> dict[str, Any]:
+        """One group's options, validated (``where`` prefixes errors, e.g. ``"param_groups[1]: "``): the base
+        checks the learning rate; subclasses check the rest and normalise names."""
+        unknown = set(options) - {"lr", *self._option_names()}
+        if unknown:
+            raise ValueError(
+                f"{where or 'options: '}unknown {sorted(unknown)} for {type(self).__name__} "
+                f"(it takes {', '.join(['lr', *self._option_names()])})"
+            )
+        checked = dict(options)
+        checked["lr"] = non_negative(f"{where}lr", options["lr"])
+        return checked
+
+    def _option_names(self) -> tuple[str, ...]:
+        """The rule's options besides ``lr``."""
+        return ()
+
+    def options(self, index: int = 0) -> dict[str, Any]:
+        """Group ``index``'s options (validated: a changed option is checked when used)."""
+        group = self.param_groups[index]
+        return self._check({k: v for k, v in group.items() if k != "params"},
+                           f"param_groups[{index}]: ")  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:
+        defaults = self.__dict__.get("defaults")
+        if defaults is not None and name in defaults:
+            return self.__dict__["param_groups"][0][name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        defaults = self.__dict__.get("defaults")
+        if defaults is not None and name in defaults:
+            for index, group in enumerate(self.param_groups):
+                options = {k: v for k, v in group.items() if k != "params"}
+                options[name] = value
+                group[name] = self._check(options, f"param_groups[{index}]: ")[name]
+            return
+        object.__setattr__(self, name, value)
+
+    def settings(self) -> tuple[tuple[tuple[str, Any], ...], ...]:
+        """Every group's options but the learning rate (which changes from step to step):
+        what a compiled step bakes in, so a change means compiling again."""
+        return tuple(
+            tuple(sorted((k, v) for k, v in self.options(i).items() if k != "lr"))
+            for i in range(len(self.param_groups))
+        )
+
     # -- the rule ---------------------------------------------------------------------------
 
-    def _scalars(self, step: int) -> dict[str, float]:
+    def _scalars(self, step: int, options: Mapping[str, Any]) -> dict[str, float]:
         """The numbers of the update of a group at its ``step``-th update that change from
         step to step (learning rate, bias corrections): Python floats here, 0-d arrays in a
         compiled step."""
-        return {"lr": self.lr}
+        return {"lr": options["lr"]}
 
     def _update(
-        self, param: Any, grad: Any, state: dict[str, Any], scalars: Mapping[str, Any]
+        self,
+        param: Any,
+        grad: Any,
+        state: dict[str, Any],
+        scalars: Mapping[str, Any],
+        options: Mapping[str, Any],
     ) -> Any:
         """The new flat parameters; writes the new state arrays into ``state`` (arrays are
         replaced, never modified)."""
         raise NotImplementedError
 
-    def update(
-        self, param: Any, grad: Any, state: dict[str, Any], scalars: Mapping[str, Any]
-    ) -> Any:
-        """One update of a group's flat buffers: the new parameters; the new state arrays
-        are written into ``state``. Pure (no host reads, no in-place writes), so compiled
-        steps (:func:`xpnet.compile_step`) trace it."""
-        return self._update(param, grad, state, scalars)
-
-    def initial_state(self, param: Any) -> dict[str, Any]:
-        """State arrays for a group's flat parameters ``param`` that update exactly as no
-        state does, for compilers that need the state's layout fixed from the first step
-        (none where the rule's first step differs, as SGD's momentum does)."""
+    def _initial_state(self, param: Any, options: Mapping[str, Any]) -> dict[str, Any]:
         return {}
 
-    def scalars(self, step: int) -> dict[str, float]:
-        """The numbers of a group's ``step``-th update that change between steps."""
-        return self._scalars(step)
+    def update(
+        self,
+        param: Any,
+        grad: Any,
+        state: dict[str, Any],
+        scalars: Mapping[str, Any],
+        index: int = 0,
+    ) -> Any:
+        """One update of a flat group's buffers, with the options of parameter group
+        ``index``: the new parameters; the new state arrays are written into ``state``.
+        Pure (no host reads, no in-place writes), so compiled steps
+        (:func:`xpnet.compile_step`) trace it."""
+        return self._update(param, grad, state, scalars, self.options(index))
+
+    def initial_state(self, param: Any, index: int = 0) -> dict[str, Any]:
+        """State arrays for a flat group's parameters ``param`` that update exactly as no
+        state does, for compilers that need the state's layout fixed from the first step
+        (none where the rule's first step differs, as SGD's momentum does)."""
+        return self._initial_state(param, self.options(index))
+
+    def scalars(self, step: int, index: int = 0) -> dict[str, float]:
+        """The numbers of a flat group's ``step``-th update that change between steps."""
+        return self._scalars(step, self.options(index))
 
     # -- groups -----------------------------------------------------------------------------
+
+    def group_of(self) -> dict[str, int]:
+        """Each optimized parameter's group index."""
+        return {name: i for i, group in enumerate(self.param_groups) for name in group["params"]}
 
     def _param_states(self, groups: list[ParamGroup]) -> dict[str, tuple[int, dict[str, Any]]]:
         """Each parameter's step count and state arrays (views into its group's buffers)."""
@@ -181,9 +370,11 @@ class Optimizer:
         return {**self._loose, **self._param_states(self._groups)}
 
     def groups_for(self, names: list[str]) -> list[ParamGroup]:
-        """The groups that update ``names`` together, formed anew where the parameters'
-        step counts, state slots or arrays' kinds changed."""
+        """The flat groups that update ``names`` (those of them in a parameter group)
+        together, formed anew where the parameters' group, step counts, state slots or
+        arrays' kinds changed."""
         params = dict(self.model.named_parameters())
+        owner = self.group_of()
         kinds = {
             name: (group.step, tuple(sorted(group.state)))
             for group in self._groups
@@ -191,6 +382,8 @@ class Optimizer:
         }
         keys: dict[tuple[Any, ...], list[str]] = {}
         for name in names:
+            if name not in owner:
+                continue  # in no parameter group: not optimized (torch's rule)
             param = params[name]
             if name in kinds:
                 step, slots = kinds[name]
@@ -198,6 +391,7 @@ class Optimizer:
                 step, state = self._loose.get(name, (0, {}))
                 slots = tuple(sorted(state))
             key = (
+                owner[name],
                 array_api_compat.array_namespace(param),
                 str(array_api_compat.device(param)),
                 str(param.dtype),
@@ -205,17 +399,19 @@ class Optimizer:
                 slots,
             )
             keys.setdefault(key, []).append(name)
-        wanted = [(tuple(members), key[3]) for key, members in keys.items()]
-        kept = {g.names: g for g in self._groups if g.names in {m for m, _ in wanted}}
+        wanted = [(tuple(members), key[4], key[0]) for key, members in keys.items()]
+        kept = {
+            g.names: g for g in self._groups if (g.names, g.index) in {(m, i) for m, _, i in wanted}
+        }
         dissolved = [g for g in self._groups if g.names not in kept]
         if dissolved:  # their parameters' state goes loose until regrouped
             self._loose.update(self._param_states(dissolved))
         self._groups = list(kept.values())
         result = []
-        for members, step in wanted:
+        for members, step, index in wanted:
             group = kept.get(members)
             if group is None:
-                group = ParamGroup.of(list(members), params, step)
+                group = ParamGroup.of(list(members), params, step, index)
                 pieces = [self._loose.pop(name, (0, {}))[1] for name in members]
                 for slot, first in pieces[0].items():
                     xp = array_api_compat.array_namespace(first)
@@ -266,17 +462,19 @@ class Optimizer:
         return params
 
     def step(self, grads: Mapping[str, Any]) -> None:
-        """Update every parameter that has a gradient in ``grads``.
+        """Update every parameter of a parameter group that has a gradient in ``grads``.
 
         Parameters missing from ``grads`` (frozen ones, say) are left alone, and their
-        state does not advance, as in torch when a parameter's ``.grad`` is ``None``.
+        state does not advance, as in torch when a parameter's ``.grad`` is ``None``; so
+        are parameters in no parameter group.
 
         Raises
         ------
         KeyError
             If ``grads`` names something that is not a trainable parameter.
         ValueError
-            If a gradient's shape differs from its parameter's.
+            If a gradient's shape differs from its parameter's, or an option set in
+            ``param_groups`` is out of range.
         """
         params = self._check_grads(grads)
         self.step_count += 1
@@ -287,7 +485,8 @@ class Optimizer:
             self.follow(group, flat_param)
             flat_grad = flatten(xp, [grads[name] for name in group.names])
             group.step += 1
-            new = self.update(flat_param, flat_grad, group.state, self.scalars(group.step))
+            numbers = self.scalars(group.step, group.index)
+            new = self.update(flat_param, flat_grad, group.state, numbers, group.index)
             self.assign(group, xp, new)
 
     def assign(self, group: ParamGroup, xp: Any, flat: Any) -> None:
@@ -309,17 +508,24 @@ class Optimizer:
                 found[name] = {**slots, "step": step} if "step" in self.slots else dict(slots)
         return found
 
-    def hyperparameters(self) -> dict[str, float | bool]:
-        """The settings that define the update rule (saved in checkpoints)."""
-        return {"lr": self.lr}
+    def hyperparameters(self, index: int = 0) -> dict[str, float | bool]:
+        """The options of parameter group ``index`` as checkpoint scalars."""
+        return dict(self.options(index))
 
     def state_dict(self) -> dict[str, Any]:
-        """Flat mapping: ``"step"``, the hyperparameters, ``"state.<param>.<slot>"`` entries.
+        """Flat mapping: ``"step"``, the first group's options (``"lr"``, ...), the other
+        groups' as ``"group<i>.<option>"`` (with ``"param_groups"``, their number), and
+        ``"state.<param>.<slot>"`` entries.
 
         Values are Python scalars or arrays (on the parameters' backend), which is what
         :func:`xpnet.train.save_checkpoint` stores.
         """
-        flat: dict[str, Any] = {"step": self.step_count, **self.hyperparameters()}
+        flat: dict[str, Any] = {"step": self.step_count, **self.hyperparameters(0)}
+        if len(self.param_groups) > 1:
+            flat["param_groups"] = len(self.param_groups)
+            for index in range(1, len(self.param_groups)):
+                for key, value in self.hyperparameters(index).items():
+                    flat[f"group{index}.{key}"] = value
         states = self._all_states()
         for name, _ in self.model.named_parameters():
             step, state = states.get(name, (0, {}))
@@ -339,8 +545,9 @@ class Optimizer:
         if not loaded and not (isinstance(step_count, int | float) and step_count > 0):
             return  # a fresh optimizer's state
         gaps = []
-        for name, param in self.model.named_parameters():
-            needed = set(self.initial_state(param))
+        params = dict(self.model.named_parameters())
+        for name, index in self.group_of().items():
+            needed = set(self.initial_state(params[name], index))
             if "step" in self.slots and needed:
                 needed.add("step")
             _, state = loaded.get(name, (0, {}))
@@ -354,6 +561,24 @@ class Optimizer:
                 "zero-fill them and not continue the run that was saved"
             )
 
+    def _loaded_options(self, flat: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Each group's options from ``flat``, converted and checked."""
+        count = flat.get("param_groups", 1)
+        if not isinstance(count, int | float) or int(count) != len(self.param_groups):
+            raise ValueError(
+                f"optimizer state has {count!r} parameter groups, this optimizer has "
+                f"{len(self.param_groups)}; build it with the same param_groups"
+            )
+        found = []
+        for index, group in enumerate(self.param_groups):
+            prefix = "" if index == 0 else f"group{index}."
+            options = {k: v for k, v in group.items() if k != "params"}
+            for key, current in list(options.items()):
+                if prefix + key in flat:
+                    options[key] = _saved_option(flat[prefix + key], current, prefix + key)
+            found.append(self._check(options, f"optimizer state, param_groups[{index}]: "))
+        return found
+
     def load_state_dict(self, flat: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (arrays may come from the host).
 
@@ -362,10 +587,12 @@ class Optimizer:
         KeyError
             If the state names a parameter the model lacks or an unknown slot.
         ValueError
-            If a state array's shape differs from its parameter's, or a state that has
-            taken steps lacks a slot of some parameter (it would be zero-filled).
+            If a state array's shape differs from its parameter's, a state that has taken
+            steps lacks a slot of some parameter (it would be zero-filled), the number of
+            parameter groups differs, or a saved option is out of range.
         """
         params = dict(self.model.named_parameters())
+        options = self._loaded_options(flat)
         loaded: dict[str, tuple[int, dict[str, Any]]] = {}
         for key, value in flat.items():
             if not key.startswith("state."):
@@ -390,6 +617,10 @@ class Optimizer:
         self._check_complete(flat, loaded)
         self._groups, self._loose = [], loaded
         self.step_count = int(flat.get("step", 0))
-        for key, current in self.hyperparameters().items():
-            if key in flat:
-                setattr(self, key, type(current)(backends.to_numpy(flat[key])))
+        for group, chosen in zip(self.param_groups, options, strict=True):
+            group.update(chosen)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        groups = f", {len(self.param_groups)} param_groups" if len(self.param_groups) > 1 else ""
+        return f"{type(self).__name__}({shown}{groups})"

@@ -8,7 +8,7 @@ one to gather the gradients).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import array_api_compat
@@ -23,6 +23,18 @@ def _probability(name: str, value: float) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name}: expected a value in [0, 1), got {value!r}")
     return float(value)
+
+
+def _real(name: str, value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | int) or value not in (0, 1):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
 
 
 def _lerp(start: Any, end: Any, weight: float) -> Any:
@@ -42,6 +54,9 @@ class SGD(Optimizer):
         b = g (first step), else momentum * b + (1 - dampening) * g
         g = g + momentum * b if nesterov else b      (when momentum != 0)
         p = p - lr * g
+
+    ``param_groups`` gives groups of parameters options of their own (see
+    :class:`~xpnet.optim.Optimizer`).
     """
 
     slots = ("momentum_buffer",)
@@ -56,41 +71,56 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        param_groups: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
-        super().__init__(model, lr)
-        self.momentum = non_negative("momentum", momentum)
-        self.dampening = float(dampening)
-        self.weight_decay = non_negative("weight_decay", weight_decay)
-        self.nesterov = bool(nesterov)
-        self.maximize = bool(maximize)
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError("nesterov: needs momentum > 0 and dampening == 0 (as in torch)")
+        super().__init__(
+            model,
+            lr,
+            param_groups,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
 
-    def hyperparameters(self) -> dict[str, float | bool]:
-        return {
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "dampening": self.dampening,
-            "weight_decay": self.weight_decay,
-            "nesterov": self.nesterov,
-            "maximize": self.maximize,
-        }
+    def _option_names(self) -> tuple[str, ...]:
+        return ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+    def _check(self, options: dict[str, Any], where: str) -> dict[str, Any]:
+        checked = super()._check(options, where)
+        checked["momentum"] = non_negative(f"{where}momentum", checked["momentum"])
+        checked["dampening"] = _real(f"{where}dampening", checked["dampening"])
+        checked["weight_decay"] = non_negative(f"{where}weight_decay", checked["weight_decay"])
+        checked["nesterov"] = _flag(f"{where}nesterov", checked["nesterov"])
+        checked["maximize"] = _flag(f"{where}maximize", checked["maximize"])
+        if checked["nesterov"] and (checked["momentum"] <= 0 or checked["dampening"] != 0):
+            raise ValueError(
+                f"{where}nesterov: needs momentum > 0 and dampening == 0 (as in torch)"
+            )
+        return checked
 
     def _update(
-        self, param: Any, grad: Any, state: dict[str, Any], scalars: Mapping[str, Any]
+        self,
+        param: Any,
+        grad: Any,
+        state: dict[str, Any],
+        scalars: Mapping[str, Any],
+        options: Mapping[str, Any],
     ) -> Any:
-        if self.maximize:
+        if options["maximize"]:
             grad = -grad
-        if self.weight_decay:
-            grad = grad + self.weight_decay * param
-        if self.momentum:
+        if options["weight_decay"]:
+            grad = grad + options["weight_decay"] * param
+        momentum = options["momentum"]
+        if momentum:
             buffer = state.get("momentum_buffer")
             if buffer is None:
                 buffer = grad
             else:
-                buffer = self.momentum * buffer + (1.0 - self.dampening) * grad
+                buffer = momentum * buffer + (1.0 - options["dampening"]) * grad
             state["momentum_buffer"] = buffer
-            grad = grad + self.momentum * buffer if self.nesterov else buffer
+            grad = grad + momentum * buffer if options["nesterov"] else buffer
         return param - scalars["lr"] * grad
 
 
@@ -103,6 +133,9 @@ class Adam(Optimizer):
 
     The bias corrections are computed on the host in double precision, as torch does
     when it is not capturing a CUDA graph, and enter the update as scalars.
+
+    ``param_groups`` gives groups of parameters options of their own (see
+    :class:`~xpnet.optim.Optimizer`); a group may give ``betas`` as torch does.
     """
 
     slots = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -117,68 +150,87 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        param_groups: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
-        super().__init__(model, lr)
-        if not isinstance(betas, tuple | list) or len(betas) != 2:
-            raise ValueError(f"betas: expected a pair of floats, got {betas!r}")
-        self.beta1 = _probability("betas[0]", betas[0])
-        self.beta2 = _probability("betas[1]", betas[1])
-        self.eps = non_negative("eps", eps)
-        self.weight_decay = non_negative("weight_decay", weight_decay)
-        self.amsgrad = bool(amsgrad)
-        self.maximize = bool(maximize)
+        super().__init__(
+            model,
+            lr,
+            param_groups,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
 
-    def hyperparameters(self) -> dict[str, float | bool]:
-        return {
-            "lr": self.lr,
-            "beta1": self.beta1,
-            "beta2": self.beta2,
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-            "amsgrad": self.amsgrad,
-            "maximize": self.maximize,
-        }
+    def _option_names(self) -> tuple[str, ...]:
+        return ("beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize")
 
-    def _decay(self, param: Any, grad: Any, scalars: Mapping[str, Any]) -> tuple[Any, Any]:
+    def _check(self, options: dict[str, Any], where: str) -> dict[str, Any]:
+        options = dict(options)
+        if "betas" in options:  # torch's form: one pair
+            betas = options.pop("betas")
+            if not isinstance(betas, tuple | list) or len(betas) != 2:
+                raise ValueError(f"{where}betas: expected a pair of floats, got {betas!r}")
+            options["beta1"], options["beta2"] = betas
+        checked = super()._check(options, where)
+        checked["beta1"] = _probability(f"{where}betas[0]", checked["beta1"])
+        checked["beta2"] = _probability(f"{where}betas[1]", checked["beta2"])
+        checked["eps"] = non_negative(f"{where}eps", checked["eps"])
+        checked["weight_decay"] = non_negative(f"{where}weight_decay", checked["weight_decay"])
+        checked["amsgrad"] = _flag(f"{where}amsgrad", checked["amsgrad"])
+        checked["maximize"] = _flag(f"{where}maximize", checked["maximize"])
+        return checked
+
+    def _decay(
+        self, param: Any, grad: Any, scalars: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> tuple[Any, Any]:
         """L2 regularisation folded into the gradient (Adam); AdamW overrides this."""
-        if self.weight_decay:
-            grad = grad + self.weight_decay * param
+        if options["weight_decay"]:
+            grad = grad + options["weight_decay"] * param
         return param, grad
 
-    def _scalars(self, step: int) -> dict[str, float]:
+    def _scalars(self, step: int, options: Mapping[str, Any]) -> dict[str, float]:
         # On the host in double precision, as torch computes them (capturable=False).
+        lr = options["lr"]
         return {
-            "lr": self.lr,
-            "step_size": self.lr / (1.0 - self.beta1**step),
-            "bias_correction2_sqrt": math.sqrt(1.0 - self.beta2**step),
+            "lr": lr,
+            "step_size": lr / (1.0 - options["beta1"] ** step),
+            "bias_correction2_sqrt": math.sqrt(1.0 - options["beta2"] ** step),
         }
 
-    def initial_state(self, param: Any) -> dict[str, Any]:
+    def _initial_state(self, param: Any, options: Mapping[str, Any]) -> dict[str, Any]:
         # Zero moments are what the first step starts from (and max(0, v) = v for AMSGrad).
         xp = array_api_compat.array_namespace(param)
-        slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.amsgrad else self.slots[1:3]
+        slots = self.slots[1:] if options["amsgrad"] else self.slots[1:3]
         return {slot: xp.zeros_like(param) for slot in slots}
 
     def _update(
-        self, param: Any, grad: Any, state: dict[str, Any], scalars: Mapping[str, Any]
+        self,
+        param: Any,
+        grad: Any,
+        state: dict[str, Any],
+        scalars: Mapping[str, Any],
+        options: Mapping[str, Any],
     ) -> Any:
         xp = array_api_compat.array_namespace(param)
-        if self.maximize:
+        beta1, beta2 = options["beta1"], options["beta2"]
+        if options["maximize"]:
             grad = -grad
-        param, grad = self._decay(param, grad, scalars)
+        param, grad = self._decay(param, grad, scalars, options)
         exp_avg = state.get("exp_avg")
         exp_avg_sq = state.get("exp_avg_sq")
         if exp_avg is None or exp_avg_sq is None:
             exp_avg, exp_avg_sq = xp.zeros_like(param), xp.zeros_like(param)
-        exp_avg = _lerp(exp_avg, grad, 1.0 - self.beta1)
-        exp_avg_sq = self.beta2 * exp_avg_sq + (1.0 - self.beta2) * (grad * grad)
+        exp_avg = _lerp(exp_avg, grad, 1.0 - beta1)
+        exp_avg_sq = beta2 * exp_avg_sq + (1.0 - beta2) * (grad * grad)
         state["exp_avg"], state["exp_avg_sq"] = exp_avg, exp_avg_sq
         second = exp_avg_sq
-        if self.amsgrad:
+        if options["amsgrad"]:
             previous = state.get("max_exp_avg_sq")
             second = exp_avg_sq if previous is None else xp.maximum(previous, exp_avg_sq)
             state["max_exp_avg_sq"] = second
-        denominator = xp.sqrt(second) / scalars["bias_correction2_sqrt"] + self.eps
+        denominator = xp.sqrt(second) / scalars["bias_correction2_sqrt"] + options["eps"]
         return param - scalars["step_size"] * (exp_avg / denominator)
 
 
@@ -196,13 +248,28 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        param_groups: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
-        super().__init__(model, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+        super().__init__(
+            model,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            param_groups=param_groups,
+        )
 
-    def _decay(self, param: Any, grad: Any, scalars: Mapping[str, Any]) -> tuple[Any, Any]:
-        if self.weight_decay:
+    def _decay(
+        self, param: Any, grad: Any, scalars: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> tuple[Any, Any]:
+        if options["weight_decay"]:
             param = param * scalars["decay"]
         return param, grad
 
-    def _scalars(self, step: int) -> dict[str, float]:
-        return {**super()._scalars(step), "decay": 1.0 - self.lr * self.weight_decay}
+    def _scalars(self, step: int, options: Mapping[str, Any]) -> dict[str, float]:
+        return {
+            **super()._scalars(step, options),
+            "decay": 1.0 - options["lr"] * options["weight_decay"],
+        }

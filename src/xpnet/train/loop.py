@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +21,7 @@ from ..nn import Module
 from ..nn.grad import loss_output_and_grads
 from ..optim import LRScheduler, Optimizer
 from ._guard import held_checkpoint
-
-if TYPE_CHECKING:
-    from ..distributed import Communicator, DistributedOptimizer, ShardedLoader
+from ._parallel import DataParallel, fit_data_parallel, unwrap_optimizer
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -80,7 +78,7 @@ def evaluate(
     loss_fn: Callable[..., Any] = F.cross_entropy,
     progress: bool = False,
     compile: bool = False,
-    comm: Communicator | None = None,
+    comm: DataParallel | None = None,
 ) -> dict[str, float]:
     """Average loss and accuracy of ``model`` (in inference mode) over ``loader``.
 
@@ -115,10 +113,7 @@ def evaluate(
     The batches' sums stay on the device and are read once, at the end.
     """
     if comm is not None and comm.size > 1:
-        from ..distributed import ShardedLoader
-
-        if not isinstance(loader, ShardedLoader):
-            loader = ShardedLoader(loader, comm)  # type: ignore[assignment]
+        loader = comm.shard(loader)
     was_training = model.training
     model.eval()
     batch_sums = compile_evaluation(model, loss_fn) if compile else None
@@ -184,22 +179,9 @@ def _restore_rngs(path: Path, model: Module, states: dict[str, Any]) -> None:
         generators[key].bit_generator.state = state
 
 
-def _unwrap_distributed(
-    optimizer: Any, comm: Communicator | None
-) -> tuple[Optimizer, Communicator | None]:
-    """A DistributedOptimizer given to ``fit`` as its optimizer and its communicator."""
-    from ..distributed._optimizer import DistributedOptimizer
-
-    if not isinstance(optimizer, DistributedOptimizer):
-        return optimizer, comm
-    if comm is not None and comm is not optimizer.comm:
-        raise ValueError("comm: differs from the DistributedOptimizer's own; give one")
-    return optimizer.optimizer, optimizer.comm
-
-
 def fit(
     model: Module,
-    optimizer: Optimizer | DistributedOptimizer,
+    optimizer: Optimizer | Any,
     train_loader: DataLoader,
     epochs: int,
     *,
@@ -213,7 +195,7 @@ def fit(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     compile: bool = False,
-    comm: Communicator | None = None,
+    comm: DataParallel | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``epochs`` epochs.
 
@@ -289,7 +271,7 @@ def fit(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
-    optimizer, comm = _unwrap_distributed(optimizer, comm)
+    optimizer, comm = unwrap_optimizer(optimizer, comm)
     if optimizer.model is not model:
         raise ValueError("optimizer: was built for a different model")
     if loss_fn in (F.cross_entropy, F.nll_loss):
@@ -298,11 +280,9 @@ def fit(
     if resume and path is None:
         raise ValueError("resume: needs a checkpoint path")
     if comm is not None and comm.size > 1:
-        from ..distributed._fit import fit_data_parallel
-
         return fit_data_parallel(
-            model, optimizer, train_loader, epochs, loss_fn, test_loader, scheduler, path,
-            resume, overwrite, meta, progress, log, comm,
+            _fit, model, optimizer, train_loader, epochs, loss_fn, test_loader, scheduler,
+            path, resume, overwrite, meta, progress, log, comm,
         )  # fmt: skip
     step: TrainStep = (
         compile_step(model, optimizer, loss_fn)
@@ -323,7 +303,7 @@ def _fit(
     model: Module,
     optimizer: Optimizer,
     step: TrainStep,
-    train_loader: DataLoader | ShardedLoader,
+    train_loader: DataLoader | Any,
     epochs: int,
     loss_fn: Callable[..., Any],
     test_loader: DataLoader | None,
@@ -335,7 +315,7 @@ def _fit(
     log: Callable[[str], None] | None,
     compile: bool,
     *,
-    comm: Communicator | None = None,
+    comm: DataParallel | None = None,
     write: bool = True,
 ) -> list[dict[str, float]]:
     """:func:`fit` once its arguments are checked and its checkpoint path held (``write``:
@@ -423,7 +403,7 @@ class _Totals:
 def _train_epoch(
     model: Module,
     step: TrainStep,
-    loader: DataLoader | ShardedLoader,
+    loader: DataLoader | Any,
     epoch: int,
     epochs: int,
     progress: bool,

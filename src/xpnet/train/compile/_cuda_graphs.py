@@ -37,7 +37,7 @@ from ...nn.grad import loss_output_and_grads
 from ...optim import Optimizer, ParamGroup
 from ...random import mask_source
 from . import CompileWarning
-from ._eager import EagerStep, correct_predictions
+from ._eager import EagerStep, correct_predictions, required_gradient
 from ._masks import MaskRecorder, MaskReplay, MaskSpec, draw
 
 __all__ = ["CudaGraphStep", "GraphDevice"]
@@ -148,11 +148,10 @@ class CudaGraphStep:
         self._specs: dict[tuple[Any, ...], MaskSpec] = {}
 
     def _key(self, x: Any, target: Any) -> tuple[Any, ...]:
-        settings = self.optimizer.hyperparameters()
         return (
             tuple(x.shape), str(x.dtype), tuple(target.shape), str(target.dtype),
             tuple(name for name, _ in self.model.named_parameters()),
-            tuple(sorted((k, v) for k, v in settings.items() if k != "lr")),
+            self.optimizer.settings(),
         )  # fmt: skip
 
     def run(self, x: Any, target: Any) -> tuple[Any, Any]:
@@ -201,8 +200,11 @@ class CudaGraphStep:
         static_x, static_target = device.copy(x), device.copy(target)
         masks = [xp.zeros(shape, dtype=xp.bool, device=on) for _, shape, _ in spec]
         scalars = [
-            {k: xp.zeros((), dtype=first.dtype, device=on) for k in optimizer.scalars(1)}
-            for _ in groups
+            {
+                k: xp.zeros((), dtype=first.dtype, device=on)
+                for k in optimizer.scalars(1, group.index)
+            }
+            for group in groups
         ]
         grads_flat = [xp.zeros_like(group.flat) for group in groups]
         statics = {name: device.copy(value) for name, value in model.named_buffers()}
@@ -220,9 +222,10 @@ class CudaGraphStep:
                 model.set_buffer(name, statics[name])
             for group, flat_grad, numbers in zip(groups, grads_flat, scalars, strict=True):
                 for name, view in zip(group.names, group.split(xp, flat_grad), strict=True):
-                    device.copy_into(view, grads[name])  # not concat: it would transfer
+                    # not concat: it would transfer
+                    device.copy_into(view, required_gradient(grads, name))
                 state = dict(group.state)
-                new = optimizer.update(group.flat, flat_grad, state, numbers)
+                new = optimizer.update(group.flat, flat_grad, state, numbers, group.index)
                 device.copy_into(group.flat, new)
                 for slot, value in state.items():
                     device.copy_into(group.state[slot], value)
@@ -266,7 +269,7 @@ class CudaGraphStep:
         for buffer, mask in zip(captured.masks, draw(captured.mask_spec), strict=True):
             device.upload(buffer, mask)
         for group, numbers in zip(captured.groups, captured.scalars, strict=True):
-            for key, value in optimizer.scalars(group.step + 1).items():
+            for key, value in optimizer.scalars(group.step + 1, group.index).items():
                 device.upload(numbers[key], np.asarray(value))
         device.launch(captured.graph)
         for group in captured.groups:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import array_api_compat
@@ -11,7 +11,20 @@ from ...nn import Module
 from ...nn.grad import loss_output_and_grads
 from ...optim import Optimizer
 
-__all__ = ["EagerStep", "correct_predictions", "evaluation_batch"]
+__all__ = ["EagerStep", "correct_predictions", "evaluation_batch", "required_gradient"]
+
+
+def required_gradient(grads: Mapping[str, Any], name: str) -> Any:
+    """The gradient of parameter ``name``; one the loss does not reach is an error here, as
+    the compiled update has it in its layout (an eager step leaves such a parameter
+    alone)."""
+    if name not in grads:
+        raise ValueError(
+            f"compile_step: the loss does not depend on parameter {name!r}, so it has no "
+            "gradient; a compiled step updates every parameter of its optimizer: leave it "
+            "out of the optimizer's param_groups, or train it eagerly"
+        )
+    return grads[name]
 
 
 def correct_predictions(output: Any, target: Any) -> Any:

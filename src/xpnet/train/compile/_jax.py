@@ -24,7 +24,7 @@ from ...nn.grad import loss_output_and_grads
 from ...optim import Optimizer, ParamGroup
 from ...optim.optimizer import flatten
 from ...random import mask_source
-from ._eager import correct_predictions
+from ._eager import correct_predictions, required_gradient
 from ._masks import MaskRecorder, MaskReplay, MaskSpec, draw
 
 __all__ = ["JaxEvaluation", "JaxStep", "output_shape"]
@@ -103,14 +103,15 @@ class JaxStep:
         jnp = self._jnp
         new_params: dict[str, Any] = {}
         new_states = []
-        for names, state, numbers in zip(layout, states, scalars, strict=True):
-            group = ParamGroup.of(list(names), params, 0)
+        for (index, names), state, numbers in zip(layout, states, scalars, strict=True):
+            group = ParamGroup.of(list(names), params, 0, index)
             updated = dict(state)
             flat = self.optimizer.update(
                 flatten(jnp, [params[n] for n in names]),
-                flatten(jnp, [grads[n] for n in names]),
+                flatten(jnp, [required_gradient(grads, n) for n in names]),
                 updated,
                 numbers,
+                index,
             )
             new_params.update(zip(names, group.split(jnp, flat), strict=True))
             new_states.append(updated)
@@ -128,22 +129,20 @@ class JaxStep:
         groups = optimizer.groups_for(list(params))
         for group in groups:
             optimizer.follow(group, params[group.names[0]])
-        layout = tuple(group.names for group in groups)
-        settings = tuple(
-            sorted((k, v) for k, v in optimizer.hyperparameters().items() if k != "lr")
-        )
+        layout = tuple((group.index, group.names) for group in groups)
+        settings = optimizer.settings()
         # Host 0-d arrays: jit moves them with the call (cheaper than one jnp.asarray each).
         scalars = [
             {
                 key: np.asarray(value, dtype=params[group.names[0]].dtype)
-                for key, value in optimizer.scalars(group.step + 1).items()
+                for key, value in optimizer.scalars(group.step + 1, group.index).items()
             }
             for group in groups
         ]
         for group in groups:
             if group.step == 0 and not group.state:  # one trace from the first step on
                 flat = flatten(jnp, [params[name] for name in group.names])
-                group.state = optimizer.initial_state(flat)
+                group.state = optimizer.initial_state(flat, group.index)
         arguments = (
             params,
             dict(self.model.named_buffers()),
