@@ -453,7 +453,7 @@ GROUP_ORDER = ["0.weight", "1.weight", "1.bias", "5.bias", "5.weight"]
             ),
             lambda t, g: t.optim.Adam(
                 [*g[:2], {**g[2], "betas": (0.5, 0.9)}], lr=1e-2, weight_decay=1e-2
-            ),  # fmt: skip
+            ),
         ),
         (
             lambda m, g: optim.AdamW(m, lr=1e-2, weight_decay=0.1, param_groups=g),

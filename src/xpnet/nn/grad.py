@@ -123,13 +123,15 @@ def loss_output_and_grads(
     return loss._value, primal_tree(output), grads
 
 
-def _scalar_loss(loss: Any) -> TrackedArray:
-    if type(loss) is not TrackedArray:
-        if not hasattr(loss, "shape"):
+def _scalar_loss(result: Any) -> TrackedArray:
+    if type(result) is TrackedArray:
+        loss: TrackedArray = result
+    else:
+        if not hasattr(result, "shape"):
             raise TypeError(
-                f"loss_fn: expected an array (a scalar loss), got {type(loss).__name__}"
+                f"loss_fn: expected an array (a scalar loss), got {type(result).__name__}"
             )
-        loss = constant(loss)
+        loss = constant(result)
     if loss.ndim != 0:
         raise ValueError(
             f"loss_fn: expected a scalar (0-d) loss, got shape {tuple(loss.shape)}; use "

@@ -207,6 +207,10 @@ class Optimizer:
     #: Names of the per-parameter state arrays, in checkpoint order.
     slots: tuple[str, ...] = ()
 
+    model: Module
+    defaults: dict[str, Any]
+    param_groups: list[dict[str, Any]]
+
     def __init__(
         self,
         model: Module,
@@ -230,7 +234,7 @@ class Optimizer:
     ) -> list[dict[str, Any]]:
         if param_groups is None:
             return [{"params": [n for n, _ in self.model.named_parameters()], **self.defaults}]
-        if isinstance(param_groups, Mapping) or isinstance(param_groups, str):
+        if isinstance(param_groups, Mapping | str):
             raise TypeError("param_groups: expected a list of dicts, one per group")
         groups: list[dict[str, Any]] = []
         owner: dict[str, int] = {}
@@ -256,8 +260,9 @@ class Optimizer:
     # -- options ----------------------------------------------------------------------------
 
     def _check(self, options: dict[str, Any], where: str) -> dict[str, Any]:
-        """One group's options, validated (``where`` prefixes errors, e.g. ``"param_groups[1]: "``): the base
-        checks the learning rate; subclasses check the rest and normalise names."""
+        """One group's options, validated (``where`` prefixes the errors, e.g.
+        ``"param_groups[1]: "``): the base checks the learning rate; subclasses check the
+        rest and normalise names."""
         unknown = set(options) - {"lr", *self._option_names()}
         if unknown:
             raise ValueError(

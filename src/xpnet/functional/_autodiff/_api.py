@@ -69,8 +69,7 @@ def primal_tree(tree: Any) -> Any:
 
 
 def _argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
-    single = isinstance(argnums, int)
-    positions = (argnums,) if single else tuple(argnums)
+    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not positions:
         raise ValueError("argnums: expected at least one argument position")
     for position in positions:
@@ -83,14 +82,17 @@ def _argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
     return tuple(p % count for p in positions)
 
 
-def _scalar_output(value: Any, name: str) -> TrackedArray:
-    if type(value) is not TrackedArray:
-        if not _is_array(value):
+def _scalar_output(result: Any, name: str) -> TrackedArray:
+    value: TrackedArray
+    if type(result) is TrackedArray:
+        value = result
+    else:
+        if not _is_array(result):
             raise TypeError(
                 f"{name}: the function must return a 0-d floating-point array, got "
-                f"{type(value).__name__}"
+                f"{type(result).__name__}"
             )
-        value = constant(value)
+        value = constant(result)
     if tuple(value.shape) != ():
         raise ValueError(
             f"{name}: the function must return a scalar (0-d array) to be differentiated, got "
@@ -245,9 +247,13 @@ def traced_vjp(
     trace = new_trace()
     leaves: dict[int, Any] = {}
     traced = []
+
+    def as_leaf(position: int) -> Callable[[Any], TrackedArray]:
+        return lambda a: leaf(a, trace, f"argument {position}")
+
     for i, arg in enumerate(args):
         if i in wanted:
-            leaves[i] = map_arrays(lambda a, i=i: leaf(a, trace, f"argument {i}"), arg)
+            leaves[i] = map_arrays(as_leaf(i), arg)
             traced.append(leaves[i])
         else:
             traced.append(map_arrays(constant, arg))

@@ -60,7 +60,11 @@ _UNARY: dict[str, Callable[[Any, Any, Any, Any], Any]] = {
     "trunc": lambda xp, x, y, g: xp.zeros_like(g),
 }
 
-_OPERATOR_UNARY = {"negative": op.neg, "positive": op.pos, "abs": op.abs}
+_OPERATOR_UNARY: dict[str, Callable[[Any], Any]] = {
+    "negative": op.neg,
+    "positive": op.pos,
+    "abs": op.abs,
+}
 
 
 def _unary_rule(name: str, derivative: Callable[[Any, Any, Any, Any], Any]) -> Callable[..., Any]:

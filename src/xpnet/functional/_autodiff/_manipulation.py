@@ -121,6 +121,14 @@ def _along(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:
     return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
 
 
+def _piece(key: Any) -> Any:
+    return lambda g: g[key]
+
+
+def _flat_piece(xp: Any, piece: slice, shape: tuple[int, ...]) -> Any:
+    return lambda g: xp.reshape(g[piece], shape)
+
+
 @register("concat")
 def _concat(xp: Any, arrays: Any, /, *, axis: int | None = 0) -> Any:
     values = [raw(a) for a in arrays]
@@ -131,20 +139,12 @@ def _concat(xp: Any, arrays: Any, /, *, axis: int | None = 0) -> Any:
         shape = shape_of(value)
         if axis is None:
             size = math.prod(shape)
-            piece: Any = slice(start, start + size)
-
-            def pullback(g: Any, piece: Any = piece, shape: tuple[int, ...] = shape) -> Any:
-                return xp.reshape(g[piece], shape)
-
+            links.append((array, _flat_piece(xp, slice(start, start + size), shape)))
         else:
             along = _axis(axis, value.ndim)
             size = shape[along]
             key = _along(value.ndim, along, slice(start, start + size))
-
-            def pullback(g: Any, key: Any = key) -> Any:
-                return g[key]
-
-        links.append((array, pullback))
+            links.append((array, _piece(key)))
         start += size
     return emit("concat", xp, y, links)
 
@@ -257,9 +257,8 @@ def _repeat(xp: Any, x: Any, repeats: Any, /, *, axis: int | None = None) -> Any
     shape = shape_of(value)
 
     def pullback(g: Any) -> Any:
-        flat = axis is None
-        along = 0 if flat else _axis(axis, value.ndim)
-        source = (math.prod(shape),) if flat else shape
+        along = 0 if axis is None else _axis(axis, value.ndim)
+        source = (math.prod(shape),) if axis is None else shape
         size = source[along]
         if isinstance(counts, int):
             # Each element's copies sit together: split the axis and sum the copies.

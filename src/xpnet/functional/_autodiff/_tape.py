@@ -212,8 +212,8 @@ class TrackedArray:
     __le__ = _binary("less_equal")
     __gt__ = _binary("greater")
     __ge__ = _binary("greater_equal")
-    __eq__ = _binary("equal")  # type: ignore[assignment]
-    __ne__ = _binary("not_equal")  # type: ignore[assignment]
+    __eq__ = _binary("equal")
+    __ne__ = _binary("not_equal")
     __hash__ = None  # type: ignore[assignment]
     __neg__ = _unary("negative")
     __pos__ = _unary("positive")
@@ -260,7 +260,8 @@ class TrackedArray:
 
     @property
     def size(self) -> int | None:
-        return array_api_compat.size(self._value)
+        size = array_api_compat.size(self._value)
+        return None if size is None else int(size)
 
     @property
     def requires_grad(self) -> bool:
@@ -508,9 +509,9 @@ def backward(
     found: dict[Node, Any] = {}
     observer = _observer.get()
     for node in _reachable(pending):
-        slots = pending.pop(node, None)
-        if slots is None:
+        if node not in pending:
             continue
+        slots = pending.pop(node)
         if not node.parents:
             found[node] = slots[0]
             continue
