@@ -108,7 +108,7 @@ def _run(src: Path, kind: str, batch: int, repeats: int, number: int) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the commit to compare with")
+    parser.add_argument("--base", help="the commit to compare with (required)")
     parser.add_argument("--batches", default="64,256")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=5)
@@ -119,6 +119,8 @@ def main() -> None:
         kind, batch, repeats, number = args.worker
         print(json.dumps(_worker(kind, int(batch), int(repeats), int(number))))
         return
+    if args.base is None:
+        parser.error("--base: give the commit to compare with")
     batches = [int(b) for b in args.batches.split(",")]
     cases = [("numpy", b) for b in batches] + ([("jax", b) for b in batches] if args.jax else [])
     with tempfile.TemporaryDirectory() as folder:

@@ -22,12 +22,18 @@ __all__ = ["functional_call", "grad", "loss_output_and_grads", "value_and_grad"]
 
 
 @contextlib.contextmanager
-def holding(model: Module, arrays: Mapping[str, Any]) -> Iterator[None]:
+def holding(
+    model: Module,
+    arrays: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    buffers: Mapping[str, Any] | None = None,
+) -> Iterator[None]:
     """``model`` holding ``arrays`` (parameters and buffers by qualified name) inside the
     block, and its own arrays again after it, whatever happens (buffers the block replaced,
-    e.g. batch-norm statistics, keep their new values unless the block failed)."""
-    params = dict(model.named_parameters())
-    buffers = dict(model.named_buffers())
+    e.g. batch-norm statistics, keep their new values unless the block failed).
+    ``params`` and ``buffers``: the model's own, when the caller has them at hand."""
+    params = dict(model.named_parameters()) if params is None else params
+    buffers = dict(model.named_buffers()) if buffers is None else buffers
     unknown = [name for name in arrays if name not in params and name not in buffers]
     if unknown:
         raise KeyError(f"{unknown} are neither parameters nor buffers of this model")
@@ -100,14 +106,17 @@ def loss_output_and_grads(
     """
     if not isinstance(model, Module):
         raise TypeError(f"model: expected an xpnet Module, got {type(model).__name__}")
-    modes = [(module, module.training) for module in model.modules()]
+    modules = [module for _, module in model.named_modules()]
+    modes = [(module, module.training) for module in modules]
     params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
     trace = new_trace()
     leaves = {name: leaf(value, trace, f"parameter {name}") for name, value in params.items()}
     if train is not None:
-        model.train(train)
+        for module in modules:
+            object.__setattr__(module, "training", bool(train))
     try:
-        with holding(model, leaves):
+        with holding(model, leaves, params, buffers):
             output = model(map_arrays(constant, x))
             loss = loss_fn(output, map_arrays(constant, target), **loss_kwargs)
             loss = _scalar_loss(loss)

@@ -172,15 +172,18 @@ class Module:
         ``remove_duplicate`` is False."""
         if memo is None:
             memo = set()
-        if remove_duplicate:
-            if id(self) in memo:
-                return
-            memo.add(id(self))
-        yield prefix, self
-        for name, child in self._modules.items():
-            yield from child.named_modules(
-                memo, f"{prefix}.{name}" if prefix else name, remove_duplicate
-            )
+        # Depth first, children in registration order, without a generator per level.
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            path, module = stack.pop()
+            if remove_duplicate:
+                if id(module) in memo:
+                    continue
+                memo.add(id(module))
+            yield path, module
+            children = list(module._modules.items())
+            for name, child in reversed(children):
+                stack.append((f"{path}.{name}" if path else name, child))
 
     def modules(self) -> Iterator[Module]:
         """Yield this module and every module below it, each once."""

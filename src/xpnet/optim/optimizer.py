@@ -280,8 +280,14 @@ class Optimizer:
     def options(self, index: int = 0) -> dict[str, Any]:
         """Group ``index``'s options (validated: a changed option is checked when used)."""
         group = self.param_groups[index]
-        return self._check({k: v for k, v in group.items() if k != "params"},
-                           f"param_groups[{index}]: ")  # fmt: skip
+        given = {k: v for k, v in group.items() if k != "params"}
+        checked = self.__dict__.setdefault("_checked", {})
+        known = checked.get(index)
+        if known is not None and known[0] == given:  # unchanged since last checked
+            return dict(known[1])
+        found = self._check(given, f"param_groups[{index}]: ")
+        checked[index] = (given, found)
+        return dict(found)
 
     def __getattr__(self, name: str) -> Any:
         defaults = self.__dict__.get("defaults")

@@ -187,7 +187,8 @@ def value_and_grad(
     >>> def f(x, y):
     ...     xp = array_api_compat.array_namespace(x, y)
     ...     return xp.sum(xp.exp(x) * y)
-    >>> x, y = xpnet.asarray([0.0, 1.0]), xpnet.asarray([2.0, 3.0])
+    >>> x = xpnet.asarray([0.0, 1.0], dtype="float64")
+    >>> y = xpnet.asarray([2.0, 3.0], dtype="float64")
     >>> value, (dx, dy) = xpnet.value_and_grad(f, argnums=(0, 1))(x, y)
     >>> round(float(value), 4), xpnet.to_numpy(dx).round(4).tolist()
     (10.1548, [2.0, 8.1548])

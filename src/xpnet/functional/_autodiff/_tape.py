@@ -151,7 +151,7 @@ class TrackedArray:
         self._value = value
         self._node = node
         self._index = index
-        self._xp = xp if xp is not None else array_api_compat.array_namespace(value)
+        self._xp = xp if xp is not None else namespace_of(value)
         # True once this array shares memory with another tracked array (a view was taken
         # of it, or it is one): an in-place update could not reach the other one.
         self._aliased = False
@@ -336,6 +336,19 @@ def _host(value: Any) -> Any:
         return np.asarray(value)
 
 
+_namespaces: dict[type, Any] = {}
+
+
+def namespace_of(value: Any) -> Any:
+    """``array_api_compat.array_namespace(value)``, remembered per array type (it depends on
+    the type alone, and a training step asks for it once per parameter)."""
+    kind = type(value)
+    found = _namespaces.get(kind)
+    if found is None:
+        found = _namespaces[kind] = array_api_compat.array_namespace(value)
+    return found
+
+
 def is_tracked(x: Any) -> bool:
     """Whether ``x`` is an array recorded for differentiation."""
     return type(x) is TrackedArray
@@ -367,8 +380,8 @@ def leaf(value: Any, trace: int, name: str = "input") -> TrackedArray:
                 "(a gradient of a gradient): higher-order differentiation is not supported"
             )
         value = value._value
-    xp = array_api_compat.array_namespace(value)
-    if not xp.isdtype(value.dtype, "real floating"):
+    xp = namespace_of(value)
+    if not _is_float(xp, value):
         raise TypeError(
             f"{name}: only real floating-point arrays can be differentiated, got dtype "
             f"{value.dtype}"
@@ -425,8 +438,18 @@ def record_many(
     return [TrackedArray(v, node, i, xp) for i, v in enumerate(values)]
 
 
+_float_dtypes: dict[Any, bool] = {}
+
+
 def _is_float(xp: Any, value: Any) -> bool:
-    return bool(xp.isdtype(value.dtype, "real floating"))
+    dtype = value.dtype
+    try:
+        return _float_dtypes[dtype]
+    except KeyError:
+        found = _float_dtypes[dtype] = bool(xp.isdtype(dtype, "real floating"))
+        return found
+    except TypeError:  # an unhashable dtype
+        return bool(xp.isdtype(dtype, "real floating"))
 
 
 def _conform(xp: Any, grad: Any, shape: tuple[int, ...], dtype: Any, node: Node) -> Any:
