@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import array_api_compat
 import numpy as np
 import pytest
 
@@ -288,3 +289,47 @@ def test_graph_step_logic_equals_the_eager_step(backend: BackendCase, make: Any)
         np.testing.assert_allclose(np.asarray(xpnet.to_numpy(graph_state[key]), dtype=float),
                                    np.asarray(xpnet.to_numpy(value), dtype=float),
                                    rtol=1e-12, atol=1e-14, err_msg=key)  # fmt: skip
+
+
+class SkipNet(nn.Module):
+    """A model written by hand: batch norm, an in-place add, a concatenated branch, a crop
+    by slicing, dropout with its own generator (for 1x8x8 images, like ``net``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        rng = np.random.default_rng(5)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1, bias=False, dtype="float64", rng=rng)
+        self.bn = nn.BatchNorm2d(4, dtype="float64")
+        self.side = nn.Conv2d(1, 2, 1, dtype="float64", rng=rng)
+        self.drop = nn.Dropout(0.3, rng=np.random.default_rng(11))
+        self.head = nn.Linear(6 * 3 * 3, 3, dtype="float64", rng=rng)
+
+    def forward(self, x: Any) -> Any:
+        xp = array_api_compat.array_namespace(x)
+        h = F.relu(self.bn(self.conv(x)))
+        h += 0.5 * self.conv(x)
+        both = F.max_pool2d(xp.concat([h, self.side(x)], axis=1), 2)[:, :, :3, 1:]
+        return self.head(self.drop(xp.reshape(both, (both.shape[0], -1))))
+
+
+def test_compiled_steps_of_a_user_written_model(backend: BackendCase) -> None:
+    """compile_step (jax.jit on JAX) and the CUDA-graph step's logic (its CPU stand-in,
+    except on JAX) take a model of one's own, as the eager step does."""
+    from xpnet.train.compile._cuda_graphs import CudaGraphStep
+
+    models = [SkipNet() for _ in range(3)]
+    opts = [optim.Adam(m, lr=0.01) for m in models]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        steps = [compile_step(models[1], opts[1], F.cross_entropy)]
+    if backend.name != "jax":
+        device = ReplayDevice(backend.xp)
+        steps.append(CudaGraphStep(models[2], opts[2], F.cross_entropy, device=device))
+    for x, y in _batches(backend, "float64", 4):
+        loss, grads = xpnet.value_and_grad(models[0], F.cross_entropy, x, y)
+        opts[0].step(grads)
+        for step in steps:
+            np.testing.assert_allclose(float(xpnet.to_numpy(step(x, y))),
+                                       float(xpnet.to_numpy(loss)), rtol=1e-9)  # fmt: skip
+    for model in models[1 : 1 + len(steps)]:
+        _assert_states_close(host_state(model), host_state(models[0]), rtol=1e-9, atol=1e-12)

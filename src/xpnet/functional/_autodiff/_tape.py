@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -340,12 +341,16 @@ _namespaces: dict[type, Any] = {}
 
 
 def namespace_of(value: Any) -> Any:
-    """``array_api_compat.array_namespace(value)``, remembered per array type (it depends on
-    the type alone, and a training step asks for it once per parameter)."""
+    """``array_api_compat.array_namespace(value)``, remembered per array type where the
+    namespace is a module (NumPy's, torch's, JAX's...: the type decides it, and a training
+    step asks once per parameter); asked afresh for libraries whose arrays hand out
+    namespaces of their own (one per device, say)."""
     kind = type(value)
     found = _namespaces.get(kind)
     if found is None:
-        found = _namespaces[kind] = array_api_compat.array_namespace(value)
+        found = array_api_compat.array_namespace(value)
+        if isinstance(found, types.ModuleType):
+            _namespaces[kind] = found
     return found
 
 
