@@ -19,7 +19,6 @@ from contextvars import ContextVar
 from typing import Any, NamedTuple, TypeVar
 
 import array_api_compat
-import numpy as np
 
 from .. import backends
 from ..functional._autodiff import primal
@@ -470,15 +469,10 @@ def _float_dtype(value: Any) -> str | None:
     """``"float32"``/``"float64"`` if ``value`` names or is that dtype, else None."""
     if isinstance(value, str):
         return value if value in ("float32", "float64") else None
-    text = str(value)
-    for name in ("float32", "float64"):
-        if text in (name, f"torch.{name}", f"<class 'numpy.{name}'>"):
-            return name
-    try:
-        kind = np.dtype(value)
-    except TypeError:
-        return None
-    return kind.name if kind.name in ("float32", "float64") else None
+    # A library's dtype object or type: numpy.float64, dtype('float64'), torch.float64,
+    # array_api_strict.float64 all end in the name.
+    text = str(getattr(value, "name", None) or value).rsplit(".", 1)[-1].strip("'>")
+    return text if text in ("float32", "float64") else None
 
 
 def _parse_to(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | None, Any, Any]:

@@ -27,6 +27,8 @@ from typing import Any
 
 import array_api_compat
 
+from ... import backends
+
 __all__ = [
     "DifferentiationError",
     "Node",
@@ -301,10 +303,9 @@ class TrackedArray:
         return int(self.shape[0])
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
-        import numpy as np  # the host boundary: a conversion the caller asked for
-
-        host = _host(self._value)
-        return host if dtype is None else np.asarray(host, dtype=dtype)
+        # The host boundary: a conversion the caller asked for (np.asarray(x)).
+        host = backends.to_numpy(self._value)
+        return host if dtype is None else host.astype(dtype)
 
     def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
         return self._value.__dlpack__(*args, **kwargs)
@@ -324,17 +325,6 @@ class TrackedArray:
             "it would drop the gradient. Use the array's own namespace "
             "(xp = array_api_compat.array_namespace(x)), or xpnet.to_numpy(x) for the value"
         )
-
-
-def _host(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return value
-    try:
-        return np.from_dlpack(value)
-    except (TypeError, RuntimeError, BufferError, AttributeError):
-        return np.asarray(value)
 
 
 _namespaces: dict[type, Any] = {}
@@ -443,15 +433,16 @@ def record_many(
     return [TrackedArray(v, node, i, xp) for i, v in enumerate(values)]
 
 
-_float_dtypes: dict[Any, bool] = {}
+_float_dtypes: dict[tuple[type, Any], bool] = {}
 
 
 def _is_float(xp: Any, value: Any) -> bool:
     dtype = value.dtype
+    key = (type(dtype), dtype)  # never compares one library's dtypes with another's
     try:
-        return _float_dtypes[dtype]
+        return _float_dtypes[key]
     except KeyError:
-        found = _float_dtypes[dtype] = bool(xp.isdtype(dtype, "real floating"))
+        found = _float_dtypes[key] = bool(xp.isdtype(dtype, "real floating"))
         return found
     except TypeError:  # an unhashable dtype
         return bool(xp.isdtype(dtype, "real floating"))
