@@ -68,6 +68,83 @@ def gelu_tanh(v: float) -> float:
     return 0.5 * v * (1.0 + math.tanh(inner))
 
 
+def relu6(v: float) -> float:
+    return min(max(v, 0.0), 6.0)
+
+
+def relu6_grad(v: float) -> float:
+    """torch's hardtanh rule: 1 strictly inside (0, 6), 0 at the bounds."""
+    return 1.0 if 0.0 < v < 6.0 else 0.0
+
+
+def elu(v: float, alpha: float = 1.0) -> float:
+    return v if v > 0 else alpha * math.expm1(v)
+
+
+def elu_grad(v: float, alpha: float = 1.0) -> float:
+    """torch's rule: alpha * exp(v) at and below 0."""
+    return 1.0 if v > 0 else alpha * math.exp(v)
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(v: float) -> float:
+    return SELU_SCALE * elu(v, SELU_ALPHA)
+
+
+def hardsigmoid(v: float) -> float:
+    return min(max(v + 3.0, 0.0), 6.0) / 6.0
+
+
+def hardsigmoid_grad(v: float) -> float:
+    """torch's rule: 1/6 strictly inside (-3, 3)."""
+    return 1.0 / 6.0 if -3.0 < v < 3.0 else 0.0
+
+
+def hardswish(v: float) -> float:
+    return v * min(max(v + 3.0, 0.0), 6.0) / 6.0
+
+
+def hardswish_grad(v: float) -> float:
+    """torch's rule: v/3 + 1/2 strictly inside (-3, 3), 1 from 3 up, 0 from -3 down."""
+    if v <= -3.0:
+        return 0.0
+    return v / 3.0 + 0.5 if v < 3.0 else 1.0
+
+
+def silu(v: float) -> float:
+    return v * sigmoid(v)
+
+
+def softplus(v: float, beta: float = 1.0, threshold: float = 20.0) -> float:
+    """log(1 + e^(beta v)) / beta, and v where beta v > threshold (torch's switch)."""
+    if v * beta > threshold:
+        return v
+    scaled = v * beta
+    # log(1 + e^s) = s + log(1 + e^-s) for large s, to keep math.exp in range.
+    return (
+        scaled + math.log1p(math.exp(-scaled)) if scaled > 0 else math.log1p(math.exp(scaled))
+    ) / beta
+
+
+def mish(v: float) -> float:
+    return v * math.tanh(softplus(v))
+
+
+def prelu_loops(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """x where x > 0, else weight[c] x, with c the index along axis 1 (one channel when
+    x has fewer than two axes)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty(x.shape)
+    for index in np.ndindex(x.shape):
+        slope = float(weight[0]) if len(weight) == 1 else float(weight[index[1]])
+        v = float(x[index])
+        out[index] = v if v > 0 else slope * v
+    return out
+
+
 def _rows(x: np.ndarray, dim: int) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """View ``x`` as rows along ``dim`` (a 0-d array is one row of one element)."""
     x = np.asarray(x, dtype=np.float64)

@@ -27,8 +27,26 @@ from ._autodiff import (
     value_and_grad,
     vjp,
 )
-from .activations import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .activations import (
+    elu,
+    gelu,
+    hardsigmoid,
+    hardswish,
+    leaky_relu,
+    log_softmax,
+    mish,
+    prelu,
+    relu,
+    relu6,
+    selu,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
 from .conv import conv2d
+from .encoding import one_hot
 from .linear import dropout, flatten, linear
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .normalization import batch_norm
@@ -46,19 +64,29 @@ __all__ = [
     "defvjp",
     "differentiable_ops",
     "dropout",
+    "elu",
     "flatten",
     "gelu",
     "grad",
+    "hardsigmoid",
+    "hardswish",
     "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
+    "mish",
     "mse_loss",
     "nll_loss",
+    "one_hot",
+    "prelu",
     "primitive",
     "relu",
+    "relu6",
+    "selu",
     "sigmoid",
+    "silu",
     "softmax",
+    "softplus",
     "stop_gradient",
     "tanh",
     "value_and_grad",

@@ -9,17 +9,26 @@ the gradient where the function has a kink (``relu`` at 0: 0, ``leaky_relu``:
 """
 
 from ._gelu import gelu
-from ._rectifiers import leaky_relu, relu
-from ._sigmoids import sigmoid, tanh
+from ._rectifiers import elu, leaky_relu, prelu, relu, relu6, selu
+from ._sigmoids import hardsigmoid, hardswish, mish, sigmoid, silu, softplus, tanh
 from ._softmax import log_softmax, log_softmax_last, softmax
 
 __all__ = [
+    "elu",
     "gelu",
+    "hardsigmoid",
+    "hardswish",
     "leaky_relu",
     "log_softmax",
     "log_softmax_last",
+    "mish",
+    "prelu",
     "relu",
+    "relu6",
+    "selu",
     "sigmoid",
+    "silu",
     "softmax",
+    "softplus",
     "tanh",
 ]

@@ -5,25 +5,55 @@ Parameters are created on the active backend (or ``device``) with ``dtype``
 so one seed builds the same model on every backend.
 """
 
-from ._elementwise import GELU, Dropout, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ._elementwise import (
+    ELU,
+    GELU,
+    SELU,
+    Dropout,
+    Flatten,
+    Hardsigmoid,
+    Hardswish,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from ._normalization import BatchNorm2d
 from ._pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from ._weighted import Conv2d, Linear
 
 __all__ = [
+    "ELU",
     "GELU",
+    "SELU",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BatchNorm2d",
     "Conv2d",
     "Dropout",
     "Flatten",
+    "Hardsigmoid",
+    "Hardswish",
     "Identity",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
     "MaxPool2d",
+    "Mish",
+    "PReLU",
     "ReLU",
+    "ReLU6",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
 ]

@@ -1,4 +1,5 @@
-"""Layers without parameters that act element by element (and Flatten, Dropout)."""
+"""Activation layers (and Identity, Flatten, Dropout): each one op of
+:mod:`xpnet.functional`; PReLU holds its learnable slopes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from ... import functional as F
 from ...random import Generator, resolve_rng
+from .. import init as nn_init
 from ..module import Module
-from ._base import _Stateless
+from ._base import _check_dtype, _Parametrized, _positive_int, _Stateless
 
 
 class Identity(_Stateless):
@@ -145,3 +147,146 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class ReLU6(_Stateless):
+    """``min(max(x, 0), 6)``. ``inplace`` is a hint, as for :class:`ReLU`."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.relu6, (), {}
+
+
+class ELU(_Stateless):
+    """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.elu, (self.alpha,), {}
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class SELU(_Stateless):
+    """Scaled ELU with the self-normalising constants."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.selu, (), {}
+
+
+class SiLU(_Stateless):
+    """``x * sigmoid(x)`` (swish)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.silu, (), {}
+
+
+class Hardsigmoid(_Stateless):
+    """``relu6(x + 3) / 6``."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.hardsigmoid, (), {}
+
+
+class Hardswish(_Stateless):
+    """``x * relu6(x + 3) / 6``."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.hardswish, (), {}
+
+
+class Softplus(_Stateless):
+    """``log(1 + exp(beta * x)) / beta``, linear above ``beta * x > threshold``."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.softplus, (self.beta, self.threshold), {}
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Mish(_Stateless):
+    """``x * tanh(softplus(x))``."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def _call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return F.mish, (), {}
+
+
+class LogSoftmax(Softmax):
+    """Log-softmax along ``dim`` (torch's ``nn.LogSoftmax``; ``dim=None`` chooses as
+    :class:`Softmax` does, with a warning)."""
+
+    def _call_on(self, x: Any) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        _, args, kwargs = super()._call_on(x)
+        return F.log_softmax, args, kwargs
+
+
+class PReLU(_Parametrized):
+    """Parametric ReLU: ``x`` if ``x > 0`` else ``weight * x``, with a learnable slope
+    (``weight``, ``(num_parameters,)``) shared by all channels or one per channel (axis 1),
+    initialised to ``init`` as in torch.
+
+    Parameters
+    ----------
+    num_parameters : int, default 1
+        1, or the number of channels.
+    init : float, default 0.25
+        The slopes' initial value.
+    device, dtype
+        As for :class:`Conv2d`.
+    """
+
+    def __init__(
+        self,
+        num_parameters: int = 1,
+        init: float = 0.25,
+        device: Any = None,
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__()
+        # Not self.num_parameters: that is Module's count of trainable scalars.
+        self.slopes = _positive_int("num_parameters", num_parameters)
+        self.register_parameter(
+            "weight",
+            nn_init.constant(
+                (num_parameters,), float(init), dtype=_check_dtype(dtype), device=device
+            ),
+        )
+
+    def _op(self) -> tuple[Callable[..., Any], dict[str, Any]]:
+        return F.prelu, {}
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.slopes}"
