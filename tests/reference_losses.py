@@ -99,6 +99,35 @@ def mse_loss_loops(x: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.
     return _reduce(losses, reduction)
 
 
+def l1_loss_loops(x: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
+    losses = np.zeros(x.shape)
+    for pos in np.ndindex(*x.shape):
+        losses[pos] = abs(float(x[pos]) - float(t[pos]))
+    return _reduce(losses, reduction)
+
+
+def smooth_l1_loss_loops(
+    x: np.ndarray, t: np.ndarray, reduction: str = "mean", beta: float = 1.0
+) -> np.ndarray:
+    """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (|d| when beta is 0)."""
+    losses = np.zeros(x.shape)
+    for pos in np.ndindex(*x.shape):
+        d = float(x[pos]) - float(t[pos])
+        losses[pos] = 0.5 * d * d / beta if abs(d) < beta else abs(d) - 0.5 * beta
+    return _reduce(losses, reduction)
+
+
+def huber_loss_loops(
+    x: np.ndarray, t: np.ndarray, reduction: str = "mean", delta: float = 1.0
+) -> np.ndarray:
+    """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2)."""
+    losses = np.zeros(x.shape)
+    for pos in np.ndindex(*x.shape):
+        d = float(x[pos]) - float(t[pos])
+        losses[pos] = 0.5 * d * d if abs(d) < delta else delta * (abs(d) - 0.5 * delta)
+    return _reduce(losses, reduction)
+
+
 def _log_sigmoid(x: float) -> float:
     """log(1 / (1 + exp(-x))), evaluated without overflow for |x| in the thousands."""
     return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))

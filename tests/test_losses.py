@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import xpnet
 import xpnet.functional as F
 from helpers import (
     BackendCase,
@@ -23,9 +24,13 @@ from helpers import (
 from reference_losses import (
     bce_with_logits_loops,
     cross_entropy_loops,
+    huber_loss_loops,
+    l1_loss_loops,
     mse_loss_loops,
     nll_loss_loops,
+    smooth_l1_loss_loops,
 )
+from xpnet import nn
 
 REDUCTIONS = ["mean", "sum", "none"]
 DTYPES = ["float32", "float64"]
@@ -240,26 +245,43 @@ def test_random_cross_entropy_against_loops_and_torch(backend: BackendCase, case
     assert_close(dx, want_dx)
 
 
-# --------------------------------------------------------------------------- mse_loss
+# --------------------------------------------------------------------- regression losses
 
 MSE_SHAPES = [(5,), (3, 4), (2, 3, 2, 2), ()]
+# id, op, keyword arguments, loop reference
+REGRESSION = [
+    ("mse", F.mse_loss, {}, mse_loss_loops),
+    ("l1", F.l1_loss, {}, l1_loss_loops),
+    ("smooth_l1", F.smooth_l1_loss, {}, smooth_l1_loss_loops),
+    ("smooth_l1_beta0.3", F.smooth_l1_loss, {"beta": 0.3},
+     lambda x, t, r: smooth_l1_loss_loops(x, t, r, 0.3)),
+    ("smooth_l1_beta0", F.smooth_l1_loss, {"beta": 0.0}, l1_loss_loops),
+    ("huber", F.huber_loss, {}, huber_loss_loops),
+    ("huber_delta2", F.huber_loss, {"delta": 2.0}, lambda x, t, r: huber_loss_loops(x, t, r, 2.0)),
+]  # fmt: skip
+REGRESSION_IDS = [case[0] for case in REGRESSION]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", MSE_SHAPES)
-def test_mse_loss_matches_loops_and_torch(backend, dtype, reduction, shape) -> None:
+@pytest.mark.parametrize(("name", "op", "kwargs", "loops"), REGRESSION, ids=REGRESSION_IDS)
+def test_regression_losses_match_loops_and_torch(
+    backend, dtype, reduction, shape, name, op, kwargs, loops
+) -> None:
     rng = np.random.default_rng(6)
-    x, t = np.asarray(rng.normal(size=shape)), np.asarray(rng.normal(size=shape))
+    # Differences on both sides of every kink (|d| = beta or delta).
+    x, t = np.asarray(rng.normal(size=shape) * 2.0), np.asarray(rng.normal(size=shape))
     xb, tb = backend.asarray(x, dtype), backend.asarray(t, dtype)
-    loss, pullback = F.vjp(F.mse_loss, xb, tb, reduction)
+    loss, pullback = F.vjp(op, xb, tb, reduction, **kwargs)
     backend.check_like(loss, xb)
-    assert_close(loss, mse_loss_loops(x, t, reduction), **tolerance(dtype))
+    assert_close(loss, loops(x, t, reduction), **tolerance(dtype))
     dy = random_cotangent(loss.shape)
     dx, dt, _ = pullback(backend.asarray(dy, dtype))
     _, (want_dx, want_dt) = torch_vjp(
-        _torch_f().mse_loss, [x, t], dy, wrt=(0, 1), kwargs={"reduction": reduction}
-    )
+        getattr(_torch_f(), op.__name__), [x, t], dy, wrt=(0, 1),
+        kwargs={"reduction": reduction, **kwargs},
+    )  # fmt: skip
     for grad, want in ((dx, want_dx), (dt, want_dt)):
         backend.check_like(grad, xb)
         assert_close(grad, want, **tolerance(dtype))
@@ -267,10 +289,30 @@ def test_mse_loss_matches_loops_and_torch(backend, dtype, reduction, shape) -> N
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", MSE_SHAPES[:3])
-def test_mse_loss_finite_differences(backend, reduction, shape) -> None:
+@pytest.mark.parametrize(("name", "op", "kwargs", "loops"), REGRESSION, ids=REGRESSION_IDS)
+def test_regression_losses_finite_differences(
+    backend, reduction, shape, name, op, kwargs, loops
+) -> None:
     rng = np.random.default_rng(7)
-    args = [rng.normal(size=shape), rng.normal(size=shape), reduction]
-    check_vjp_finite_differences(backend, F.mse_loss, args, wrt=(0, 1))
+    x, t = rng.normal(size=shape) * 2.0, rng.normal(size=shape)
+    # Clear of the kinks, where finite differences straddle two pieces.
+    for width in (0.0, kwargs.get("beta", 1.0), kwargs.get("delta", 1.0)):
+        near = np.abs(np.abs(x - t) - width) < 1e-3
+        x = np.where(near, x + 0.01, x)
+    check_vjp_finite_differences(backend, op, [x, t, reduction], kwargs, wrt=(0, 1))
+
+
+@pytest.mark.parametrize(("name", "op", "kwargs", "loops"), REGRESSION[1:], ids=REGRESSION_IDS[1:])
+def test_regression_gradients_at_the_kinks_follow_torch(backend, name, op, kwargs, loops) -> None:
+    width = kwargs.get("beta", kwargs.get("delta", 1.0))
+    d = np.array([0.0, width, -width, 2.0 * width + 0.5, 0.25 * width])
+    t = np.linspace(-1.0, 1.0, d.size)
+    x = t + d
+    _, pullback = F.vjp(op, backend.asarray(x), backend.asarray(t), "sum", **kwargs)
+    dx, _, _ = pullback(backend.asarray(np.asarray(1.0)))
+    _, (want,) = torch_vjp(getattr(_torch_f(), op.__name__), [x, t], np.asarray(1.0), wrt=(0,),
+                           kwargs={"reduction": "sum", **kwargs})  # fmt: skip
+    assert_close(dx, want)
 
 
 # --------------------------------------------- binary_cross_entropy_with_logits
@@ -533,6 +575,10 @@ def test_elementwise_loss_errors(backend: BackendCase) -> None:
         F.mse_loss(x, backend.asarray(np.zeros((3, 4)), "float32"))
     with pytest.raises(ValueError, match=r"reduction: expected 'none', 'mean' or 'sum', got None"):
         F.mse_loss(x, x, reduction=None)
+    with pytest.raises(ValueError, match="beta: expected a non-negative number, got -1"):
+        F.smooth_l1_loss(x, x, beta=-1)
+    with pytest.raises(ValueError, match="delta: expected a positive number, got 0"):
+        F.huber_loss(x, x, delta=0)
     bce = F.binary_cross_entropy_with_logits
     with pytest.raises(ValueError, match=r"target: expected shape \(3, 4\)"):
         bce(x, backend.asarray(np.zeros(4)))
@@ -550,3 +596,70 @@ def test_elementwise_loss_errors(backend: BackendCase) -> None:
         bce(x, x, pos_weight=backend.asarray(np.ones(4), "float32"))
     with pytest.raises(ValueError, match=r"reduction: expected .* got 'elementwise'"):
         bce(x, x, reduction="elementwise")
+
+
+# -------------------------------------------------------------------------- loss modules
+
+
+def _class_batch(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return rng.normal(size=(6, 4)), rng.integers(0, 4, size=6)
+
+
+# id, xpnet module, torch module (built from torch), make (input, target) on the host
+LOSS_MODULES = [
+    ("cross_entropy", lambda w: nn.CrossEntropyLoss(w, label_smoothing=0.1, ignore_index=2),
+     lambda t, w: t.nn.CrossEntropyLoss(w, label_smoothing=0.1, ignore_index=2), "classes"),
+    ("nll", lambda w: nn.NLLLoss(w, reduction="sum"),
+     lambda t, w: t.nn.NLLLoss(w, reduction="sum"), "classes"),
+    ("mse", lambda w: nn.MSELoss(), lambda t, w: t.nn.MSELoss(), "pairs"),
+    ("l1", lambda w: nn.L1Loss(reduction="sum"), lambda t, w: t.nn.L1Loss(reduction="sum"),
+     "pairs"),
+    ("smooth_l1", lambda w: nn.SmoothL1Loss(beta=0.5), lambda t, w: t.nn.SmoothL1Loss(beta=0.5),
+     "pairs"),
+    ("huber", lambda w: nn.HuberLoss(delta=0.7), lambda t, w: t.nn.HuberLoss(delta=0.7),
+     "pairs"),
+    ("bce_with_logits", lambda w: nn.BCEWithLogitsLoss(pos_weight=w),
+     lambda t, w: t.nn.BCEWithLogitsLoss(pos_weight=w), "binary"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "make", "make_torch", "kind"), LOSS_MODULES,
+                         ids=[m[0] for m in LOSS_MODULES])  # fmt: skip
+def test_loss_modules_match_torch(backend, name, make, make_torch, kind) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    weight = rng.uniform(0.5, 2.0, size=4)
+    if kind == "classes":
+        x, t = _class_batch(rng)
+    elif kind == "pairs":
+        x, t = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    else:
+        x, t = rng.normal(size=(6, 4)), rng.uniform(size=(6, 4))
+    tloss_module = make_torch(torch, torch.tensor(weight))
+    tx = torch.tensor(x, requires_grad=True)
+    tloss = tloss_module(tx, torch.tensor(t))
+    (tgrad,) = torch.autograd.grad(tloss, [tx])
+    module = make(backend.asarray(weight))
+    assert list(module.state_dict()) == list(tloss_module.state_dict())
+    target = backend.asarray(t) if kind != "classes" else backend.asarray(t, "int64")
+    value, grad = xpnet.value_and_grad(lambda inputs: module(inputs, target))(backend.asarray(x))
+    assert_close(value, tloss.detach().numpy())
+    assert_close(grad, tgrad.numpy())
+
+
+def test_loss_modules_train_and_evaluate(backend) -> None:
+    from xpnet.data import DataLoader, Dataset
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, size=30)
+    images = (rng.normal(size=(30, 1, 2, 2)) * 0.1 + labels[:, None, None, None]).astype(np.float32)
+    data = Dataset((images * 40).clip(0, 255).astype(np.uint8), labels, 3, name="toy")
+    with xpnet.use_backend(backend.name, backend.device):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=0))
+        history = xpnet.fit(model, xpnet.optim.SGD(model, lr=0.1), DataLoader(data, 10), 2,
+                            loss_fn=nn.CrossEntropyLoss(), test_loader=DataLoader(data, 10),
+                            progress=False, log=None)  # fmt: skip
+    eager = xpnet.evaluate(model, DataLoader(data, 10), loss_fn=F.cross_entropy)
+    assert history[-1]["test_loss"] == pytest.approx(eager["loss"], rel=1e-6)
+    with pytest.raises(ValueError, match="size_average: deprecated in torch and not supported"):
+        nn.CrossEntropyLoss(size_average=True)

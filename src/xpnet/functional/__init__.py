@@ -48,7 +48,15 @@ from .activations import (
 from .conv import conv2d
 from .encoding import one_hot
 from .linear import dropout, flatten, linear
-from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
+from .losses import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
 from .normalization import batch_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
@@ -70,6 +78,8 @@ __all__ = [
     "grad",
     "hardsigmoid",
     "hardswish",
+    "huber_loss",
+    "l1_loss",
     "leaky_relu",
     "linear",
     "log_softmax",
@@ -85,6 +95,7 @@ __all__ = [
     "selu",
     "sigmoid",
     "silu",
+    "smooth_l1_loss",
     "softmax",
     "softplus",
     "stop_gradient",

@@ -17,7 +17,7 @@ from .. import functional as F
 from .. import random as xrandom
 from ..backends import to_numpy
 from ..data import DataLoader
-from ..nn import Module
+from ..nn import CrossEntropyLoss, Module, NLLLoss
 from ..nn.grad import loss_output_and_grads
 from ..optim import LRScheduler, Optimizer
 from ._guard import held_checkpoint
@@ -274,7 +274,7 @@ def fit(
     optimizer, comm = unwrap_optimizer(optimizer, comm)
     if optimizer.model is not model:
         raise ValueError("optimizer: was built for a different model")
-    if loss_fn in (F.cross_entropy, F.nll_loss):
+    if loss_fn in (F.cross_entropy, F.nll_loss) or isinstance(loss_fn, CrossEntropyLoss | NLLLoss):
         _check_labels(model, [train_loader, test_loader])
     path = Path(checkpoint) if checkpoint is not None else None
     if resume and path is None:

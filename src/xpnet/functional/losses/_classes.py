@@ -1,5 +1,4 @@
-"""Losses: cross-entropy, negative log-likelihood, mean squared error and binary
-cross-entropy on logits, each with its pullback.
+"""Class-index losses: cross-entropy and negative log-likelihood.
 
 Class targets are picked with one-hot masks (``target[..., None] == arange(C)``), never with
 integer-array indexing, which the standard barely supports. The class axis (axis 1, as in
@@ -11,13 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._autodiff import Pullback, defvjp, primitive
-from ._constants import cached_constant
-from ._reductions import as_dtype_of, check_reduction, expand_cotangent, reduce, sum_to_shape
-from ._validation import check_float, check_same_dtype, check_shape, namespace_of, reads_values
-from .activations import log_softmax_last
+from .._autodiff import Pullback, defvjp, primitive
+from .._constants import cached_constant
+from .._reductions import as_dtype_of, check_reduction, expand_cotangent, reduce
+from .._validation import check_float, check_same_dtype, check_shape, namespace_of, reads_values
+from ..activations import log_softmax_last
 
-__all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "nll_loss"]
+__all__ = ["cross_entropy", "nll_loss"]
 
 _SHOWN_BAD_TARGETS = 5  # offending target values an error message lists
 
@@ -372,180 +371,3 @@ def _cross_entropy_vjp(
         return (_classes_back(xp, loss.logits_cotangent(cotangent)),)
 
     return as_dtype_of(xp, loss.reduced(), input), pullback
-
-
-# ---------------------------------------------------------------------------------------
-# Element-wise losses (mse_loss, binary_cross_entropy_with_logits)
-# ---------------------------------------------------------------------------------------
-
-
-def _check_pair(input: Any, target: Any, reduction: Any, **others: Any) -> Any:
-    """Namespace, float dtypes and equal shapes of ``input`` and ``target``."""
-    xp = namespace_of(input=input, target=target, **others)
-    check_float(xp, "input", input)
-    check_same_dtype("target", target, "input", input)
-    check_shape(
-        "target",
-        target,
-        tuple(input.shape),
-        "the input's; xpnet does not broadcast the target, torch warns and broadcasts",
-    )
-    check_reduction(reduction)
-    return xp
-
-
-@primitive
-def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
-    """Mean squared error, ``(input - target) ** 2`` element-wise, then reduced.
-
-    Parameters
-    ----------
-    input : array
-        Any shape, floating point.
-    target : array
-        Same shape and dtype as ``input``. torch broadcasts a differently shaped target
-        with a warning; xpnet raises ``ValueError`` instead, since that is nearly always a
-        bug (e.g. ``(N, 1)`` against ``(N,)``).
-    reduction : {'mean', 'sum', 'none'}, default 'mean'
-
-    Returns
-    -------
-    array
-        A scalar, or ``input``'s shape for ``'none'``.
-
-    Examples
-    --------
-    >>> import xpnet, xpnet.functional as F
-    >>> float(F.mse_loss(xpnet.asarray([1.0, 2.0]), xpnet.asarray([0.0, 4.0])))
-    2.5
-    """
-    xp = _check_pair(input, target, reduction)
-    return as_dtype_of(xp, reduce(xp, (input - target) ** 2, reduction), input)
-
-
-@defvjp(mse_loss, "input", "target")
-def _mse_loss_vjp(input: Any, target: Any, reduction: str = "mean") -> tuple[Any, Pullback]:
-    xp = _check_pair(input, target, reduction)
-    diff = input - target
-
-    def pullback(cotangent: Any) -> tuple[Any, Any]:
-        g = expand_cotangent(xp, cotangent, tuple(diff.shape), reduction)
-        dinput = 2.0 * diff * g
-        return dinput, -dinput
-
-    return as_dtype_of(xp, reduce(xp, diff**2, reduction), input), pullback
-
-
-def _check_broadcasts_to(name: str, x: Any, shape: tuple[int, ...]) -> None:
-    own = tuple(x.shape)
-    fits = len(own) <= len(shape) and all(
-        a in (1, b) for a, b in zip(own[::-1], shape[::-1], strict=False)
-    )
-    if not fits:
-        raise ValueError(
-            f"{name}: expected a shape that broadcasts to the input's {shape}, got {own}"
-        )
-
-
-def _check_bce(input: Any, target: Any, weight: Any, reduction: Any, pos_weight: Any) -> Any:
-    xp = _check_pair(input, target, reduction, weight=weight, pos_weight=pos_weight)
-    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
-        if value is not None:
-            check_same_dtype(name, value, "input", input)
-            _check_broadcasts_to(name, value, tuple(input.shape))
-    return xp
-
-
-def _log_sigmoid(xp: Any, x: Any, e: Any) -> Any:
-    """``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, given ``e = exp(-|x|)``."""
-    return xp.minimum(x, xp.zeros_like(x)) - xp.log1p(e)
-
-
-def _bce_elements(
-    xp: Any, x: Any, t: Any, weight: Any, pos_weight: Any
-) -> tuple[Any, Any, Any, Any]:
-    """Element-wise loss, unweighted loss, log-sigmoid and ``exp(-|x|)``."""
-    e = xp.exp(-xp.abs(x))
-    log_sig = _log_sigmoid(xp, x, e)
-    # torch: (1 - t) x - (1 + (pos_weight - 1) t) log_sigmoid(x), then times weight.
-    scale = log_sig if pos_weight is None else ((pos_weight - 1.0) * t + 1.0) * log_sig
-    unweighted = (1.0 - t) * x - scale
-    loss = unweighted if weight is None else unweighted * weight
-    return loss, unweighted, log_sig, e
-
-
-@primitive
-def binary_cross_entropy_with_logits(
-    input: Any,
-    target: Any,
-    weight: Any = None,
-    reduction: str = "mean",
-    pos_weight: Any = None,
-) -> Any:
-    """Binary cross-entropy between ``sigmoid(input)`` and ``target``, computed stably.
-
-    ``loss = -weight * (pos_weight * t * log sigmoid(x) + (1 - t) * log(1 - sigmoid(x)))``,
-    evaluated as torch does with ``log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))``, so
-    logits in the thousands give finite losses and gradients.
-
-    Parameters
-    ----------
-    input : array
-        Logits, any shape, floating point.
-    target : array
-        Same shape and dtype as ``input``; usually in ``[0, 1]`` (differentiable).
-    weight : array, optional
-        Rescales each element; broadcast to ``input``'s shape; same dtype.
-    reduction : {'mean', 'sum', 'none'}, default 'mean'
-    pos_weight : array, optional
-        Weight of the positive term, broadcast to ``input``'s shape (typically ``(C,)``
-        against ``(N, C)``); same dtype.
-
-    Returns
-    -------
-    array
-        A scalar, or ``input``'s shape for ``'none'``.
-
-    Examples
-    --------
-    >>> import xpnet, xpnet.functional as F
-    >>> x = xpnet.asarray([0.0, 3000.0, -3000.0], dtype="float64")
-    >>> t = xpnet.asarray([1.0, 1.0, 1.0], dtype="float64")
-    >>> [round(v, 4) for v in xpnet.to_numpy(
-    ...     F.binary_cross_entropy_with_logits(x, t, reduction="none")).tolist()]
-    [0.6931, 0.0, 3000.0]
-    """
-    xp = _check_bce(input, target, weight, reduction, pos_weight)
-    loss = _bce_elements(xp, input, target, weight, pos_weight)[0]
-    return as_dtype_of(xp, reduce(xp, loss, reduction), input)
-
-
-@defvjp(binary_cross_entropy_with_logits, "input", "target", "weight", "pos_weight")
-def _bce_with_logits_vjp(
-    input: Any,
-    target: Any,
-    weight: Any = None,
-    reduction: str = "mean",
-    pos_weight: Any = None,
-) -> tuple[Any, Pullback]:
-    xp = _check_bce(input, target, weight, reduction, pos_weight)
-    loss, unweighted, log_sig, e = _bce_elements(xp, input, target, weight, pos_weight)
-
-    def pullback(cotangent: Any) -> tuple[Any, Any, Any, Any]:
-        g = expand_cotangent(xp, cotangent, tuple(loss.shape), reduction)
-        gw = g if weight is None else g * weight
-        # sigmoid(-x) from e = exp(-|x|), stable both ways.
-        sig_neg = xp.where(input >= 0, e / (1.0 + e), 1.0 / (1.0 + e))
-        if pos_weight is None:
-            dinput = gw * ((1.0 - target) - sig_neg)
-            dtarget = gw * (-input)
-            dpos = None
-        else:
-            lw = (pos_weight - 1.0) * target + 1.0
-            dinput = gw * ((1.0 - target) - lw * sig_neg)
-            dtarget = gw * (-input - (pos_weight - 1.0) * log_sig)
-            dpos = sum_to_shape(xp, gw * (-target * log_sig), tuple(pos_weight.shape))
-        dweight = None if weight is None else sum_to_shape(xp, g * unweighted, tuple(weight.shape))
-        return dinput, dtarget, dweight, dpos
-
-    return as_dtype_of(xp, reduce(xp, loss, reduction), input), pullback
