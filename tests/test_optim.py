@@ -122,10 +122,33 @@ CONFIGS = [
         lambda m: optim.AdamW(m, lr=1e-2, weight_decay=0.1),
         lambda t, p: t.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
     ),
-]
+    Config("rmsprop", lambda m: optim.RMSprop(m, lr=1e-3), lambda t, p: t.optim.RMSprop(p, lr=1e-3)),
+    Config(
+        "rmsprop_centered_momentum_decay",
+        lambda m: optim.RMSprop(m, lr=1e-3, alpha=0.9, momentum=0.5, centered=True,
+                                weight_decay=1e-2, maximize=True),
+        lambda t, p: t.optim.RMSprop(p, lr=1e-3, alpha=0.9, momentum=0.5, centered=True,
+                                     weight_decay=1e-2, maximize=True),
+    ),
+    Config("adagrad", lambda m: optim.Adagrad(m, lr=0.05), lambda t, p: t.optim.Adagrad(p, lr=0.05)),
+    Config(
+        "adagrad_decay_accumulator",
+        lambda m: optim.Adagrad(m, lr=0.05, lr_decay=0.1, weight_decay=1e-2,
+                                initial_accumulator_value=0.3),
+        lambda t, p: t.optim.Adagrad(p, lr=0.05, lr_decay=0.1, weight_decay=1e-2,
+                                     initial_accumulator_value=0.3),
+    ),
+    Config("adadelta", lambda m: optim.Adadelta(m), lambda t, p: t.optim.Adadelta(p)),
+    Config(
+        "adadelta_rho_decay",
+        lambda m: optim.Adadelta(m, lr=0.5, rho=0.8, eps=1e-5, weight_decay=1e-2),
+        lambda t, p: t.optim.Adadelta(p, lr=0.5, rho=0.8, eps=1e-5, weight_decay=1e-2),
+    ),
+]  # fmt: skip
 
 # torch's per-parameter state names -> xpnet's slots (the same names).
-SLOTS = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+SLOTS = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg",
+         "grad_avg", "sum", "acc_delta")  # fmt: skip
 
 
 def _torch_step(torch: Any, tnet: Any, topt: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -222,8 +245,11 @@ def _host(flat: dict[str, Any]) -> dict[str, Any]:
         lambda m: optim.SGD(m, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
         lambda m: optim.Adam(m, lr=1e-2, amsgrad=True),
         lambda m: optim.AdamW(m, lr=1e-2),
+        lambda m: optim.RMSprop(m, lr=1e-3, momentum=0.5, centered=True),
+        lambda m: optim.Adagrad(m, lr=0.05, lr_decay=0.1),
+        lambda m: optim.Adadelta(m),
     ],
-    ids=["sgd", "adam", "adamw"],
+    ids=["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"],
 )
 def test_state_dict_resumes_exactly(backend: BackendCase, make: Any) -> None:
     batches = mnist_batches()

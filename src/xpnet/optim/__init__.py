@@ -12,17 +12,21 @@ parameter at once in flat buffers. The optimizer's state (step counts, moment bu
 round-trips through :meth:`Optimizer.state_dict`, so a checkpoint resumes exactly.
 """
 
+from .adaptive import Adadelta, Adagrad, RMSprop
 from .optimizer import Optimizer, ParamGroup
 from .rules import SGD, Adam, AdamW
 from .schedulers import CosineAnnealingLR, LRScheduler, StepLR
 
 __all__ = [
     "SGD",
+    "Adadelta",
+    "Adagrad",
     "Adam",
     "AdamW",
     "CosineAnnealingLR",
     "LRScheduler",
     "Optimizer",
     "ParamGroup",
+    "RMSprop",
     "StepLR",
 ]
