@@ -559,3 +559,151 @@ def test_parameters_in_no_group_stay_and_options_are_checked(backend: BackendCas
         opt.load_state_dict({**_host(opt.state_dict()), "maximize": "false"})
     with pytest.raises(ValueError, match="lr: expected a non-negative number, got nan"):
         optim.Adam(model, lr=float("nan"))
+
+
+# ------------------------------------------------------------- schedules, two groups
+
+
+def _two_groups(kind: str) -> tuple[nn.Module, optim.Optimizer]:
+    model = nn.Sequential(nn.Linear(1, 1, rng=0), nn.Linear(1, 1, rng=1))
+    groups = [{"params": model[0]}, {"params": model[1], "lr": 0.01}]
+    if kind == "adam":
+        return model, optim.Adam(model, lr=0.1, param_groups=groups)
+    return model, optim.SGD(model, lr=0.1, momentum=0.9, param_groups=groups)
+
+
+def _torch_two_groups(torch: Any, kind: str) -> Any:
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    groups = [{"params": [a]}, {"params": [b], "lr": 0.01}]
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=0.1)
+    return torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+
+
+def _momenta(groups: list[dict[str, Any]], kind: str) -> list[float]:
+    if kind == "adam":
+        return [float(g["betas"][0] if "betas" in g else g["beta1"]) for g in groups]
+    return [float(g["momentum"]) for g in groups]
+
+
+# id, optimizer kind, xpnet schedule, torch schedule
+SCHEDULES = [
+    ("multistep", "sgd", lambda o: optim.MultiStepLR(o, [2, 5, 5], gamma=0.5),
+     lambda t, o: t.optim.lr_scheduler.MultiStepLR(o, [2, 5, 5], gamma=0.5)),
+    ("exponential", "sgd", lambda o: optim.ExponentialLR(o, 0.9),
+     lambda t, o: t.optim.lr_scheduler.ExponentialLR(o, 0.9)),
+    ("linear_warmup", "sgd", lambda o: optim.LinearLR(o, 0.25, 1.0, total_iters=4),
+     lambda t, o: t.optim.lr_scheduler.LinearLR(o, 0.25, 1.0, total_iters=4)),
+    ("linear_decay", "sgd", lambda o: optim.LinearLR(o, 1.0, 0.1, total_iters=3),
+     lambda t, o: t.optim.lr_scheduler.LinearLR(o, 1.0, 0.1, total_iters=3)),
+    ("warmup_then_cosine", "sgd",
+     lambda o: optim.SequentialLR(o, [optim.LinearLR(o, 0.1, total_iters=3),
+                                      optim.CosineAnnealingLR(o, T_max=6)], [3]),
+     lambda t, o: t.optim.lr_scheduler.SequentialLR(
+         o, [t.optim.lr_scheduler.LinearLR(o, 0.1, total_iters=3),
+             t.optim.lr_scheduler.CosineAnnealingLR(o, T_max=6)], [3])),
+    ("three_in_sequence", "sgd",
+     lambda o: optim.SequentialLR(o, [optim.ExponentialLR(o, 0.9), optim.StepLR(o, 2, 0.5),
+                                      optim.MultiStepLR(o, [1, 3])], [2, 5]),
+     lambda t, o: t.optim.lr_scheduler.SequentialLR(
+         o, [t.optim.lr_scheduler.ExponentialLR(o, 0.9), t.optim.lr_scheduler.StepLR(o, 2, 0.5),
+             t.optim.lr_scheduler.MultiStepLR(o, [1, 3])], [2, 5])),
+    ("one_cycle", "sgd", lambda o: optim.OneCycleLR(o, [1.0, 0.1], total_steps=12),
+     lambda t, o: t.optim.lr_scheduler.OneCycleLR(o, [1.0, 0.1], total_steps=12)),
+    ("one_cycle_three_phase_linear", "sgd",
+     lambda o: optim.OneCycleLR(o, 0.5, epochs=3, steps_per_epoch=4, pct_start=0.25,
+                                anneal_strategy="linear", three_phase=True),
+     lambda t, o: t.optim.lr_scheduler.OneCycleLR(o, 0.5, epochs=3, steps_per_epoch=4,
+                                                  pct_start=0.25, anneal_strategy="linear",
+                                                  three_phase=True)),
+    ("one_cycle_adam", "adam", lambda o: optim.OneCycleLR(o, 0.2, total_steps=12),
+     lambda t, o: t.optim.lr_scheduler.OneCycleLR(o, 0.2, total_steps=12)),
+    ("step_cosine_groups", "adam",
+     lambda o: optim.SequentialLR(o, [optim.StepLR(o, 2, 0.5), optim.CosineAnnealingLR(o, 4)],
+                                  [4]),
+     lambda t, o: t.optim.lr_scheduler.SequentialLR(
+         o, [t.optim.lr_scheduler.StepLR(o, 2, 0.5), t.optim.lr_scheduler.CosineAnnealingLR(o, 4)],
+         [4])),
+]  # fmt: skip
+
+
+def _trajectory(groups_of: Callable[[], list[dict[str, Any]]], step: Callable[[], None],
+                kind: str, steps: int) -> list[tuple[list[float], list[float]]]:  # fmt: skip
+    seen = [([float(g["lr"]) for g in groups_of()], _momenta(groups_of(), kind))]
+    for _ in range(steps):
+        step()
+        seen.append(([float(g["lr"]) for g in groups_of()], _momenta(groups_of(), kind)))
+    return seen
+
+
+@pytest.mark.parametrize(("name", "kind", "make", "make_torch"), SCHEDULES,
+                         ids=[s[0] for s in SCHEDULES])  # fmt: skip
+def test_schedules_of_two_groups_match_torch(name, kind, make, make_torch) -> None:
+    torch = pytest.importorskip("torch")
+    topt = _torch_two_groups(torch, kind)
+    tsched = make_torch(torch, topt)
+
+    def torch_step() -> None:
+        topt.step()
+        tsched.step()
+
+    expected = _trajectory(lambda: topt.param_groups, torch_step, kind, 11)
+    _, opt = _two_groups(kind)
+    sched = make(opt)
+    assert _trajectory(lambda: opt.param_groups, sched.step, kind, 11) == expected
+    # Resumed after 5 steps from a JSON round trip, the schedule goes on alike.
+    _, opt = _two_groups(kind)
+    sched = make(opt)
+    for _ in range(5):
+        sched.step()
+    state = json.loads(json.dumps(sched.state_dict()))
+    optimizer_state = _host(opt.state_dict())
+    _, resumed_opt = _two_groups(kind)
+    resumed = make(resumed_opt)
+    resumed_opt.load_state_dict(optimizer_state)
+    resumed.load_state_dict(state)
+    assert _trajectory(lambda: resumed_opt.param_groups, resumed.step, kind, 6) == expected[5:]
+
+
+def test_reduce_lr_on_plateau_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    metrics = [1.0, 0.9, 0.95, 0.96, 0.97, 0.5, 0.6, 0.6, 0.6, 0.6, 0.7, 0.1, 0.2]
+    topt = _torch_two_groups(torch, "sgd")
+    tsched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        topt, factor=0.5, patience=2, cooldown=1, min_lr=[0.02, 0.0]
+    )
+    _, opt = _two_groups("sgd")
+    sched = optim.ReduceLROnPlateau(opt, factor=0.5, patience=2, cooldown=1, min_lr=[0.02, 0.0])
+    for i, value in enumerate(metrics):
+        tsched.step(value)
+        sched.step(value)
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in topt.param_groups], i
+        if i == 6:  # resume from here: the same run
+            state = json.loads(json.dumps(sched.state_dict()))
+            _, opt2 = _two_groups("sgd")
+            sched2 = optim.ReduceLROnPlateau(opt2, factor=0.5, patience=2, cooldown=1,
+                                             min_lr=[0.02, 0.0])  # fmt: skip
+            sched2.load_state_dict(state)
+            opt, sched = opt2, sched2
+    with pytest.raises(ValueError, match=r"factor: expected a value in \(0, 1\), got 1.5"):
+        optim.ReduceLROnPlateau(opt, factor=1.5)
+    with pytest.raises(TypeError, match="expected the metric"):
+        sched.step()
+
+
+def test_fit_steps_a_per_batch_schedule_and_a_plateau_schedule(backend: BackendCase) -> None:
+    from xpnet.data import DataLoader, Dataset
+
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.integers(0, 255, size=(24, 1, 2, 2)).astype(np.uint8),
+                   rng.integers(0, 2, size=24), 2, name="toy")  # fmt: skip
+    with xpnet.use_backend(backend.name, backend.device):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, rng=0))
+    opt = optim.SGD(model, lr=0.1, momentum=0.9)
+    cycle = optim.OneCycleLR(opt, 0.5, epochs=2, steps_per_epoch=3)
+    xpnet.fit(model, opt, DataLoader(data, 8), 2, scheduler=cycle, progress=False, log=None)
+    assert cycle.last_epoch == 6  # stepped after each of the 2 x 3 batches
+    plateau = optim.ReduceLROnPlateau(opt, patience=0)
+    history = xpnet.fit(model, opt, DataLoader(data, 8), 3, scheduler=plateau, progress=False,
+                        log=None)  # fmt: skip
+    assert plateau.last_epoch == 3 and plateau.best == min(r["loss"] for r in history)

@@ -94,6 +94,11 @@ class DistributedOptimizer:
         self.optimizer.lr = value
 
     @property
+    def defaults(self) -> dict[str, Any]:
+        """The wrapped optimizer's default options."""
+        return self.optimizer.defaults
+
+    @property
     def param_groups(self) -> list[dict[str, Any]]:
         """The wrapped optimizer's parameter groups (what schedulers set)."""
         return self.optimizer.param_groups

@@ -15,7 +15,17 @@ round-trips through :meth:`Optimizer.state_dict`, so a checkpoint resumes exactl
 from .adaptive import Adadelta, Adagrad, RMSprop
 from .optimizer import Optimizer, ParamGroup
 from .rules import SGD, Adam, AdamW
-from .schedulers import CosineAnnealingLR, LRScheduler, StepLR
+from .schedulers import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+    StepLR,
+)
 
 __all__ = [
     "SGD",
@@ -24,9 +34,15 @@ __all__ = [
     "Adam",
     "AdamW",
     "CosineAnnealingLR",
+    "ExponentialLR",
     "LRScheduler",
+    "LinearLR",
+    "MultiStepLR",
+    "OneCycleLR",
     "Optimizer",
     "ParamGroup",
     "RMSprop",
+    "ReduceLROnPlateau",
+    "SequentialLR",
     "StepLR",
 ]

@@ -277,10 +277,15 @@ class Optimizer:
         """The rule's options besides ``lr``."""
         return ()
 
+    def _given(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        """A group's options: its other entries are its parameters and what schedules keep
+        there (``initial_lr``, ``max_lr``, ...)."""
+        return {k: group[k] for k in ("lr", *self._option_names()) if k in group}
+
     def options(self, index: int = 0) -> dict[str, Any]:
         """Group ``index``'s options (validated: a changed option is checked when used)."""
         group = self.param_groups[index]
-        given = {k: v for k, v in group.items() if k != "params"}
+        given = self._given(group)
         checked = self.__dict__.setdefault("_checked", {})
         known = checked.get(index)
         if known is not None and known[0] == given:  # unchanged since last checked
@@ -299,7 +304,7 @@ class Optimizer:
         defaults = self.__dict__.get("defaults")
         if defaults is not None and name in defaults:
             for index, group in enumerate(self.param_groups):
-                options = {k: v for k, v in group.items() if k != "params"}
+                options = self._given(group)
                 options[name] = value
                 group[name] = self._check(options, f"param_groups[{index}]: ")[name]
             return
@@ -583,7 +588,7 @@ class Optimizer:
         found = []
         for index, group in enumerate(self.param_groups):
             prefix = "" if index == 0 else f"group{index}."
-            options = {k: v for k, v in group.items() if k != "params"}
+            options = self._given(group)
             for key, current in list(options.items()):
                 if prefix + key in flat:
                     options[key] = _saved_option(flat[prefix + key], current, prefix + key)

@@ -19,7 +19,7 @@ from ..backends import to_numpy
 from ..data import DataLoader
 from ..nn import CrossEntropyLoss, Module, NLLLoss
 from ..nn.grad import loss_output_and_grads
-from ..optim import LRScheduler, Optimizer
+from ..optim import LRScheduler, Optimizer, ReduceLROnPlateau
 from ._guard import held_checkpoint
 from ._parallel import DataParallel, fit_data_parallel, unwrap_optimizer
 from .checkpoint import (
@@ -212,7 +212,9 @@ def fit(
     test_loader : DataLoader, optional
         Evaluated after every epoch.
     scheduler : LRScheduler, optional
-        Stepped after every epoch.
+        Stepped after every epoch; a per-batch schedule (:class:`~xpnet.optim.OneCycleLR`)
+        after every batch; :class:`~xpnet.optim.ReduceLROnPlateau` with the epoch's test
+        loss (its training loss without ``test_loader``).
     checkpoint : path-like, optional
         Written atomically after every epoch (safetensors). Held for the run: another
         run asking for the same path fails at once, naming this one. Checked writable
@@ -335,8 +337,9 @@ def _fit(
             log(f"resumed from {path} after epoch {saved_epoch}")
     for epoch in range(first_epoch, epochs + 1):
         train_loader.set_epoch(epoch)
+        per_batch = scheduler if scheduler is not None and scheduler.per_batch else None
         try:
-            record = _train_epoch(model, step, train_loader, epoch, epochs, progress)
+            record = _train_epoch(model, step, train_loader, epoch, epochs, progress, per_batch)
         except TrainingDiverged as exc:
             if path is None:
                 kept = "no checkpoint is written without a checkpoint path"
@@ -351,7 +354,9 @@ def _fit(
             result = evaluate(model, test_loader, loss_fn, compile=compile, comm=comm)
             record["test_loss"], record["test_accuracy"] = result["loss"], result["accuracy"]
         record["lr"] = optimizer.lr
-        if scheduler is not None:
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(record.get("test_loss", record["loss"]))
+        elif scheduler is not None and not scheduler.per_batch:
             scheduler.step()
         history.append(record)
         if path is not None and write:
@@ -407,6 +412,7 @@ def _train_epoch(
     epoch: int,
     epochs: int,
     progress: bool,
+    scheduler: LRScheduler | None = None,
 ) -> dict[str, float]:
     totals = _Totals(epoch)
     start = last_read = time.perf_counter()
@@ -416,6 +422,8 @@ def _train_epoch(
     try:
         for index, (x, target) in enumerate(loader, start=1):
             loss, correct = step.run(x, target)
+            if scheduler is not None:  # a per-batch schedule (OneCycleLR)
+                scheduler.step()
             # A data-parallel step reports over all processes' shares of the batch.
             examples = getattr(step, "examples", None)
             totals.add(index, loss, correct, examples or int(target.shape[0]))
