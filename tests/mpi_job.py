@@ -1,14 +1,14 @@
 """A data-parallel training job for tests/test_distributed.py, run under mpiexec.
 
-    mpiexec -n N python -m mpi4py tests/mpi_job.py OUT_DIR [--fail-rank R | --own-loop]
+    mpiexec -n N python -m mpi4py tests/mpi_job.py OUT_DIR [--fail-rank R | --own-loop | --clip]
 
 Trains a small float64 CNN with SGD and momentum for 3 epochs (global batch 32 over 60
 examples: the last batch splits unevenly) and writes each rank's final weights to
 OUT_DIR/rank<R>.npz; rank 0 also writes OUT_DIR/run.safetensors and, in OUT_DIR/path.txt,
 how the last allreduce moved its buffer. With --fail-rank R, that rank raises in its second
 epoch. With --own-loop, a loop of its own (ShardedLoader, value-and-grad and a
-DistributedOptimizer) replaces fit and writes only the weights. The backend is
-XPNET_BACKEND's.
+DistributedOptimizer) replaces fit and writes only the weights. With --clip, fit clips the
+averaged gradients' norm to CLIP. The backend is XPNET_BACKEND's.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from xpnet import data, distributed, nn, optim
 from xpnet import functional as F
 from xpnet.train import fit
 from xpnet.train import loop as loop_module
+
+CLIP = 0.1  # below the gradients' norms of this job: --clip changes every step
 
 
 def build() -> tuple[nn.Module, optim.Optimizer, data.DataLoader, data.DataLoader]:
@@ -85,8 +87,9 @@ def main() -> None:
         weights = {key: xpnet.to_numpy(value) for key, value in model.state_dict().items()}
         np.savez(out / f"rank{comm.rank}.npz", **weights)
         return
+    clip = CLIP if "--clip" in sys.argv else None
     history = fit(model, optimizer, train, 3, test_loader=test, checkpoint=out / "run.safetensors",
-                  progress=False, log=None, comm=comm)  # fmt: skip
+                  progress=False, log=None, comm=comm, clip_grad_norm=clip)  # fmt: skip
     weights = {key: xpnet.to_numpy(value) for key, value in model.state_dict().items()}
     np.savez(out / f"rank{comm.rank}.npz", **weights)
     if comm.is_root:

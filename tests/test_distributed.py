@@ -50,20 +50,23 @@ def _launch(
     )
 
 
-def _one_process_reference(backend: str) -> dict[str, np.ndarray]:
+def _one_process_reference(backend: str, clip: float | None = None) -> dict[str, np.ndarray]:
     sys.path.insert(0, str(HERE))
     import mpi_job
 
     with xpnet.use_backend(backend):
         model, optimizer, train, test = mpi_job.build()
-        xpnet.fit(model, optimizer, train, 3, test_loader=test, progress=False, log=None)
+        xpnet.fit(model, optimizer, train, 3, test_loader=test, progress=False, log=None,
+                  clip_grad_norm=clip)  # fmt: skip
         return {k: np.asarray(xpnet.to_numpy(v)) for k, v in model.state_dict().items()}
 
 
-def _check_job(folder: Path, processes: int, backend: str, checkpoint: bool = True) -> None:
+def _check_job(
+    folder: Path, processes: int, backend: str, checkpoint: bool = True, clip: float | None = None
+) -> None:
     """The replicas equal one process's weights (float64, within 1e-12) and each other
     exactly, and rank 0 alone wrote the one checkpoint."""
-    reference = _one_process_reference(backend)
+    reference = _one_process_reference(backend, clip)
     replicas = [dict(np.load(folder / f"rank{r}.npz")) for r in range(processes)]
     for key, want in reference.items():
         np.testing.assert_allclose(replicas[0][key], want, rtol=0, atol=1e-12, err_msg=key)
@@ -107,6 +110,19 @@ def test_data_parallel_training_on_other_backends(tmp_path: Path, library: str, 
     assert result.returncode == 0, result.stderr
     _check_job(tmp_path, 2, library)
     assert (tmp_path / "path.txt").read_text() == path
+
+
+def test_data_parallel_training_clips_the_averaged_gradients(tmp_path: Path) -> None:
+    """fit(clip_grad_norm=) over two processes clips the average, as one process clips
+    the whole batch's gradient: the same weights, which clipping changed."""
+    import mpi_job
+
+    result = _launch(2, str(HERE / "mpi_job.py"), str(tmp_path), "--clip")
+    assert result.returncode == 0, result.stderr
+    _check_job(tmp_path, 2, "numpy", clip=mpi_job.CLIP)
+    unclipped = _one_process_reference("numpy")
+    replica = dict(np.load(tmp_path / "rank0.npz"))
+    assert not np.allclose(replica["4.weight"], unclipped["4.weight"])
 
 
 def test_a_loop_of_ones_own_with_the_distributed_optimizer(tmp_path: Path) -> None:

@@ -137,11 +137,14 @@ class Communicator:
 
         return loader if isinstance(loader, ShardedLoader) else ShardedLoader(loader, self)
 
-    def train_step(self, model: Any, optimizer: Any, loss_fn: Any) -> Any:
-        """A :class:`DistributedStep`: one allreduce of gradients, loss and counts a step."""
+    def train_step(
+        self, model: Any, optimizer: Any, loss_fn: Any, grad_transform: Any = None
+    ) -> Any:
+        """A :class:`DistributedStep`: one allreduce of gradients, loss and counts a step,
+        then ``grad_transform`` on the averaged gradients."""
         from ._step import DistributedStep
 
-        return DistributedStep(model, optimizer, loss_fn, self)
+        return DistributedStep(model, optimizer, loss_fn, self, grad_transform)
 
     def broadcast_parameters(self, model: Any) -> None:
         """Give every process rank 0's parameters and buffers."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..nn import Module
@@ -24,6 +24,9 @@ class DistributedOptimizer:
         The optimizer of this process's replica.
     comm : Communicator
         The job's processes (:func:`xpnet.distributed.init`).
+    grad_transform : callable, optional
+        Applied to the averaged gradients before the update (e.g. clipping their norm,
+        which must see the average, not one process's share).
 
     Notes
     -----
@@ -38,7 +41,13 @@ class DistributedOptimizer:
     schedulers schedule the wrapped optimizer, so both work unchanged.
     """
 
-    def __init__(self, optimizer: Optimizer, comm: Communicator) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        comm: Communicator,
+        *,
+        grad_transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
                 f"optimizer: expected an xpnet Optimizer, got {type(optimizer).__name__}"
@@ -50,6 +59,7 @@ class DistributedOptimizer:
             )
         self.optimizer = optimizer
         self.comm = comm
+        self.grad_transform = grad_transform
 
     def step(
         self, grads: Mapping[str, Any], *, count: int = 1, loss: Any = None, correct: Any = None
@@ -76,6 +86,8 @@ class DistributedOptimizer:
         averaged, mean_loss, correct_all, examples = allreduce_mean(
             grads, self.comm, count=count, loss=loss, correct=correct
         )
+        if self.grad_transform is not None:
+            self.grad_transform(averaged)
         self.optimizer.step(averaged)
         return mean_loss, correct_all, examples
 

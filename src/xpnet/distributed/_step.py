@@ -27,10 +27,15 @@ class DistributedStep:
     compiled = False
 
     def __init__(
-        self, model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any], comm: Communicator
+        self,
+        model: Module,
+        optimizer: Optimizer,
+        loss_fn: Callable[..., Any],
+        comm: Communicator,
+        grad_transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.model, self.optimizer, self.loss_fn, self.comm = model, optimizer, loss_fn, comm
-        self._averaging = DistributedOptimizer(optimizer, comm)
+        self._averaging = DistributedOptimizer(optimizer, comm, grad_transform=grad_transform)
         self.examples = 0
 
     @property

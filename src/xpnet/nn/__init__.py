@@ -1,6 +1,6 @@
 """Layers and models with ``torch.nn``'s names, arguments, defaults and state_dict keys."""
 
-from . import init
+from . import init, utils
 from .containers import ModuleDict, ModuleList, Residual, Sequential
 from .grad import functional_call, grad, value_and_grad
 from .layers import (
@@ -82,5 +82,6 @@ __all__ = [
     "functional_call",
     "grad",
     "init",
+    "utils",
     "value_and_grad",
 ]

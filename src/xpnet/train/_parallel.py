@@ -48,8 +48,15 @@ class DataParallel(Protocol):
         ``set_epoch``)."""
         ...
 
-    def train_step(self, model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any]) -> Any:
-        """A step that averages the gradients over the processes before updating."""
+    def train_step(
+        self,
+        model: Module,
+        optimizer: Optimizer,
+        loss_fn: Callable[..., Any],
+        grad_transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """A step that averages the gradients over the processes, then applies
+        ``grad_transform`` to them, before updating."""
         ...
 
     def broadcast_parameters(self, model: Module) -> None:
@@ -84,11 +91,12 @@ def fit_data_parallel(
     progress: bool,
     log: Callable[[str], None] | None,
     comm: DataParallel,
+    grad_transform: Callable[[dict[str, Any]], Any] | None = None,
 ) -> list[dict[str, float]]:
     """``fit`` as one process of a data-parallel job (``run`` is ``fit``'s loop): rank 0
     checks, holds and writes the checkpoint and logs; every process resumes from it and
     trains its shares."""
-    step: TrainStep = comm.train_step(model, optimizer, loss_fn)
+    step: TrainStep = comm.train_step(model, optimizer, loss_fn, grad_transform)
     root = comm.is_root
     if log is not None and root:
         log(f"steps: {step.how}")

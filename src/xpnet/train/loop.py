@@ -19,6 +19,7 @@ from ..backends import to_numpy
 from ..data import DataLoader
 from ..nn import CrossEntropyLoss, Module, NLLLoss
 from ..nn.grad import loss_output_and_grads
+from ..nn.utils import clip_grad_norm_
 from ..optim import LRScheduler, Optimizer, ReduceLROnPlateau
 from ._guard import held_checkpoint
 from ._parallel import DataParallel, fit_data_parallel, unwrap_optimizer
@@ -196,6 +197,7 @@ def fit(
     log: Callable[[str], None] | None = print,
     compile: bool = False,
     comm: DataParallel | None = None,
+    clip_grad_norm: float | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``epochs`` epochs.
 
@@ -244,6 +246,10 @@ def fit(
         eagerly (``compile`` is ignored) and each reads its loss and counts back from the
         allreduce. Every process must call ``fit`` alike. A
         :class:`~xpnet.distributed.DistributedOptimizer` as ``optimizer`` brings its own.
+    clip_grad_norm : float, optional
+        Clip the gradients' total norm to this before every update
+        (:func:`xpnet.nn.utils.clip_grad_norm_`, compiled with the step; over all
+        processes' averaged gradients with ``comm``).
 
     Returns
     -------
@@ -273,6 +279,7 @@ def fit(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+    transform = _clipping(clip_grad_norm)
     optimizer, comm = unwrap_optimizer(optimizer, comm)
     if optimizer.model is not model:
         raise ValueError("optimizer: was built for a different model")
@@ -284,12 +291,12 @@ def fit(
     if comm is not None and comm.size > 1:
         return fit_data_parallel(
             _fit, model, optimizer, train_loader, epochs, loss_fn, test_loader, scheduler,
-            path, resume, overwrite, meta, progress, log, comm,
+            path, resume, overwrite, meta, progress, log, comm, transform,
         )  # fmt: skip
     step: TrainStep = (
-        compile_step(model, optimizer, loss_fn)
+        compile_step(model, optimizer, loss_fn, grad_transform=transform)
         if compile
-        else EagerStep(model, optimizer, loss_fn, "compile=False")
+        else EagerStep(model, optimizer, loss_fn, "compile=False", transform)
     )
     if compile and log is not None:
         log(f"steps: {step.how}")
@@ -299,6 +306,16 @@ def fit(
     with held_checkpoint(path, resume, overwrite):
         return _fit(model, optimizer, step, train_loader, epochs, loss_fn, test_loader,
                     scheduler, path, resume, meta, progress, log, compile)  # fmt: skip
+
+
+def _clipping(max_norm: float | None) -> Callable[[dict[str, Any]], Any] | None:
+    """``fit``'s ``clip_grad_norm`` as a transform of the gradients."""
+    if max_norm is None:
+        return None
+    if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: expected a positive number, got {max_norm!r}")
+    limit = float(max_norm)
+    return lambda grads: clip_grad_norm_(grads, limit)
 
 
 def _fit(

@@ -32,6 +32,7 @@ from ._eager import EagerStep, correct_predictions, evaluation_batch
 __all__ = [
     "CompileWarning",
     "EagerStep",
+    "GradTransform",
     "TrainStep",
     "compile_evaluation",
     "compile_step",
@@ -75,8 +76,15 @@ def _say_once(key: str, message: str) -> None:
         warnings.warn(message, CompileWarning, stacklevel=3)
 
 
+GradTransform = Callable[[dict[str, Any]], Any]
+
+
 def compile_step(
-    model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any] = F.cross_entropy
+    model: Module,
+    optimizer: Optimizer,
+    loss_fn: Callable[..., Any] = F.cross_entropy,
+    *,
+    grad_transform: GradTransform | None = None,
 ) -> TrainStep:
     """A training step for ``model``, compiled by its backend's compiler where it has one.
 
@@ -87,7 +95,11 @@ def compile_step(
     optimizer : Optimizer
         Built on ``model``.
     loss_fn : callable, default ``F.cross_entropy``
-        An op with a pullback, called as ``loss_fn(model(x), target)``.
+        Any loss, called as ``loss_fn(model(x), target)``.
+    grad_transform : callable, optional
+        Called with the dict of gradients before the update; it may replace its entries
+        (``lambda g: nn.utils.clip_grad_norm_(g, 1.0)``). Compiled with the step, so it
+        must not read values back to the host.
 
     Returns
     -------
@@ -129,17 +141,17 @@ def compile_step(
     if array_api_compat.is_jax_namespace(xp):
         from ._jax import JaxStep
 
-        return JaxStep(model, optimizer, loss_fn)
+        return JaxStep(model, optimizer, loss_fn, grad_transform)
     if array_api_compat.is_cupy_namespace(xp):
         from ._cuda_graphs import CudaGraphStep
 
-        return CudaGraphStep(model, optimizer, loss_fn)
+        return CudaGraphStep(model, optimizer, loss_fn, grad_transform=grad_transform)
     if array_api_compat.is_torch_namespace(xp):
         reason = "torch: eager measured best (torch.compile takes minutes to pay back)"
     else:
         reason = f"{xp.__name__} has no compiler"
     _say_once(xp.__name__, f"compile_step: {reason}; running the step eagerly")
-    return EagerStep(model, optimizer, loss_fn, reason)
+    return EagerStep(model, optimizer, loss_fn, reason, grad_transform)
 
 
 def _namespace(model: Module) -> Any:

@@ -140,10 +140,12 @@ class CudaGraphStep:
         optimizer: Optimizer,
         loss_fn: Callable[..., Any],
         device: GraphDevice | None = None,
+        grad_transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.grad_transform = grad_transform
         self.device: GraphDevice = device if device is not None else _CupyDevice()
-        self._eager = EagerStep(model, optimizer, loss_fn, "warm-up before capture")
+        self._eager = EagerStep(model, optimizer, loss_fn, "warm-up before capture", grad_transform)
         self._graphs: dict[tuple[Any, ...], _Captured | None] = {}
         self._specs: dict[tuple[Any, ...], MaskSpec] = {}
 
@@ -217,6 +219,8 @@ class CudaGraphStep:
         def body() -> None:
             with mask_source(MaskReplay(masks)):
                 loss, output, grads = loss_output_and_grads(model, loss_fn, static_x, static_target)
+            if self.grad_transform is not None:
+                self.grad_transform(grads)
             for name, value in model.named_buffers():
                 device.copy_into(statics[name], value)
                 model.set_buffer(name, statics[name])

@@ -53,15 +53,23 @@ class EagerStep:
         As for :func:`xpnet.compile_step`.
     reason : str
         Why this backend's steps are not compiled (shown by ``repr`` and by ``fit``).
+    grad_transform : callable, optional
+        Applied to the gradients before the update (see :func:`xpnet.compile_step`).
     """
 
     compiled = False
 
     def __init__(
-        self, model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any], reason: str
+        self,
+        model: Module,
+        optimizer: Optimizer,
+        loss_fn: Callable[..., Any],
+        reason: str,
+        grad_transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.reason = reason
+        self.grad_transform = grad_transform
 
     @property
     def how(self) -> str:
@@ -72,6 +80,8 @@ class EagerStep:
         """One step on the batch ``(x, target)``: the loss and the number of correct
         predictions, both 0-d arrays on the device."""
         loss, output, grads = loss_output_and_grads(self.model, self.loss_fn, x, target)
+        if self.grad_transform is not None:
+            self.grad_transform(grads)
         self.optimizer.step(grads)
         return loss, correct_predictions(output, target)
 

@@ -71,11 +71,18 @@ class JaxStep:
     compiled = True
     how = "jax.jit (the whole step)"
 
-    def __init__(self, model: Module, optimizer: Optimizer, loss_fn: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        model: Module,
+        optimizer: Optimizer,
+        loss_fn: Callable[..., Any],
+        grad_transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         import jax
         import jax.numpy as jnp
 
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.grad_transform = grad_transform
         self.traces = 0
         self._jnp = jnp
         self._jitted = jax.jit(self._pure, static_argnums=(0,))
@@ -100,6 +107,8 @@ class JaxStep:
             new_buffers = dict(self.model.named_buffers())
         if isinstance(source, MaskRecorder) and source.spec:
             raise _NeedMasks(source.spec)  # retraced with the masks as inputs
+        if self.grad_transform is not None:
+            self.grad_transform(grads)
         jnp = self._jnp
         new_params: dict[str, Any] = {}
         new_states = []
