@@ -25,9 +25,12 @@ def _decayed(grad: Any, param: Any, options: Mapping[str, Any]) -> Any:
 
 
 class RMSprop(Optimizer):
-    """RMSprop (Hinton's lecture 6e), exactly as ``torch.optim.RMSprop``: a running mean
-    of squared gradients, optionally centred (minus the squared running mean), with
-    momentum and L2 ``weight_decay``::
+    """RMSprop (Hinton's lecture 6e), exactly as ``torch.optim.RMSprop``.
+
+    A running mean of squared gradients, optionally centred (minus the squared running
+    mean), with momentum and L2 ``weight_decay``:
+
+    .. code-block:: text
 
         v = alpha * v + (1 - alpha) * g^2
         m = m + (1 - alpha) * (g - m)             (centered)
@@ -115,8 +118,12 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """Adagrad (Duchi et al. 2011), exactly as ``torch.optim.Adagrad``: the sum of squared
-    gradients scales each step, and the rate decays as ``lr / (1 + (step - 1) * lr_decay)``::
+    """Adagrad (Duchi et al. 2011), exactly as ``torch.optim.Adagrad``.
+
+    The sum of squared gradients scales each step, and the rate decays as
+    ``lr / (1 + (step - 1) * lr_decay)``:
+
+    .. code-block:: text
 
         s = s + g^2;  p = p - lr_t * g / (sqrt(s) + eps)
     """
@@ -182,8 +189,11 @@ class Adagrad(Optimizer):
 
 
 class Adadelta(Optimizer):
-    """Adadelta (Zeiler 2012), exactly as ``torch.optim.Adadelta``: steps scaled by the
-    running root mean squares of past updates and of gradients::
+    """Adadelta (Zeiler 2012), exactly as ``torch.optim.Adadelta``.
+
+    Steps are scaled by the running root mean squares of past updates and of gradients:
+
+    .. code-block:: text
 
         v = rho * v + (1 - rho) * g^2
         d = sqrt(u + eps) / sqrt(v + eps) * g

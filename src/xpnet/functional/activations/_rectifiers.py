@@ -301,8 +301,8 @@ def prelu(input: Any, weight: Any) -> Any:
     Examples
     --------
     >>> import xpnet, xpnet.functional as F
-    >>> x = xpnet.asarray([[-2.0, 3.0], [-1.0, -4.0]])
-    >>> xpnet.to_numpy(F.prelu(x, xpnet.asarray([0.5, 0.1]))).tolist()
+    >>> x = xpnet.asarray([[-2.0, 3.0], [-1.0, -4.0]], dtype="float64")
+    >>> xpnet.to_numpy(F.prelu(x, xpnet.asarray([0.5, 0.1], dtype="float64"))).tolist()
     [[-1.0, 3.0], [-0.5, -0.4]]
     """
     xp = float_input(input)
