@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import backends
 from ..nn import Module
-from ..optim.optimizer import _on_host_then_like
+from ..optim._groups import on_host_then_like
 from ._comm import THROUGH_HOST, Communicator
 
 __all__ = ["allreduce_mean", "broadcast_parameters"]
@@ -91,7 +91,7 @@ def allreduce_mean(
         if where_they_live:
             averaged[name] = xp.astype(xp.reshape(part, grad.shape), grad.dtype)
         else:
-            averaged[name] = _on_host_then_like(np.reshape(part, grad.shape), grad)
+            averaged[name] = on_host_then_like(np.reshape(part, grad.shape), grad)
         offset += size
     return averaged, float(tail[0] / examples), round(float(tail[1])), examples
 

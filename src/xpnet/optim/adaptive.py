@@ -9,7 +9,8 @@ from typing import Any
 import array_api_compat
 
 from ..nn.module import Module
-from .optimizer import Optimizer, non_negative
+from ._groups import non_negative
+from .optimizer import Optimizer
 from .rules import _flag, _lerp
 
 __all__ = ["Adadelta", "Adagrad", "RMSprop"]

@@ -14,7 +14,8 @@ from typing import Any
 import array_api_compat
 
 from ..nn.module import Module
-from .optimizer import Optimizer, non_negative
+from ._groups import non_negative
+from .optimizer import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW"]
 

@@ -22,7 +22,7 @@ import numpy as np
 from ...nn import Module
 from ...nn.grad import loss_output_and_grads
 from ...optim import Optimizer, ParamGroup
-from ...optim.optimizer import flatten
+from ...optim._groups import flatten
 from ...random import mask_source
 from ._eager import correct_predictions, required_gradient
 from ._masks import MaskRecorder, MaskReplay, MaskSpec, draw
