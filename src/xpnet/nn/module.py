@@ -22,6 +22,7 @@ import array_api_compat
 
 from .. import backends
 from ..functional._autodiff import primal
+from ._conversion import like, parse_to, shape_of, writable_host
 
 __all__ = ["IncompatibleKeys", "Module", "StateDictError"]
 
@@ -354,25 +355,23 @@ class Module:
         if strict and (missing or unexpected):
             parts = []
             if missing:
-                listed = ", ".join(f"{k} {_shape(own[k])}" for k in missing)
+                listed = ", ".join(f"{k} {shape_of(own[k])}" for k in missing)
                 parts.append(f"missing keys: {listed}")
             if unexpected:
-                listed = ", ".join(f"{k} {_shape(state[k])}" for k in unexpected)
+                listed = ", ".join(f"{k} {shape_of(state[k])}" for k in unexpected)
                 parts.append(f"unexpected keys: {listed}")
             raise StateDictError(
                 "state_dict does not match this model (another architecture?): " + "; ".join(parts)
             )
         mismatched = [
-            f"{key}: state_dict has {_shape(state[key])}, model has {_shape(value)}"
+            f"{key}: state_dict has {shape_of(state[key])}, model has {shape_of(value)}"
             for key, value in own.items()
-            if key in state and _shape(state[key]) != _shape(value)
+            if key in state and shape_of(state[key]) != shape_of(value)
         ]
         if mismatched:
             raise ValueError("state_dict shapes do not match this model: " + "; ".join(mismatched))
         # Convert everything first, so a failure leaves the model untouched.
-        converted = {
-            key: _like(state[key], current) for key, current in own.items() if key in state
-        }
+        converted = {key: like(state[key], current) for key, current in own.items() if key in state}
         self._assign(converted)
         return IncompatibleKeys(missing, unexpected)
 
@@ -415,7 +414,7 @@ class Module:
         Arrays travel through host memory. An optimizer built on this model follows on
         its next step (its state is moved to where each parameter now lives).
         """
-        backend, device, dtype = _parse_to(args, kwargs)
+        backend, device, dtype = parse_to(args, kwargs)
         current = self.state_dict()
         first = next(iter(current.values()), None)
         own = None if first is None else backends.backend_of(first)
@@ -425,7 +424,7 @@ class Module:
         moved = {}
         with backends.use_backend(name, device):
             for key, value in current.items():
-                host = _writable_host(value)
+                host = writable_host(value)
                 target = dtype if dtype is not None and host.dtype.kind == "f" else str(host.dtype)
                 moved[key] = backends.asarray(host, dtype=target)
         self._assign(moved)
@@ -464,70 +463,6 @@ class Module:
         from ._summary import summary_table
 
         return summary_table(self, input_shape)
-
-
-def _float_dtype(value: Any) -> str | None:
-    """``"float32"``/``"float64"`` if ``value`` names or is that dtype, else None."""
-    if isinstance(value, str):
-        return value if value in ("float32", "float64") else None
-    # A library's dtype object or type: numpy.float64, dtype('float64'), torch.float64,
-    # array_api_strict.float64 all end in the name.
-    text = str(getattr(value, "name", None) or value).rsplit(".", 1)[-1].strip("'>")
-    return text if text in ("float32", "float64") else None
-
-
-def _parse_to(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | None, Any, Any]:
-    unknown = set(kwargs) - {"backend", "device", "dtype"}
-    if unknown:
-        raise TypeError(f"to: unexpected keyword arguments {sorted(unknown)}")
-    backend, device, dtype = kwargs.get("backend"), kwargs.get("device"), kwargs.get("dtype")
-    names = {info.name for info in backends.list_backends()}
-    for value in args:
-        if isinstance(value, str) and value in names and backend is None and device is None:
-            backend = value
-        elif _float_dtype(value) is not None and dtype is None:
-            dtype = value
-        elif device is None:
-            device = value
-        else:
-            raise TypeError(f"to: cannot tell what {value!r} is (a backend, device or dtype)")
-    if backend is not None and backend not in names:
-        raise ValueError(f"backend: unknown backend {backend!r}; known: {', '.join(sorted(names))}")
-    if dtype is not None:
-        chosen = _float_dtype(dtype)
-        if chosen is None:
-            raise ValueError(f"dtype: expected 'float32', 'float64' or None, got {dtype!r}")
-        dtype = chosen
-    return backend, device, dtype
-
-
-def _like(value: Any, current: Any) -> Any:
-    """``value`` converted to ``current``'s namespace, device and dtype."""
-    value = primal(value)
-    xp = array_api_compat.array_namespace(current)
-    device = array_api_compat.device(current)
-    if array_api_compat.is_array_api_obj(value) and array_api_compat.array_namespace(value) is xp:
-        source = value
-    else:
-        source = xp.asarray(_writable_host(value), device=device)
-    return xp.astype(xp.asarray(source, device=device), current.dtype, copy=True)
-
-
-def _writable_host(value: Any) -> Any:
-    """A host (NumPy) copy of ``value`` that may be written to.
-
-    JAX hands out read-only host views, and torch warns when wrapping those.
-    """
-    host = backends.to_numpy(value)
-    return host if host.flags.writeable else host.copy()
-
-
-def _shape(value: Any) -> tuple[int, ...]:
-    """The shape of an array of any backend, or of host data such as nested lists."""
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        shape = backends.to_numpy(value).shape
-    return tuple(int(n) for n in shape)
 
 
 def rewrapped(exc: Exception, context: str) -> Exception:

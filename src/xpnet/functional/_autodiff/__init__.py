@@ -2,8 +2,8 @@
 
 * :mod:`._rules`: the ops of :mod:`xpnet.functional` and their rules (:func:`primitive`,
   :func:`defvjp`, :func:`vjp`): each op is one recorded step with its own pullback;
-* :mod:`._tape`: tracked arrays, the nodes that record how they were made, and the reverse
-  sweep;
+* :mod:`._tape`: tracked arrays and the nodes that record how they were made;
+  :mod:`._sweep`: the reverse sweep through them;
 * :mod:`._namespace`: the namespace a tracked array gives to code written against the
   standard, whose functions record their pullbacks, written once against the standard in
   :mod:`._elementwise`, :mod:`._statistics`, :mod:`._manipulation`, :mod:`._linalg` and
@@ -15,16 +15,15 @@ from . import _elementwise, _linalg, _manipulation, _operators, _statistics  # r
 from ._api import grad, map_arrays, primal_tree, stop_gradient, value_and_grad
 from ._namespace import LINALG, NO_GRADIENT, STANDARD, RecordingNamespace, recording_namespace
 from ._rules import Pullback, defvjp, differentiable_ops, primitive, vjp
+from ._sweep import backward, observe_pullbacks
 from ._tape import (
     DifferentiationError,
     Node,
     TrackedArray,
-    backward,
     constant,
     is_tracked,
     leaf,
     new_trace,
-    observe_pullbacks,
     primal,
 )
 

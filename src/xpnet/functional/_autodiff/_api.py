@@ -9,7 +9,8 @@ from typing import Any
 
 import array_api_compat
 
-from ._tape import TrackedArray, backward, constant, leaf, new_trace
+from ._sweep import backward
+from ._tape import TrackedArray, constant, leaf, new_trace
 
 __all__ = ["grad", "stop_gradient", "traced_vjp", "value_and_grad"]
 
