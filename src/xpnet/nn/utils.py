@@ -94,6 +94,8 @@ def clip_grad_norm_(
         total = xp.sum(xp.abs(values))
     else:
         total = xp.sum(xp.abs(values) ** norm_type) ** (1.0 / norm_type)
+        if total.dtype != values.dtype:  # NumPy 1.x promotes a 0-d float32 to a power
+            total = xp.astype(total, values.dtype)
     if error_if_nonfinite and reads_values(total) and not math.isfinite(float(total)):
         raise FloatingPointError(
             f"the total norm of order {norm_type} of the gradients is {float(total)}; "
