@@ -97,6 +97,36 @@ LAYER_CASES = [
     LayerCase("softplus", lambda d: nn.Softplus(2.0, 3.0), _t("Softplus", 2.0, 3.0), (2, 3, 4)),
     LayerCase("mish", lambda d: nn.Mish(), _t("Mish"), (2, 3, 4)),
     LayerCase("prelu", lambda d: nn.PReLU(dtype=d), _t("PReLU"), (2, 3, 4)),
+    LayerCase("layer_norm", lambda d: nn.LayerNorm(4, dtype=d), _t("LayerNorm", 4), (2, 3, 4)),
+    LayerCase(
+        "layer_norm_2d_no_bias",
+        lambda d: nn.LayerNorm((3, 4), bias=False, dtype=d),
+        _t("LayerNorm", (3, 4), bias=False),
+        (2, 3, 4),
+    ),
+    LayerCase(
+        "group_norm", lambda d: nn.GroupNorm(2, 4, dtype=d), _t("GroupNorm", 2, 4), (2, 4, 3, 3)
+    ),
+    LayerCase(
+        "instance_norm", lambda d: nn.InstanceNorm2d(3), _t("InstanceNorm2d", 3), (2, 3, 4, 4)
+    ),
+    LayerCase(
+        "instance_norm_tracked_affine",
+        lambda d: nn.InstanceNorm1d(3, affine=True, track_running_stats=True, dtype=d),
+        _t("InstanceNorm1d", 3, affine=True, track_running_stats=True),
+        (2, 3, 5),
+    ),
+    LayerCase("batch_norm_1d", lambda d: nn.BatchNorm1d(3, dtype=d), _t("BatchNorm1d", 3), (4, 3)),
+    LayerCase(
+        "batch_norm_1d_sequence",
+        lambda d: nn.BatchNorm1d(3, momentum=None, dtype=d),
+        _t("BatchNorm1d", 3, momentum=None),
+        (4, 3, 5),
+    ),
+    LayerCase(
+        "batch_norm_3d", lambda d: nn.BatchNorm3d(2, dtype=d), _t("BatchNorm3d", 2), (2, 2, 3, 2, 2)
+    ),
+    LayerCase("dropout2d_p0", lambda d: nn.Dropout2d(p=0.0), _t("Dropout2d", p=0.0), (2, 3, 2, 2)),
     LayerCase("prelu_channels", lambda d: nn.PReLU(3, dtype=d), _t("PReLU", 3), (2, 3, 4, 4)),
     LayerCase("flatten", lambda d: nn.Flatten(), _t("Flatten"), (2, 3, 2, 2)),
     LayerCase("flatten_dims", lambda d: nn.Flatten(0, 1), _t("Flatten", 0, 1), (2, 3, 2, 2)),

@@ -309,3 +309,64 @@ def test_dropout_errors_name_the_argument(backend) -> None:
         F.dropout(backend.asarray(np.ones((2, 3), dtype=np.int64)), 0.5)
     with pytest.raises(TypeError, match=r"rng: expected a numpy.random.Generator"):
         F.dropout(x, 0.5, rng="seed")
+
+
+# ---------------------------------------------------------------- channel dropouts
+
+CHANNEL_DROPOUTS = [
+    # (function, input shape, mask shape: one value per (sample, channel))
+    (F.dropout1d, (3, 4, 5), (3, 4, 1)),
+    (F.dropout1d, (4, 5), (4, 1)),
+    (F.dropout2d, (2, 3, 4, 5), (2, 3, 1, 1)),
+    (F.dropout2d, (3, 4, 5), (3, 1, 1)),
+    (F.dropout3d, (2, 3, 2, 3, 2), (2, 3, 1, 1, 1)),
+    (F.dropout3d, (3, 2, 3, 2), (3, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize(("function", "shape", "mask_shape"), CHANNEL_DROPOUTS)
+def test_channel_dropout_drops_whole_channels(backend, function, shape, mask_shape) -> None:
+    p = 0.4
+    x = np.random.default_rng(4).normal(size=shape)
+    xb = backend.asarray(x)
+    y, pullback = F.vjp(function, xb, p, rng=11)
+    backend.check_like(y, xb)
+    keep = ref.dropout_keep_mask(11, mask_shape, p)
+    assert 0 < keep.sum() < keep.size  # kept and dropped channels both occur
+    assert_close(y, np.where(keep, x / (1 - p), 0.0))
+    dy = random_cotangent(shape)
+    dx, dp = pullback(backend.asarray(dy))
+    assert dp is None
+    backend.check_like(dx, xb)
+    assert_close(dx, np.where(keep, dy / (1 - p), 0.0))
+
+
+@pytest.mark.parametrize("name", ["dropout1d", "dropout2d", "dropout3d"])
+def test_channel_dropout_inactive_cases_match_torch(backend, name) -> None:
+    torch = pytest.importorskip("torch")
+    shape = {"dropout1d": (2, 3, 4), "dropout2d": (2, 3, 4, 2), "dropout3d": (2, 3, 2, 2, 2)}
+    x = np.random.default_rng(5).normal(size=shape[name])
+    dy = random_cotangent(x.shape)
+    for kwargs in ({"p": 0.5, "training": False}, {"p": 0.0}, {"p": 1.0}):
+        y, pullback = F.vjp(getattr(F, name), backend.asarray(x), **kwargs)
+        (dx,) = pullback(backend.asarray(dy))
+        want_y, (want_dx,) = torch_vjp(
+            getattr(torch.nn.functional, name), [x], dy, wrt=(0,), kwargs=kwargs
+        )
+        assert_close(y, want_y, rtol=0, atol=0)
+        assert_close(dx, want_dx, rtol=0, atol=0)
+
+
+def test_channel_dropout_finite_differences(backend) -> None:
+    x = np.random.default_rng(6).normal(size=(2, 3, 4, 4))
+    check_vjp_finite_differences(backend, F.dropout2d, [x], {"p": 0.5, "rng": 2}, wrt=(0,))
+
+
+def test_channel_dropout_errors_name_the_argument(backend) -> None:
+    with pytest.raises(ValueError, match=r"input: dropout2d expects \(N, C, H, W\) or the same "
+                       r"without N, got shape \(2, 3\)"):  # fmt: skip
+        F.dropout2d(backend.asarray(np.ones((2, 3))), 0.5)
+    with pytest.raises(ValueError, match=r"input: dropout1d expects \(N, C, L\)"):
+        F.dropout1d(backend.asarray(np.ones((2, 3, 4, 5))), 0.5)
+    with pytest.raises(ValueError, match=r"p: expected a dropout probability in \[0, 1\]"):
+        F.dropout3d(backend.asarray(np.ones((2, 3, 4, 5))), 1.5)

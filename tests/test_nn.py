@@ -184,6 +184,25 @@ def test_dropout_mask_follows_its_definition(backend: BackendCase) -> None:
     assert 0 < keep.sum() < keep.size
 
 
+@pytest.mark.parametrize(
+    ("layer_type", "shape"),
+    [("Dropout1d", (3, 4, 6)), ("Dropout2d", (2, 5, 3, 3)), ("Dropout3d", (2, 4, 2, 2, 2))],
+)
+def test_channel_dropout_layers_drop_whole_channels(
+    backend: BackendCase, layer_type: str, shape: tuple[int, ...]
+) -> None:
+    p = 0.5
+    x = np.random.default_rng(2).normal(size=shape)
+    layer = getattr(nn, layer_type)(p, rng=7)
+    mask_shape = shape[:2] + (1,) * (len(shape) - 2)
+    keep = np.random.default_rng(7).random(size=mask_shape) >= p
+    assert 0 < keep.sum() < keep.size
+    assert_close(layer(backend.asarray(x)), x * keep / (1 - p))
+    layer.eval()
+    y = layer(backend.asarray(x))
+    assert_close(y, x, rtol=0, atol=0)
+
+
 def test_dropout_same_mask_on_every_backend(backend: BackendCase) -> None:
     x = np.random.default_rng(1).normal(size=(3, 2, 4, 4))
     xpnet.seed(11)
@@ -701,7 +720,7 @@ def test_wrong_input_shape_names_layer_and_shapes(backend: BackendCase) -> None:
     nested = nn.Sequential(nn.Residual(nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3))))
     with pytest.raises(
         ValueError,
-        match=r"layer 0 \(Residual\): body: layer 1 \(BatchNorm2d\): input: expected a 4-D "
+        match=r"layer 0 \(Residual\): body: layer 1 \(BatchNorm2d\): input: expected a "
         r"\(N, 3, H, W\) array, got shape \(2, 4, 5, 5\)",
     ):
         nested(backend.asarray(np.zeros((2, 4, 5, 5)), "float32"))

@@ -47,7 +47,7 @@ from .activations import (
 )
 from .conv import conv2d
 from .encoding import one_hot
-from .linear import dropout, flatten, linear
+from .linear import dropout, dropout1d, dropout2d, dropout3d, flatten, linear
 from .losses import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -57,7 +57,7 @@ from .losses import (
     nll_loss,
     smooth_l1_loss,
 )
-from .normalization import batch_norm
+from .normalization import batch_norm, group_norm, instance_norm, layer_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = [
@@ -72,14 +72,20 @@ __all__ = [
     "defvjp",
     "differentiable_ops",
     "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
     "elu",
     "flatten",
     "gelu",
     "grad",
+    "group_norm",
     "hardsigmoid",
     "hardswish",
     "huber_loss",
+    "instance_norm",
     "l1_loss",
+    "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",

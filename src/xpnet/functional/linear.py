@@ -19,7 +19,7 @@ from ._validation import (
     namespace_of,
 )
 
-__all__ = ["dropout", "flatten", "linear"]
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "flatten", "linear"]
 
 
 # --------------------------------------------------------------------------- linear
@@ -173,11 +173,19 @@ def _flatten_vjp(input: Any, start_dim: int = 0, end_dim: int = -1) -> tuple[Any
 # -------------------------------------------------------------------------- dropout
 
 
-def _dropout_noise(input: Any, p: Any, training: Any, inplace: Any, rng: Any) -> tuple[Any, Any]:
+def _dropout_noise(
+    input: Any,
+    p: Any,
+    training: Any,
+    inplace: Any,
+    rng: Any,
+    mask_shape: tuple[int, ...] | None = None,
+) -> tuple[Any, Any]:
     """Check the arguments; return ``(xp, noise)`` with ``noise`` None when inactive.
 
-    ``noise`` is ``mask / (1 - p)`` in ``input``'s dtype; the output is ``input * noise``
-    (so NaN stays NaN even where dropped, as in torch).
+    ``noise`` is ``mask / (1 - p)`` in ``input``'s dtype, of ``mask_shape`` (the input's by
+    default; one value per channel for the channel dropouts); the output is
+    ``input * noise`` (so NaN stays NaN even where dropped, as in torch).
     """
     xp = namespace_of(input=input)
     check_float(xp, "input", input)
@@ -189,11 +197,11 @@ def _dropout_noise(input: Any, p: Any, training: Any, inplace: Any, rng: Any) ->
     p = float(p)
     if not training or p == 0.0:
         return xp, None
+    shape = tuple(int(s) for s in input.shape) if mask_shape is None else mask_shape
     if p == 1.0:
-        return xp, xp.zeros_like(input)
+        return xp, xp.zeros(shape, dtype=input.dtype, device=array_api_compat.device(input))
     # The standard has no random module: draw on the host, so one seed gives one mask on
     # every backend, then move the mask to the input's device.
-    shape = tuple(int(s) for s in input.shape)
     keep = keep_mask(rng, shape, p)
     mask = xp.asarray(keep, device=None if is_lazy(input) else array_api_compat.device(input))
     return xp, xp.astype(mask, input.dtype) * (1.0 / (1.0 - p))
@@ -261,3 +269,77 @@ def _dropout_vjp(
         return (dy if noise is None else dy * noise,)
 
     return (input if noise is None else input * noise), pullback
+
+
+# ---------------------------------------------------------------- channel dropouts
+
+
+def _channel_mask_shape(input: Any, spatial: int, name: str) -> tuple[int, ...]:
+    """One mask value per channel: ``(N, C, 1, ...)``, or ``(C, 1, ...)`` unbatched."""
+    if input.ndim not in (spatial + 1, spatial + 2):
+        layout = ", ".join(["N", "C", *["L", "H, W", "D, H, W"][spatial - 1 : spatial]])
+        raise ValueError(
+            f"input: {name} expects ({layout}) or the same without N, got shape "
+            f"{tuple(input.shape)}"
+        )
+    lead = tuple(int(n) for n in input.shape[: input.ndim - spatial])
+    return lead + (1,) * spatial
+
+
+def _channel_dropout(spatial: int, name: str) -> tuple[Any, Any]:
+    def forward(
+        input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, *, rng: Any = None
+    ) -> Any:
+        shape = _channel_mask_shape(input, spatial, name)
+        _, noise = _dropout_noise(input, p, training, inplace, rng, shape)
+        return input if noise is None else input * noise
+
+    def rule(
+        input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, *, rng: Any = None
+    ) -> tuple[Any, Pullback]:
+        shape = _channel_mask_shape(input, spatial, name)
+        _, noise = _dropout_noise(input, p, training, inplace, rng, shape)
+
+        def pullback(dy: Any) -> tuple[Any]:
+            return (dy if noise is None else dy * noise,)
+
+        return (input if noise is None else input * noise), pullback
+
+    forward.__name__ = forward.__qualname__ = name
+    # torch (2.x) still reads a 3-D input to dropout2d as (N, C, L), with a warning that
+    # this will change to (C, H, W); xpnet implements the documented (C, H, W) reading.
+    note = (
+        "\n\n    A 3-D input is one unbatched ``(C, H, W)`` image, as torch documents (torch "
+        "2.x itself\n    still treats it as ``(N, C, L)`` and warns that this will change)."
+        if spatial == 2
+        else ""
+    )
+    forward.__doc__ = f"""Zero whole channels with probability ``p`` (scaling the rest by
+    ``1 / (1 - p)``), as ``torch.nn.functional.{name}``: each ``(sample, channel)`` of an
+    input with {spatial} spatial axis(es) is kept or dropped together.{note}
+
+    Parameters
+    ----------
+    input : array
+        ``(N, C, *spatial)`` or ``(C, *spatial)``, floating point.
+    p, training, inplace, rng
+        As for :func:`dropout`; the mask is ``rng.random(mask_shape) >= p`` with one value
+        per channel.
+
+    Returns
+    -------
+    array
+        ``input``'s shape, dtype, namespace and device.
+    """
+    return forward, rule
+
+
+dropout1d, _dropout1d_rule = _channel_dropout(1, "dropout1d")
+dropout2d, _dropout2d_rule = _channel_dropout(2, "dropout2d")
+dropout3d, _dropout3d_rule = _channel_dropout(3, "dropout3d")
+dropout1d = primitive(dropout1d)
+dropout2d = primitive(dropout2d)
+dropout3d = primitive(dropout3d)
+defvjp(dropout1d, "input")(_dropout1d_rule)
+defvjp(dropout2d, "input")(_dropout2d_rule)
+defvjp(dropout3d, "input")(_dropout3d_rule)

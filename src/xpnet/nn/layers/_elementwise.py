@@ -290,3 +290,30 @@ class PReLU(_Parametrized):
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.slopes}"
+
+
+class _ChannelDropout(Dropout):
+    """Zero whole channels (see :func:`xpnet.functional.dropout2d`)."""
+
+    _op = staticmethod(F.dropout2d)
+
+    def forward(self, x: Any) -> Any:
+        return self._op(x, self.p, self.training, rng=self.rng)
+
+
+class Dropout1d(_ChannelDropout):
+    """Channel dropout for ``(N, C, L)`` inputs (torch's ``nn.Dropout1d``)."""
+
+    _op = staticmethod(F.dropout1d)
+
+
+class Dropout2d(_ChannelDropout):
+    """Channel dropout for ``(N, C, H, W)`` inputs (torch's ``nn.Dropout2d``)."""
+
+    _op = staticmethod(F.dropout2d)
+
+
+class Dropout3d(_ChannelDropout):
+    """Channel dropout for ``(N, C, D, H, W)`` inputs (torch's ``nn.Dropout3d``)."""
+
+    _op = staticmethod(F.dropout3d)

@@ -8,8 +8,8 @@ from typing import Any
 
 import array_api_compat
 
-from ._autodiff import Pullback, defvjp, primitive
-from ._validation import check_float, check_same_dtype, check_shape, namespace_of
+from .._autodiff import Pullback, defvjp, primitive
+from .._validation import check_float, check_same_dtype, check_shape, namespace_of
 
 __all__ = ["batch_norm"]
 
