@@ -58,6 +58,7 @@ from .losses import (
     smooth_l1_loss,
 )
 from .normalization import batch_norm, group_norm, instance_norm, layer_norm
+from .padding import pad
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "one_hot",
+    "pad",
     "prelu",
     "primitive",
     "relu",

@@ -19,12 +19,13 @@ __all__ = [
     "extract_windows",
     "fold_windows",
     "pad2d",
+    "pad_axis",
     "sliding_output_size",
     "window_slices",
 ]
 
 
-def _pad_axis(xp: Any, x: Any, axis: int, before: int, after: int, value: float) -> Any:
+def pad_axis(xp: Any, x: Any, axis: int, before: int, after: int, value: float) -> Any:
     """Pad one axis with a constant by concatenation."""
     if before == 0 and after == 0:
         return x
@@ -41,8 +42,8 @@ def _pad_axis(xp: Any, x: Any, axis: int, before: int, after: int, value: float)
 def pad2d(xp: Any, x: Any, pads: tuple[int, int, int, int], value: float = 0.0) -> Any:
     """Pad the last two axes; ``pads`` is ``(top, bottom, left, right)``."""
     top, bottom, left, right = pads
-    x = _pad_axis(xp, x, x.ndim - 2, top, bottom, value)
-    return _pad_axis(xp, x, x.ndim - 1, left, right, value)
+    x = pad_axis(xp, x, x.ndim - 2, top, bottom, value)
+    return pad_axis(xp, x, x.ndim - 1, left, right, value)
 
 
 def crop2d(x: Any, pads: tuple[int, int, int, int]) -> Any:
@@ -154,9 +155,9 @@ def fold_windows(
         for j in range(kw):
             index = (slice(None),) * window_axis + (i * kw + j, Ellipsis)
             piece = _zero_stuff(xp, cols[index], -1, sw)
-            piece = _pad_axis(xp, piece, -1, j * dw, width - j * dw - piece.shape[-1], 0.0)
+            piece = pad_axis(xp, piece, -1, j * dw, width - j * dw - piece.shape[-1], 0.0)
             row = piece if row is None else row + piece
         row = _zero_stuff(xp, row, -2, sh)
-        row = _pad_axis(xp, row, -2, i * dh, height - i * dh - row.shape[-2], 0.0)
+        row = pad_axis(xp, row, -2, i * dh, height - i * dh - row.shape[-2], 0.0)
         total = row if total is None else total + row
     return total
