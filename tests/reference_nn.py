@@ -61,6 +61,64 @@ LAYER_CASES = [
         _t("Conv2d", 2, 3, (3, 2), padding="same"),
         (2, 2, 5, 6),
     ),
+    LayerCase(
+        "conv1d",
+        lambda d: nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2, dtype=d, rng=0),
+        _t("Conv1d", 4, 6, 3, stride=2, padding=1, groups=2),
+        (2, 4, 9),
+    ),
+    LayerCase(
+        "conv1d_reflect_same",
+        lambda d: nn.Conv1d(2, 3, 4, padding="same", padding_mode="reflect", dtype=d, rng=0),
+        _t("Conv1d", 2, 3, 4, padding="same", padding_mode="reflect"),
+        (2, 2, 7),
+    ),
+    LayerCase(
+        "conv2d_circular",
+        lambda d: nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode="circular", dtype=d, rng=0),
+        _t("Conv2d", 2, 3, 3, padding=(1, 2), padding_mode="circular"),
+        (2, 2, 5, 6),
+    ),
+    LayerCase(
+        "conv3d",
+        lambda d: nn.Conv3d(2, 4, (2, 3, 3), stride=(1, 2, 1), padding=1, dtype=d, rng=0),
+        _t("Conv3d", 2, 4, (2, 3, 3), stride=(1, 2, 1), padding=1),
+        (2, 2, 4, 5, 4),
+    ),
+    LayerCase(
+        "conv3d_replicate",
+        lambda d: nn.Conv3d(2, 2, 3, padding=1, padding_mode="replicate", bias=False, dtype=d),
+        _t("Conv3d", 2, 2, 3, padding=1, padding_mode="replicate", bias=False),
+        (1, 2, 3, 4, 4),
+    ),
+    LayerCase(
+        "conv_transpose1d",
+        lambda d: nn.ConvTranspose1d(3, 2, 3, stride=2, padding=1, output_padding=1, dtype=d),
+        _t("ConvTranspose1d", 3, 2, 3, stride=2, padding=1, output_padding=1),
+        (2, 3, 5),
+    ),
+    LayerCase(
+        "conv_transpose2d",
+        lambda d: nn.ConvTranspose2d(4, 2, 2, stride=2, dtype=d, rng=0),
+        _t("ConvTranspose2d", 4, 2, 2, stride=2),
+        (2, 4, 3, 4),
+    ),
+    LayerCase(
+        "conv_transpose2d_groups_dilation",
+        lambda d: nn.ConvTranspose2d(
+            4, 6, 3, padding=1, groups=2, dilation=2, bias=False, dtype=d
+        ),  # fmt: skip
+        _t("ConvTranspose2d", 4, 6, 3, padding=1, groups=2, dilation=2, bias=False),
+        (1, 4, 4, 5),
+    ),
+    LayerCase(
+        "conv_transpose3d",
+        lambda d: nn.ConvTranspose3d(
+            2, 3, (2, 3, 3), stride=(2, 1, 2), padding=(0, 1, 1), dtype=d
+        ),  # fmt: skip
+        _t("ConvTranspose3d", 2, 3, (2, 3, 3), stride=(2, 1, 2), padding=(0, 1, 1)),
+        (1, 2, 2, 3, 3),
+    ),
     LayerCase("maxpool", lambda d: nn.MaxPool2d(2), _t("MaxPool2d", 2), (2, 3, 6, 5)),
     LayerCase(
         "maxpool_pad_ceil",

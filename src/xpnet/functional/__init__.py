@@ -45,7 +45,14 @@ from .activations import (
     softplus,
     tanh,
 )
-from .conv import conv2d
+from .conv import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+)
 from .encoding import one_hot
 from .linear import dropout, dropout1d, dropout2d, dropout3d, flatten, linear
 from .losses import (
@@ -68,7 +75,12 @@ __all__ = [
     "avg_pool2d",
     "batch_norm",
     "binary_cross_entropy_with_logits",
+    "conv1d",
     "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "cross_entropy",
     "defvjp",
     "differentiable_ops",

@@ -13,6 +13,7 @@ from ..config import get_value_checks
 
 __all__ = [
     "as_pair",
+    "as_tuple",
     "check_float",
     "check_ndim",
     "check_same_dtype",
@@ -95,27 +96,39 @@ def check_same_dtype(name: str, x: Any, reference_name: str, reference: Any) -> 
         )
 
 
-def as_pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
-    """Turn an int or a pair of ints into a pair, checking each is at least ``minimum``."""
+#: How an int-or-tuple argument of each length is described in errors.
+TUPLE_KIND = {1: "a 1-tuple of ints", 2: "a pair of ints", 3: "3 ints"}
+
+
+def as_tuple(name: str, value: Any, length: int, *, minimum: int) -> tuple[int, ...]:
+    """Turn an int or a sequence of ``length`` ints into a tuple of ``length`` ints,
+    checking each is at least ``minimum`` (torch's ``stride=2`` or ``stride=(2,)``)."""
+    kind = TUPLE_KIND.get(length, f"{length} ints")
     if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{name}: expected an int or {kind}, got {value!r}")
     if isinstance(value, int):
-        pair = (value, value)
+        values = (value,) * length
     elif (
         isinstance(value, Sequence)
         and not isinstance(value, str)
-        and len(value) == 2
+        and len(value) == length
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        pair = (int(value[0]), int(value[1]))
+        values = tuple(int(v) for v in value)
     else:
-        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
+        raise TypeError(f"{name}: expected an int or {kind}, got {value!r}")
+    if min(values) < minimum:
         bound = "positive" if minimum == 1 else f"at least {minimum}"
         if minimum == 0:
             bound = "non-negative"
         raise ValueError(f"{name}: expected {bound} values, got {value!r}")
-    return pair
+    return values
+
+
+def as_pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
+    """Turn an int or a pair of ints into a pair, checking each is at least ``minimum``."""
+    first, second = as_tuple(name, value, 2, minimum=minimum)
+    return (first, second)
 
 
 def constant(xp: Any, value: float, like: Any) -> Any:

@@ -22,6 +22,7 @@ __all__ = [
     "pad_axis",
     "sliding_output_size",
     "window_slices",
+    "zero_stuff",
 ]
 
 
@@ -107,19 +108,20 @@ def extract_windows(
     return xp.stack(window_slices(x, kernel, stride, dilation, out_size), axis=window_axis)
 
 
-def _zero_stuff(xp: Any, x: Any, axis: int, stride: int) -> Any:
-    """Insert ``stride - 1`` zeros between consecutive entries along ``axis`` (-1 or -2)."""
+def zero_stuff(xp: Any, x: Any, axis: int, stride: int) -> Any:
+    """Insert ``stride - 1`` zeros between consecutive entries along ``axis``."""
     if stride == 1:
         return x
+    axis = axis % x.ndim
     count = x.shape[axis]
     zeros = xp.zeros_like(x)
     # Stack [x, 0, ..., 0] just after ``axis``; reshaping interleaves them.
-    stacked = xp.stack([x] + [zeros] * (stride - 1), axis=axis + 1 if axis >= 0 else axis)
+    stacked = xp.stack([x] + [zeros] * (stride - 1), axis=axis + 1)
     shape = list(x.shape)
     shape[axis] = count * stride
     merged = xp.reshape(stacked, tuple(shape))
     keep = (count - 1) * stride + 1
-    return merged[..., :keep] if axis == -1 else merged[..., :keep, :]
+    return merged[(slice(None),) * axis + (slice(0, keep), Ellipsis)]
 
 
 def fold_windows(
@@ -154,10 +156,10 @@ def fold_windows(
         row = None
         for j in range(kw):
             index = (slice(None),) * window_axis + (i * kw + j, Ellipsis)
-            piece = _zero_stuff(xp, cols[index], -1, sw)
+            piece = zero_stuff(xp, cols[index], -1, sw)
             piece = pad_axis(xp, piece, -1, j * dw, width - j * dw - piece.shape[-1], 0.0)
             row = piece if row is None else row + piece
-        row = _zero_stuff(xp, row, -2, sh)
+        row = zero_stuff(xp, row, -2, sh)
         row = pad_axis(xp, row, -2, i * dh, height - i * dh - row.shape[-2], 0.0)
         total = row if total is None else total + row
     return total

@@ -1,4 +1,4 @@
-"""conv2d's arguments checked once, the strategy chosen, and the batch cut into chunks."""
+"""A 2-D convolution's plan: its strategy chosen, and the batch cut into chunks."""
 
 from __future__ import annotations
 
@@ -8,20 +8,21 @@ from typing import Any
 
 import array_api_compat
 
-from ...backends import DeviceProfile, device_profile
+from ...backends import DeviceProfile
 from ...config import get_conv_strategy, get_workspace_bytes
-from .._validation import (
-    as_pair,
-    check_float,
-    check_ndim,
-    check_same_dtype,
-    check_shape,
-    is_lazy,
-    namespace_of,
-)
-from .._windows import sliding_output_size
+from .._validation import is_lazy
+from ._geometry import ConvGeometry, check_conv
 
-__all__ = ["ConvPlan", "applicable", "choose", "chunks", "itemsize", "plan", "sum_chunks"]
+__all__ = [
+    "ConvPlan",
+    "applicable",
+    "choose",
+    "chunks",
+    "itemsize",
+    "plan",
+    "plan_of",
+    "sum_chunks",
+]
 
 # Flat columns compute ``Wp - OW`` wrapped positions per output row and throw them away;
 # at stride 1 worth it while they add at most 1/8 to the work (measured: at 7-14 pixels,
@@ -93,85 +94,31 @@ class ConvPlan:
         return self.out_size[0] * self.row
 
 
-def _resolve_padding(
-    padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
-) -> tuple[int, int, int, int]:
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0, 0, 0)
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(
-                    f"padding: 'same' needs stride 1 (as in torch), got stride {stride}"
-                )
-            pads = []
-            for k, d in zip(kernel, dilation, strict=True):
-                total = d * (k - 1)
-                pads += [total // 2, total - total // 2]  # torch puts the odd one at the end
-            return (pads[0], pads[1], pads[2], pads[3])
-        raise ValueError(f"padding: expected an int, a pair, 'valid' or 'same', got {padding!r}")
-    ph, pw = as_pair("padding", padding, minimum=0)
-    return (ph, ph, pw, pw)
-
-
 def plan(
     x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any
 ) -> ConvPlan:
     """Check conv2d's arguments (each error names the argument) and choose its strategy."""
-    xp = namespace_of(input=x, weight=weight, bias=bias)
-    check_ndim("input", x, (3, 4), "(N, C, H, W) or (C, H, W)")
-    check_ndim("weight", weight, (4,), "(out_channels, in_channels / groups, kH, kW)")
-    check_float(xp, "input", x)
-    check_same_dtype("weight", weight, "input", x)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups: expected a positive int, got {groups!r}")
-    unbatched = x.ndim == 3
-    batch, channels = (1, x.shape[0]) if unbatched else (x.shape[0], x.shape[1])
-    out_channels, group_channels = weight.shape[0], weight.shape[1]
-    if channels % groups:
-        raise ValueError(f"groups: input has {channels} channels, not divisible by groups={groups}")
-    if out_channels % groups:
-        raise ValueError(
-            f"groups: weight has {out_channels} output channels, not divisible by groups={groups}"
-        )
-    if group_channels * groups != channels:
-        raise ValueError(
-            f"weight: expects {group_channels * groups} input channels "
-            f"({group_channels} per group x groups={groups}), but input has {channels} "
-            f"(input shape {tuple(x.shape)}, weight shape {tuple(weight.shape)})"
-        )
-    if bias is not None:
-        check_same_dtype("bias", bias, "input", x)
-        check_shape("bias", bias, (out_channels,), "one value per output channel")
-    kernel = (int(weight.shape[2]), int(weight.shape[3]))
-    if min(kernel) < 1 or out_channels < 1 or group_channels < 1:
-        raise ValueError(
-            f"weight: expected at least one output channel, one input channel and a 1x1 "
-            f"kernel, got shape {tuple(weight.shape)}"
-        )
-    stride_ = as_pair("stride", stride, minimum=1)
-    dilation_ = as_pair("dilation", dilation, minimum=1)
-    pads = _resolve_padding(padding, kernel, stride_, dilation_)
-    height, width = x.shape[-2], x.shape[-1]
-    padded = (height + pads[0] + pads[1], width + pads[2] + pads[3])
-    out_size = (
-        sliding_output_size("weight", height, kernel[0], stride_[0], dilation_[0], padded[0]),
-        sliding_output_size("weight", width, kernel[1], stride_[1], dilation_[1], padded[1]),
-    )
+    return plan_of(check_conv(2, x, weight, bias, stride, padding, dilation, groups))
+
+
+def plan_of(geometry: ConvGeometry) -> ConvPlan:
+    """The 2-D plan of a checked 2-D geometry, with its strategy chosen."""
+    (top, bottom), (left, right) = geometry.pads
+    height, width = geometry.size
     checked = ConvPlan(
-        xp=xp,
-        profile=device_profile(x),
-        unbatched=unbatched,
-        batch=batch,
-        in_channels=channels,
-        out_channels=out_channels,
-        groups=groups,
-        kernel=kernel,
-        stride=stride_,
-        dilation=dilation_,
-        pads=pads,
-        padded=padded,
-        out_size=out_size,
+        xp=geometry.xp,
+        profile=geometry.profile,
+        unbatched=geometry.unbatched,
+        batch=geometry.batch,
+        in_channels=geometry.in_channels,
+        out_channels=geometry.out_channels,
+        groups=geometry.groups,
+        kernel=(geometry.kernel[0], geometry.kernel[1]),
+        stride=(geometry.stride[0], geometry.stride[1]),
+        dilation=(geometry.dilation[0], geometry.dilation[1]),
+        pads=(top, bottom, left, right),
+        padded=(height + top + bottom, width + left + right),
+        out_size=(geometry.out_size[0], geometry.out_size[1]),
     )
     return ConvPlan(**{**checked.__dict__, "strategy": choose(checked)})
 

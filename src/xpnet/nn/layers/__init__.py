@@ -5,6 +5,14 @@ Parameters are created on the active backend (or ``device``) with ``dtype``
 so one seed builds the same model on every backend.
 """
 
+from ._conv import (
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+)
 from ._elementwise import (
     ELU,
     GELU,
@@ -49,7 +57,7 @@ from ._normalization import (
     LayerNorm,
 )
 from ._pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from ._weighted import Conv2d, Linear
+from ._weighted import Linear
 
 __all__ = [
     "ELU",
@@ -61,7 +69,12 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
+    "Conv1d",
     "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
     "CrossEntropyLoss",
     "Dropout",
     "Dropout1d",
