@@ -105,17 +105,13 @@ LAYER_CASES = [
     ),
     LayerCase(
         "conv_transpose2d_groups_dilation",
-        lambda d: nn.ConvTranspose2d(
-            4, 6, 3, padding=1, groups=2, dilation=2, bias=False, dtype=d
-        ),  # fmt: skip
+        lambda d: nn.ConvTranspose2d(4, 6, 3, padding=1, groups=2, dilation=2, bias=False, dtype=d),
         _t("ConvTranspose2d", 4, 6, 3, padding=1, groups=2, dilation=2, bias=False),
         (1, 4, 4, 5),
     ),
     LayerCase(
         "conv_transpose3d",
-        lambda d: nn.ConvTranspose3d(
-            2, 3, (2, 3, 3), stride=(2, 1, 2), padding=(0, 1, 1), dtype=d
-        ),  # fmt: skip
+        lambda d: nn.ConvTranspose3d(2, 3, (2, 3, 3), stride=(2, 1, 2), padding=(0, 1, 1), dtype=d),
         _t("ConvTranspose3d", 2, 3, (2, 3, 3), stride=(2, 1, 2), padding=(0, 1, 1)),
         (1, 2, 2, 3, 3),
     ),
@@ -138,6 +134,55 @@ LAYER_CASES = [
         lambda d: nn.AdaptiveAvgPool2d((2, 3)),
         _t("AdaptiveAvgPool2d", (2, 3)),
         (2, 3, 5, 7),
+    ),
+    LayerCase(
+        "maxpool1d",
+        lambda d: nn.MaxPool1d(3, 2, padding=1, ceil_mode=True),
+        _t("MaxPool1d", 3, 2, padding=1, ceil_mode=True),
+        (2, 3, 8),
+    ),
+    LayerCase(
+        "maxpool3d",
+        lambda d: nn.MaxPool3d((2, 3, 2), stride=(1, 2, 2), dilation=(2, 1, 1)),
+        _t("MaxPool3d", (2, 3, 2), stride=(1, 2, 2), dilation=(2, 1, 1)),
+        (2, 2, 5, 6, 4),
+    ),
+    LayerCase("avgpool1d", lambda d: nn.AvgPool1d(2), _t("AvgPool1d", 2), (2, 3, 7)),
+    LayerCase(
+        "avgpool3d",
+        lambda d: nn.AvgPool3d(3, 2, 1, count_include_pad=False),
+        _t("AvgPool3d", 3, 2, 1, count_include_pad=False),
+        (1, 2, 5, 4, 5),
+    ),
+    LayerCase(
+        "adaptive_avgpool1d",
+        lambda d: nn.AdaptiveAvgPool1d(3),
+        _t("AdaptiveAvgPool1d", 3),
+        (2, 3, 7),
+    ),
+    LayerCase(
+        "adaptive_avgpool3d",
+        lambda d: nn.AdaptiveAvgPool3d((2, None, 3)),
+        _t("AdaptiveAvgPool3d", (2, None, 3)),
+        (1, 2, 5, 3, 4),
+    ),
+    LayerCase(
+        "adaptive_maxpool1d",
+        lambda d: nn.AdaptiveMaxPool1d(3),
+        _t("AdaptiveMaxPool1d", 3),
+        (2, 3, 7),
+    ),
+    LayerCase(
+        "adaptive_maxpool2d",
+        lambda d: nn.AdaptiveMaxPool2d((3, 2)),
+        _t("AdaptiveMaxPool2d", (3, 2)),
+        (2, 2, 5, 7),
+    ),
+    LayerCase(
+        "adaptive_maxpool3d",
+        lambda d: nn.AdaptiveMaxPool3d(2),
+        _t("AdaptiveMaxPool3d", 2),
+        (1, 2, 3, 5, 4),
     ),
     LayerCase("relu", lambda d: nn.ReLU(), _t("ReLU"), (2, 3, 4, 4)),
     LayerCase("leaky_relu", lambda d: nn.LeakyReLU(0.2), _t("LeakyReLU", 0.2), (2, 3, 4)),

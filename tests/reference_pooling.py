@@ -7,6 +7,7 @@ wins; average pooling's is zero, so only the divisor sees it).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -137,3 +138,107 @@ def adaptive_avg_pool2d_loops(x: np.ndarray, output_size: tuple[int, int]) -> np
                             total += x[b, ch, row, col]
                     out[b, ch, p, q] = total / ((bottom - top) * (right - left))
     return out
+
+
+def _windows_nd(size, kernel, stride, padding, dilation, ceil_mode):
+    """Every output position and, per position, the input positions of its window in
+    row-major order (``None`` where a tap falls in the padding or past it)."""
+    out = [
+        pooled_length(n, k, s, p, d, ceil_mode)
+        for n, k, s, p, d in zip(size, kernel, stride, padding, dilation, strict=True)
+    ]
+    for position in itertools.product(*(range(o) for o in out)):
+        taps = []
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            source = tuple(
+                o * s - p + t * d
+                for o, t, s, p, d in zip(position, offset, stride, padding, dilation, strict=True)
+            )
+            inside = all(0 <= i < n for i, n in zip(source, size, strict=True))
+            taps.append(source if inside else None)
+        yield position, taps, out
+
+
+def max_pool_nd_loops(x, kernel, stride, padding, dilation, ceil_mode=False):
+    """Max pooling of any rank on a batched ``(N, C, *size)`` array: each window's first
+    maximal element in row-major order, and its flat (row-major) index."""
+    size = x.shape[2:]
+    values, indices = None, None
+    for position, taps, out in _windows_nd(size, kernel, stride, padding, dilation, ceil_mode):
+        if values is None:
+            values = np.zeros((*x.shape[:2], *out))
+            indices = np.zeros((*x.shape[:2], *out), dtype=np.int64)
+        for b in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                best, where = -math.inf, None
+                for source in taps:
+                    if source is None:
+                        continue
+                    value = x[(b, c, *source)]
+                    if where is None or value > best:
+                        best, where = value, int(np.ravel_multi_index(source, size))
+                values[(b, c, *position)] = best
+                indices[(b, c, *position)] = where
+    return values, indices
+
+
+def max_pool_grad_loops(x_shape, indices, dy):
+    """Each output's cotangent added to the input element its flat index names."""
+    dx = np.zeros((*x_shape[:2], math.prod(x_shape[2:])))
+    for b in range(x_shape[0]):
+        for c in range(x_shape[1]):
+            for flat, g in zip(indices[b, c].ravel(), dy[b, c].ravel(), strict=True):
+                dx[b, c, flat] += g
+    return dx.reshape(x_shape)
+
+
+def avg_pool_nd_loops(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True,
+                      divisor_override=None):  # fmt: skip
+    """Average pooling of any rank: the window's input sum over torch's divisor (the taps
+    inside the input, plus those in the padding with ``count_include_pad``)."""
+    size = x.shape[2:]
+    ones = (1,) * len(size)
+    out_values = None
+    for position, taps, out in _windows_nd(size, kernel, stride, padding, ones, ceil_mode):
+        if out_values is None:
+            out_values = np.zeros((*x.shape[:2], *out))
+        inside = [t for t in taps if t is not None]
+        padded = 0
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            source = [
+                o * s - p + t for o, t, s, p in zip(position, offset, stride, padding, strict=True)
+            ]
+            if all(-p <= i < n + p for i, n, p in zip(source, size, padding, strict=True)):
+                padded += 1
+        divisor = divisor_override or (padded if count_include_pad else len(inside))
+        for b in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                total = sum(x[(b, c, *t)] for t in inside)
+                out_values[(b, c, *position)] = total / divisor
+    return out_values
+
+
+def adaptive_bins(n: int, out: int) -> list[range]:
+    """torch's adaptive bins: ``floor(i * n / out)`` up to ``ceil((i + 1) * n / out)``."""
+    return [range((i * n) // out, math.ceil((i + 1) * n / out)) for i in range(out)]
+
+
+def adaptive_pool_nd_loops(x, output_size, reduce):
+    """Adaptive pooling of any rank: ``reduce`` ("avg" or "max") over each box of bins; for
+    max also the flat index of the first maximal element (row-major)."""
+    size = x.shape[2:]
+    bins = [adaptive_bins(n, o) for n, o in zip(size, output_size, strict=True)]
+    values = np.zeros((*x.shape[:2], *output_size))
+    indices = np.zeros((*x.shape[:2], *output_size), dtype=np.int64)
+    for position in itertools.product(*(range(o) for o in output_size)):
+        box = list(itertools.product(*(bins[a][p] for a, p in enumerate(position))))
+        for b in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                entries = [x[(b, c, *source)] for source in box]
+                if reduce == "avg":
+                    values[(b, c, *position)] = sum(entries) / len(entries)
+                    continue
+                best = max(range(len(entries)), key=lambda i: (entries[i], -i))
+                values[(b, c, *position)] = entries[best]
+                indices[(b, c, *position)] = np.ravel_multi_index(box[best], size)
+    return values, indices

@@ -591,7 +591,7 @@ def test_avg_pool_rejects_bad_divisor(backend, divisor, error) -> None:
     ],
 )
 def test_adaptive_rejects_bad_output_size(backend, output_size, error) -> None:
-    with pytest.raises(error, match="output_size: expected a non-negative int or a pair of them"):
+    with pytest.raises(error, match="output_size: expected an int or a pair of non-negative ints"):
         F.adaptive_avg_pool2d(_input(backend), output_size)
 
 
@@ -614,5 +614,5 @@ def test_bad_inputs_name_the_argument(backend, call) -> None:
 
 
 def test_adaptive_rejects_empty_planes(backend) -> None:
-    with pytest.raises(ValueError, match=r"input: expected non-empty height and width"):
+    with pytest.raises(ValueError, match=r"input: expected non-empty spatial axes"):
         F.adaptive_avg_pool2d(_input(backend, (1, 2, 0, 3)), 2)

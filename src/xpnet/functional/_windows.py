@@ -17,6 +17,7 @@ import array_api_compat
 __all__ = [
     "crop2d",
     "extract_windows",
+    "fold_taps",
     "fold_windows",
     "pad2d",
     "pad_axis",
@@ -122,6 +123,23 @@ def zero_stuff(xp: Any, x: Any, axis: int, stride: int) -> Any:
     merged = xp.reshape(stacked, tuple(shape))
     keep = (count - 1) * stride + 1
     return merged[(slice(None),) * axis + (slice(0, keep), Ellipsis)]
+
+
+def fold_taps(
+    xp: Any, pieces: list[Any], axis: int, padded_size: int, stride: int, dilation: int
+) -> Any:
+    """Adjoint of taking, along ``axis``, the strided slices ``[t * dilation ::
+    stride]`` of an axis of ``padded_size`` entries (one per tap ``t``, each as long as
+    ``pieces[t]``): each piece is zero-stuffed to the stride, shifted to its tap and the
+    pieces summed."""
+    total = None
+    for tap, piece in enumerate(pieces):
+        piece = zero_stuff(xp, piece, axis, stride)
+        start = tap * dilation
+        piece = pad_axis(xp, piece, axis, start, padded_size - start - int(piece.shape[axis]), 0.0)
+        total = piece if total is None else total + piece
+    assert total is not None, "fold_taps needs at least one piece"
+    return total
 
 
 def fold_windows(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .._windows import pad_axis, zero_stuff
+from .._windows import fold_taps, pad_axis
 from . import _depthwise, _flat, _gather, _gemm, _strided
 from ._geometry import ConvGeometry
 from ._plan import ConvPlan, plan_of
@@ -167,16 +167,12 @@ class _Conv3dPass(ConvPass):
         n = int(dstacked.shape[0]) // od
         taps = xp.reshape(dstacked, (n, od, g.groups, kd, g.in_channels // g.groups, height, width))
         (before, after), depth = g.pads[0], g.size[0]
-        padded = depth + before + after
-        total = None
-        for tap in range(kd):
-            # Each slab's gradient goes back to the depths it was sliced from.
-            slab = xp.reshape(taps[:, :, :, tap, ...], (n, od, g.in_channels, height, width))
-            slab = zero_stuff(xp, slab, 1, g.stride[0])
-            start = tap * g.dilation[0]
-            slab = pad_axis(xp, slab, 1, start, padded - start - int(slab.shape[1]), 0.0)
-            total = slab if total is None else total + slab
-        assert total is not None
+        # Each slab's gradient goes back to the depths it was sliced from.
+        slabs = [
+            xp.reshape(taps[:, :, :, tap, ...], (n, od, g.in_channels, height, width))
+            for tap in range(kd)
+        ]
+        total = fold_taps(xp, slabs, 1, depth + before + after, g.stride[0], g.dilation[0])
         return xp.permute_dims(total[:, before : before + depth, ...], (0, 2, 1, 3, 4))
 
     def weight_grad(self, x: Any, laid: Any, saved: Any) -> Any:

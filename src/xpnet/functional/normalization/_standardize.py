@@ -109,8 +109,10 @@ def layer_norm(
     --------
     >>> import xpnet, xpnet.functional as F
     >>> x = xpnet.asarray([[1.0, 3.0], [2.0, 2.0]], dtype="float64")
-    >>> xpnet.to_numpy(F.layer_norm(x, 2, eps=0.0)).tolist()
-    [[-1.0, 1.0], [0.0, 0.0]]
+    >>> xpnet.to_numpy(F.layer_norm(x[:1], 2, eps=0.0)).tolist()  # mean 0, variance 1
+    [[-1.0, 1.0]]
+    >>> xpnet.to_numpy(F.layer_norm(x, 2))[1].tolist()  # a constant row (eps keeps it finite)
+    [0.0, 0.0]
     """
     xp, _, axes, eps = _layer_setup(input, normalized_shape, weight, bias, eps)
     y, _ = _standardize(xp, input, axes, eps)

@@ -1,4 +1,8 @@
-"""Pooling over 2-D windows (max, average, adaptive average) and their pullbacks.
+"""Pooling (max, average, adaptive average and max) over 1-, 2- and 3-D windows, and the
+pullbacks. The 2-D ops are the core; :mod:`._nd` builds the 1-D and 3-D ones on them, and
+:mod:`._adaptive` handles every rank itself.
+
+The 2-D ops:
 
 Everything is standard-only, with no scatter and no in-place writes:
 
@@ -13,8 +17,29 @@ forward pass and its pullback is one one-hot select: 3 launches each way, where 
 first-maximum that is fastest on a CPU costs about 8 per kernel offset.
 """
 
-from ._adaptive import adaptive_avg_pool2d
+from ._adaptive import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
+)
 from ._average import avg_pool2d
 from ._max import max_pool2d
+from ._nd import avg_pool1d, avg_pool3d, max_pool1d, max_pool3d
 
-__all__ = ["adaptive_avg_pool2d", "avg_pool2d", "max_pool2d"]
+__all__ = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+]

@@ -10,7 +10,7 @@ from ...backends import DeviceProfile, device_profile
 from .._validation import as_pair, check_float, check_ndim, namespace_of
 from .._windows import pad2d
 
-__all__ = ["IntPair", "PoolPlan", "batched", "unbatched", "untile", "window_plan"]
+__all__ = ["IntPair", "PoolPlan", "batched", "pooled_size", "unbatched", "untile", "window_plan"]
 
 
 IntPair = int | tuple[int, int]
@@ -53,7 +53,7 @@ class PoolPlan:
         )
 
 
-def _pooled_size(
+def pooled_size(
     size: int, kernel: int, stride: int, dilation: int, pad: int, ceil_mode: bool
 ) -> tuple[int, int]:
     """Number of windows along one axis and the overhang past the padding, as torch counts.
@@ -97,7 +97,7 @@ def window_plan(
         )
     size = (int(x.shape[-2]), int(x.shape[-1]))
     sizes = [
-        _pooled_size(n, k, s, d, p, bool(ceil_mode))
+        pooled_size(n, k, s, d, p, bool(ceil_mode))
         for n, k, s, d, p in zip(size, kernel, stride_, dilation_, padding_, strict=True)
     ]
     return PoolPlan(
