@@ -184,6 +184,48 @@ LAYER_CASES = [
         _t("AdaptiveMaxPool3d", 2),
         (1, 2, 3, 5, 4),
     ),
+    LayerCase(
+        "upsample_bilinear",
+        lambda d: nn.Upsample(scale_factor=2, mode="bilinear"),
+        _t("Upsample", scale_factor=2, mode="bilinear"),
+        (2, 2, 3, 4),
+    ),
+    LayerCase(
+        "upsampling_bilinear2d",
+        lambda d: nn.UpsamplingBilinear2d(size=(5, 3)),
+        _t("UpsamplingBilinear2d", size=(5, 3)),
+        (1, 2, 3, 4),
+    ),
+    LayerCase(
+        "upsampling_nearest2d",
+        lambda d: nn.UpsamplingNearest2d(scale_factor=3),
+        _t("UpsamplingNearest2d", scale_factor=3),
+        (1, 2, 2, 3),
+    ),
+    LayerCase("pixel_shuffle", lambda d: nn.PixelShuffle(2), _t("PixelShuffle", 2), (2, 8, 2, 3)),
+    LayerCase(
+        "pixel_unshuffle", lambda d: nn.PixelUnshuffle(2), _t("PixelUnshuffle", 2), (2, 2, 4, 6)
+    ),
+    LayerCase(
+        "reflection_pad2d",
+        lambda d: nn.ReflectionPad2d((1, 2, 0, 2)),
+        _t("ReflectionPad2d", (1, 2, 0, 2)),
+        (2, 2, 3, 4),
+    ),
+    LayerCase(
+        "replication_pad3d",
+        lambda d: nn.ReplicationPad3d(1),
+        _t("ReplicationPad3d", 1),
+        (1, 2, 2, 3, 2),
+    ),
+    LayerCase(
+        "constant_pad1d",
+        lambda d: nn.ConstantPad1d((2, 1), 0.5),
+        _t("ConstantPad1d", (2, 1), 0.5),
+        (2, 3, 4),
+    ),
+    LayerCase("zero_pad2d", lambda d: nn.ZeroPad2d(1), _t("ZeroPad2d", 1), (2, 2, 3, 3)),
+    LayerCase("circular_pad1d", lambda d: nn.CircularPad1d(2), _t("CircularPad1d", 2), (2, 3, 4)),
     LayerCase("relu", lambda d: nn.ReLU(), _t("ReLU"), (2, 3, 4, 4)),
     LayerCase("leaky_relu", lambda d: nn.LeakyReLU(0.2), _t("LeakyReLU", 0.2), (2, 3, 4)),
     LayerCase("gelu", lambda d: nn.GELU(), _t("GELU"), (2, 3, 4)),

@@ -1,8 +1,9 @@
-"""Padding (and, later, resizing) written from the definitions in float64 with index maps."""
+"""Padding and resizing written from the definitions in float64, entry by entry."""
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -58,3 +59,55 @@ def pad_pullback_loops(
         if source is not None:
             dx[source] += dy[position]
     return dx
+
+
+def interpolate_loops(
+    x: np.ndarray, out: tuple[int, ...], mode: str, align_corners: bool = False,
+    scales: tuple[float | None, ...] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Resize a batched ``(N, C, *size)`` array entry by entry from torch's definitions,
+    in float64: nearest reads ``floor(o * in / out)`` (``floor((o + 0.5) * in / out)`` for
+    nearest-exact); linear blends the entries around ``(o + 0.5) * in / out - 0.5``
+    (clamped at 0), or ``o * (in - 1) / (out - 1)`` with ``align_corners``; ``scales[a]``
+    replaces ``out / in`` on axis ``a`` where given."""
+    size = x.shape[2:]
+    scales = scales or (None,) * len(size)
+
+    def ratio(a: int) -> float:
+        return 1.0 / scales[a] if scales[a] is not None else size[a] / out[a]
+
+    def taps(a: int, o: int) -> list[tuple[int, float]]:
+        n = size[a]
+        if mode in ("nearest", "nearest-exact"):
+            shift = 0.5 if mode == "nearest-exact" else 0.0
+            return [(min(math.floor((o + shift) * ratio(a)), n - 1), 1.0)]
+        if align_corners:
+            source = o * (n - 1) / (out[a] - 1) if out[a] > 1 else 0.0
+        else:
+            source = max((o + 0.5) * ratio(a) - 0.5, 0.0)
+        first = min(math.floor(source), n - 1)
+        second = min(first + 1, n - 1)
+        weight = min(max(source - first, 0.0), 1.0)
+        return [(first, 1.0 - weight), (second, weight)]
+
+    y = np.zeros((*x.shape[:2], *out))
+    for position in itertools.product(*(range(o) for o in out)):
+        for combo in itertools.product(*(taps(a, o) for a, o in enumerate(position))):
+            source = tuple(index for index, _ in combo)
+            weight = math.prod(w for _, w in combo)
+            y[(slice(None), slice(None), *position)] += (
+                weight * x[(slice(None), slice(None), *source)]
+            )
+    return y
+
+
+def pixel_shuffle_loops(x: np.ndarray, r: int) -> np.ndarray:
+    """Output ``[..., c, h * r + i, w * r + j]`` is input ``[..., c * r * r + i * r + j, h, w]``."""
+    *lead, channels, height, width = x.shape
+    c = channels // (r * r)
+    y = np.zeros((*lead, c, height * r, width * r))
+    for ch in range(c):
+        for i in range(r):
+            for j in range(r):
+                y[..., ch, i::r, j::r] = x[..., ch * r * r + i * r + j, :, :]
+    return y

@@ -80,6 +80,7 @@ from .pooling import (
     max_pool2d,
     max_pool3d,
 )
+from .resize import interpolate, pixel_shuffle, pixel_unshuffle
 
 __all__ = [
     "DifferentiationError",
@@ -117,6 +118,7 @@ __all__ = [
     "hardswish",
     "huber_loss",
     "instance_norm",
+    "interpolate",
     "l1_loss",
     "layer_norm",
     "leaky_relu",
@@ -130,6 +132,8 @@ __all__ = [
     "nll_loss",
     "one_hot",
     "pad",
+    "pixel_shuffle",
+    "pixel_unshuffle",
     "prelu",
     "primitive",
     "relu",
