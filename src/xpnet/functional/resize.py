@@ -2,10 +2,11 @@
 ``pixel_shuffle`` / ``pixel_unshuffle``, as torch's.
 
 Interpolation is separable: along each spatial axis every output entry reads one input
-entry (nearest) or blends two (linear), at positions torch computes (its arithmetic,
-in its precision, reproduced on the host). The forward gathers those entries with
-``take``; the pullback, a scatter-add the standard lacks, is the product with the
-transposed ``(out, in)`` interpolation matrix of each axis.
+entry (nearest) or blends two (linear), at the positions torch computes, with its
+arithmetic in its precision. The forward gathers those entries with ``take``; the
+pullback, a scatter-add the standard lacks, is the product with the transposed
+``(out, in)`` interpolation matrix of each axis. Positions, weights and matrices are
+computed on the device: no host round trip, and nothing that stops ``jax.jit``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
-import numpy as np
 
 from ._autodiff import Pullback, defvjp, primitive
 from ._validation import check_float, namespace_of
@@ -92,43 +92,54 @@ def _resolve(
     return xp, out, scales, bool(align_corners)
 
 
-def _nearest_table(n: int, out: int, scale: float | None, exact: bool) -> np.ndarray:
-    """torch's nearest source of each output entry (computed in float32, as torch does)."""
+def _nearest_table(xp: Any, n: int, out: int, scale: float | None, exact: bool, device: Any) -> Any:
+    """torch's nearest source of each output entry, in float32 arithmetic as torch's."""
     if out == n:  # torch's shortcuts, exact whatever the float arithmetic
-        return np.arange(out)
+        return xp.arange(out, dtype=xp.int64, device=device)
     if not exact and out == 2 * n:
-        return np.arange(out) // 2
-    single: Any = np.float32
+        return xp.arange(out, dtype=xp.int64, device=device) // 2
+
+    def single(value: float) -> Any:
+        return xp.asarray(value, dtype=xp.float32, device=device)
+
     ratio = single(1.0 / scale) if scale is not None else single(n) / single(out)
-    positions = np.arange(out, dtype=single) + single(0.5 if exact else 0.0)
-    return np.asarray(np.minimum(np.floor(positions * ratio).astype(np.int64), n - 1))
+    positions = xp.arange(out, dtype=xp.float32, device=device) + (0.5 if exact else 0.0)
+    return xp.clip(xp.astype(xp.floor(positions * ratio), xp.int64), max=n - 1)
 
 
 def _linear_table(
-    n: int, out: int, scale: float | None, align_corners: bool, dtype: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """torch's two sources of each output entry and the second's weight, in torch's
-    precision for ``dtype`` (float for float32 inputs, double for float64)."""
-    real: Any = np.float32 if dtype == np.float32 else np.float64
+    xp: Any, n: int, out: int, scale: float | None, align_corners: bool, like: Any
+) -> tuple[Any, Any, Any]:
+    """torch's two sources of each output entry and the second's weight, computed in
+    ``like``'s dtype as torch computes them (float for float32, double for float64)."""
+    device = array_api_compat.device(like)
+
+    def real(value: float) -> Any:
+        return xp.asarray(value, dtype=like.dtype, device=device)
+
+    positions = xp.arange(out, dtype=like.dtype, device=device)
     if align_corners:
-        ratio = real(n - 1) / real(out - 1) if out > 1 else real(0)
-        source = real(ratio) * np.arange(out, dtype=real)
+        ratio = real(n - 1) / real(out - 1) if out > 1 else real(0.0)
+        source = ratio * positions
     else:
         ratio = real(1.0 / scale) if scale is not None else real(n) / real(out)
-        source = ratio * (np.arange(out, dtype=real) + real(0.5)) - real(0.5)
-        source = np.maximum(source, real(0))
-    first = np.minimum(np.floor(source).astype(np.int64), n - 1)
-    second = np.minimum(first + 1, n - 1)
-    weight = np.clip(source - first.astype(real), 0, 1)
+        source = xp.clip(ratio * (positions + 0.5) - 0.5, min=0.0)
+    first = xp.clip(xp.astype(xp.floor(source), xp.int64), max=n - 1)
+    second = xp.clip(first + 1, max=n - 1)
+    weight = xp.clip(source - xp.astype(first, like.dtype), min=0.0, max=1.0)
     return first, second, weight
 
 
-def _matrix(out: int, n: int, sources: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """The ``(out, n)`` interpolation matrix: row ``o`` holds each source's weight."""
-    matrix = np.zeros((out, n))
+def _matrix(xp: Any, n: int, sources: list[tuple[Any, Any]], like: Any) -> Any:
+    """The ``(out, n)`` interpolation matrix: row ``o`` holds each source's weight (built
+    by one-hot comparisons, on the device)."""
+    positions = xp.arange(n, dtype=xp.int64, device=array_api_compat.device(like))
+    total = None
     for index, weight in sources:
-        np.add.at(matrix, (np.arange(out), index), weight)
-    return matrix
+        hit = xp.expand_dims(index, axis=1) == positions
+        part = xp.where(hit, xp.expand_dims(weight, axis=1), 0.0)
+        total = part if total is None else total + part
+    return total
 
 
 def _axis_shape(rank: int, axis: int, length: int) -> tuple[int, ...]:
@@ -156,30 +167,26 @@ def _interpolate(
         return _adaptive_avg(len(out), input, tuple(out))
     rank = len(out)
     device = array_api_compat.device(input)
-    host_dtype = np.float32 if input.dtype == xp.float32 else np.float64
     matrices = []
     y = input
     for axis, (n, o, scale) in enumerate(zip(input.shape[2:], out, scales, strict=True)):
         n = int(n)
         if mode in ("nearest", "nearest-exact"):
-            table = _nearest_table(n, o, scale, mode == "nearest-exact")
-            y = xp.take(y, xp.asarray(table, dtype=xp.int64, device=device), axis=2 + axis)
-            matrices.append(_matrix(o, n, [(table, np.ones(o))]))
+            table = _nearest_table(xp, n, o, scale, mode == "nearest-exact", device)
+            y = xp.take(y, table, axis=2 + axis)
+            ones = xp.ones((o,), dtype=input.dtype, device=device)
+            matrices.append(_matrix(xp, n, [(table, ones)], input))
             continue
-        first, second, weight = _linear_table(n, o, scale, corners, host_dtype)
-        w1 = xp.reshape(
-            xp.asarray(weight, dtype=input.dtype, device=device), _axis_shape(rank, axis, o)
-        )
-        w0 = 1 - w1
-        near = xp.take(y, xp.asarray(first, dtype=xp.int64, device=device), axis=2 + axis)
-        far = xp.take(y, xp.asarray(second, dtype=xp.int64, device=device), axis=2 + axis)
-        y = near * w0 + far * w1
-        matrices.append(_matrix(o, n, [(first, 1 - weight), (second, weight)]))
-    on_device = [xp.asarray(m, dtype=input.dtype, device=device) for m in matrices]
+        first, second, weight = _linear_table(xp, n, o, scale, corners, input)
+        w1 = xp.reshape(weight, _axis_shape(rank, axis, o))
+        near = xp.take(y, first, axis=2 + axis)
+        far = xp.take(y, second, axis=2 + axis)
+        y = near * (1 - w1) + far * w1
+        matrices.append(_matrix(xp, n, [(first, 1 - weight), (second, weight)], input))
 
     def pullback(dy: Any) -> tuple[Any]:
         for axis in reversed(range(rank)):
-            dy = _contract(xp, dy, xp.matrix_transpose(on_device[axis]), 2 + axis)
+            dy = _contract(xp, dy, xp.matrix_transpose(matrices[axis]), 2 + axis)
         return (dy,)
 
     return y, pullback
