@@ -1,16 +1,14 @@
-"""Ready-made architectures, by name (what ``xpnet train --model`` builds)."""
+"""The small models of the digits and MNIST: LeNet-5, two plain CNNs, an MLP and a small
+ResNet."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from . import nn
-from .random import resolve_rng
+from .. import nn
+from ._common import no_rng
 
 __all__ = [
-    "MODELS",
-    "build_model",
     "lenet5",
     "mlp",
     "resnet_small",
@@ -83,7 +81,7 @@ def simple_cnn_bn(
             f"image_size: simple_cnn_bn needs images of at least 4x4, got {image_size}"
         )
     side = image_size // 4
-    plain = _factory_no_rng(factory)
+    plain = no_rng(factory)
     return nn.Sequential(
         nn.Conv2d(in_channels, 16, 3, padding=1, bias=False, **factory),
         nn.BatchNorm2d(16, **plain),
@@ -115,16 +113,12 @@ def mlp(
 def _basic_block(channels: int, **factory: Any) -> nn.Sequential:
     body = nn.Sequential(
         nn.Conv2d(channels, channels, 3, padding=1, bias=False, **factory),
-        nn.BatchNorm2d(channels, **_factory_no_rng(factory)),
+        nn.BatchNorm2d(channels, **no_rng(factory)),
         nn.ReLU(),
         nn.Conv2d(channels, channels, 3, padding=1, bias=False, **factory),
-        nn.BatchNorm2d(channels, **_factory_no_rng(factory)),
+        nn.BatchNorm2d(channels, **no_rng(factory)),
     )
     return nn.Sequential(nn.Residual(body), nn.ReLU())
-
-
-def _factory_no_rng(factory: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in factory.items() if k != "rng"}
 
 
 def resnet_small(
@@ -134,7 +128,7 @@ def resnet_small(
     plus identity), global average pooling and a linear classifier."""
     return nn.Sequential(
         nn.Conv2d(in_channels, 16, 3, padding=1, bias=False, **factory),
-        nn.BatchNorm2d(16, **_factory_no_rng(factory)),
+        nn.BatchNorm2d(16, **no_rng(factory)),
         nn.ReLU(),
         _basic_block(16, **factory),
         _basic_block(16, **factory),
@@ -142,35 +136,3 @@ def resnet_small(
         nn.Flatten(),
         nn.Linear(16, num_classes, **factory),
     )
-
-
-MODELS: dict[str, Callable[..., nn.Sequential]] = {
-    "lenet5": lenet5,
-    "simple_cnn": simple_cnn,
-    "simple_cnn_bn": simple_cnn_bn,
-    "mlp": mlp,
-    "resnet_small": resnet_small,
-}
-
-
-def build_model(
-    name: str, in_channels: int, num_classes: int, image_size: int, **factory: Any
-) -> nn.Sequential:
-    """Build a registered architecture by name (kept as the model's ``architecture``).
-
-    Raises
-    ------
-    ValueError
-        For an unknown name (listing the known ones).
-    """
-    try:
-        builder = MODELS[name]
-    except KeyError:
-        raise ValueError(f"model: unknown model {name!r}; choose from {sorted(MODELS)}") from None
-    # One generator for all layers: an int seed per layer would repeat the same numbers.
-    factory["rng"] = resolve_rng(factory.get("rng"))
-    model = builder(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, **factory
-    )
-    model.architecture = name  # what pictures and reports call it
-    return model
