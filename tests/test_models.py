@@ -141,3 +141,33 @@ def test_build_model_knows_the_zoo() -> None:
         models.build_model("resnet18", 1, 10, 28)
     with pytest.raises(ValueError, match=r"model: unknown model 'resnet101'"):
         models.build_model("resnet101", 3, 10, 32)
+
+
+def test_summary_counts_parameters_and_flops_as_the_torch_twin_does() -> None:
+    # Independent count: torch forward hooks on the twin, 2 FLOPs per multiply-add of each
+    # convolution and linear layer (the convention of the summary's FLOPs column).
+    flops = []
+
+    def hook(module: Any, inputs: Any, output: Any) -> None:
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = module.in_channels // module.groups * int(np.prod(module.kernel_size))
+            flops.append(2 * output.numel() * per_output)
+        elif isinstance(module, torch.nn.ConvTranspose2d):
+            per_input = module.out_channels // module.groups * int(np.prod(module.kernel_size))
+            flops.append(2 * inputs[0].numel() * per_input)
+        elif isinstance(module, torch.nn.Linear):
+            flops.append(2 * output.numel() * module.in_features)
+
+    for model, tmodel, shape in (
+        (models.resnet18(rng=0), tm.ResNet(tm.BasicBlock, [2, 2, 2, 2]), (1, 3, 64, 64)),
+        (models.unet(3, 2, base_channels=4, rng=0), tm.UNet(3, 2, 4, False), (2, 3, 20, 28)),
+    ):
+        flops.clear()
+        for module in tmodel.modules():
+            module.register_forward_hook(hook)
+        with torch.no_grad():
+            tmodel.eval()(torch.zeros(shape))
+        text = model.summary(shape)
+        assert f"total FLOPs: {sum(flops):,} (" in text
+        assert f"total parameters: {sum(p.numel() for p in tmodel.parameters()):,}" in text
+    assert repr(text) == str(text)  # shows itself as the table at the prompt

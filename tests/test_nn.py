@@ -657,29 +657,38 @@ def test_summary_lists_shapes_and_parameter_counts(backend: BackendCase) -> None
     # Output sizes from (size + 2 padding - kernel) // stride + 1.
     side1 = (28 + 2 * 2 - 5) + 1
     side2 = side1 // 2 - 5 + 1
+
+    def flops(shape: tuple[int, ...], per_output: int) -> int:  # 2 per multiply-add
+        return 2 * int(np.prod(shape)) * per_output
+
+    flat = 16 * (side2 // 2) ** 2
     expected = [
-        ("Conv2d", (2, 6, side1, side1), conv(1, 6, 5)),
-        ("ReLU", (2, 6, side1, side1), 0),
-        ("MaxPool2d", (2, 6, side1 // 2, side1 // 2), 0),
-        ("Conv2d", (2, 16, side2, side2), conv(6, 16, 5)),
-        ("ReLU", (2, 16, side2, side2), 0),
-        ("MaxPool2d", (2, 16, side2 // 2, side2 // 2), 0),
-        ("Flatten", (2, 16 * (side2 // 2) ** 2), 0),
-        ("Linear", (2, 120), linear(400, 120)),
-        ("ReLU", (2, 120), 0),
-        ("Linear", (2, 84), linear(120, 84)),
-        ("ReLU", (2, 84), 0),
-        ("Linear", (2, 10), linear(84, 10)),
+        ("Conv2d", (2, 6, side1, side1), conv(1, 6, 5), flops((2, 6, side1, side1), 25)),
+        ("ReLU", (2, 6, side1, side1), 0, None),
+        ("MaxPool2d", (2, 6, side1 // 2, side1 // 2), 0, None),
+        ("Conv2d", (2, 16, side2, side2), conv(6, 16, 5), flops((2, 16, side2, side2), 150)),
+        ("ReLU", (2, 16, side2, side2), 0, None),
+        ("MaxPool2d", (2, 16, side2 // 2, side2 // 2), 0, None),
+        ("Flatten", (2, flat), 0, None),
+        ("Linear", (2, 120), linear(400, 120), flops((2, 120), 400)),
+        ("ReLU", (2, 120), 0, None),
+        ("Linear", (2, 84), linear(120, 84), flops((2, 84), 120)),
+        ("ReLU", (2, 84), 0, None),
+        ("Linear", (2, 10), linear(84, 10), flops((2, 10), 84)),
     ]
     rows = {line.split()[0]: line for line in text.splitlines() if line and line[0].isdigit()}
     assert len(rows) == len(expected)
-    for index, (kind, shape, count) in enumerate(expected):
+    for index, (kind, shape, count, work) in enumerate(expected):
         cells = rows[str(index)].split(None, 2)
         assert cells[1] == kind
-        assert cells[2].startswith(str(shape)) and cells[2].endswith(f"{count:,}")
-    total = sum(count for _, _, count in expected)
+        assert cells[2].startswith(str(shape))
+        numbers = [f"{count:,}"] + ([] if work is None else [f"{work:,}"])
+        assert cells[2][len(str(shape)) :].split() == numbers
+    total = sum(row[2] for row in expected)
+    total_flops = sum(row[3] or 0 for row in expected)
     assert total == model.num_parameters() == 61706
-    assert text.splitlines()[-1] == f"total parameters: {total:,}"
+    assert text.splitlines()[-2] == f"total parameters: {total:,}"
+    assert text.splitlines()[-1].startswith(f"total FLOPs: {total_flops:,} (")
     assert model.training  # the mode is restored
     assert all(line == line.rstrip() for line in text.splitlines())
 
@@ -692,7 +701,7 @@ def test_summary_of_nested_blocks_keeps_statistics(backend: BackendCase) -> None
     block = 16 * 16 * 9 * 2 + 2 * (16 * 2)  # two bias-free 3x3 convs and two batch norms
     assert f"{block:,}" in text
     total = 16 * 9 + 2 * 16 + 2 * block + 16 * 10 + 10
-    assert text.endswith(f"total parameters: {total:,}") and model.num_parameters() == total
+    assert f"total parameters: {total:,}" in text and model.num_parameters() == total
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(to_numpy(value), before[key])
     with pytest.raises(ValueError, match=r"layer 0 \(Conv2d\).*input has 3"):

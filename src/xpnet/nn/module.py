@@ -439,7 +439,7 @@ class Module:
         return self.to(dtype="float32")
 
     def summary(self, input_shape: tuple[int, ...]) -> str:
-        """A table of layers, output shapes and parameter counts for one input shape.
+        """A table of layers, output shapes, parameters and FLOPs for one input shape.
 
         Runs the model's own ``forward`` once on zeros of ``input_shape`` (in inference
         mode, so batch-norm statistics stay as they are; every module's mode is restored
@@ -457,8 +457,10 @@ class Module:
         Returns
         -------
         str
-            One row per layer call (qualified name, type, output shape, parameter count),
-            then the total number of trainable parameters.
+            One row per layer call (qualified name, type, output shape, parameter count,
+            and the floating-point operations of convolution and linear layers, two per
+            multiply-add), then the totals. ``print`` it; at the interactive prompt it
+            shows itself as the table.
         """
         from ._summary import summary_table
 
