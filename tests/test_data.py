@@ -432,7 +432,7 @@ def test_loader_arguments_are_checked() -> None:
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="batch_size: expected a positive int"):
             DataLoader(ds, batch_size=bad)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="std: expected a positive number, got 0"):
+    with pytest.raises(ValueError, match="std: expected positive numbers, got 0"):
         DataLoader(ds, std=0)
     with pytest.raises(ValueError, match="dtype: expected 'float32' or 'float64', got 'float16'"):
         DataLoader(ds, dtype="float16")

@@ -1,8 +1,21 @@
-"""Datasets (IDX, MNIST, ``.npz``, scikit-learn's digits) and the batch iterator."""
+"""Datasets (IDX, MNIST, CIFAR, image folders, ``.npz``, scikit-learn's digits), their
+downloads, the batch iterator and on-device augmentation (:mod:`xpnet.data.transforms`)."""
 
 import os
 from pathlib import Path
 
+from . import transforms
+from ._download import DOWNLOADS, Download, download
+from .cifar import (
+    CIFAR10_CLASSES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    CIFAR_LAYOUTS,
+    load_cifar,
+    load_cifar_file,
+)
 from .files import (
     MNIST_MD5,
     Dataset,
@@ -18,15 +31,26 @@ from .files import (
 from .loader import DIGITS_MEAN, DIGITS_STD, MNIST_MEAN, MNIST_STD, DataLoader, load_digits
 
 __all__ = [
+    "CIFAR10_CLASSES",
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "CIFAR100_MEAN",
+    "CIFAR100_STD",
+    "CIFAR_LAYOUTS",
     "DIGITS_MEAN",
     "DIGITS_STD",
+    "DOWNLOADS",
     "MNIST_MD5",
     "MNIST_MEAN",
     "MNIST_STD",
     "DataLoader",
     "Dataset",
     "DatasetError",
+    "Download",
+    "download",
     "find_mnist",
+    "load_cifar",
+    "load_cifar_file",
     "load_digits",
     "load_idx",
     "load_images",
@@ -35,6 +59,7 @@ __all__ = [
     "load_npz",
     "md5sum",
     "split_last",
+    "transforms",
 ]
 
 

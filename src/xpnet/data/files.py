@@ -280,7 +280,11 @@ def _find(directory: Path, stem: str) -> Path | None:
 def _require(directory: Path, stem: str) -> Path:
     found = _find(directory, stem)
     if found is None:
-        raise DatasetError(f"{directory / stem}[.gz]: file not found (MNIST needs it)")
+        raise DatasetError(
+            f"{directory / stem}[.gz]: file not found (MNIST needs it; the four files are at "
+            "https://ossci-datasets.s3.amazonaws.com/mnist/, or pass download=True, "
+            "xpnet train --download)"
+        )
     return found
 
 
@@ -295,7 +299,9 @@ def _verified(path: Path, verify: bool) -> Path:
     return path
 
 
-def load_mnist(directory: str | os.PathLike[str], verify: bool = True) -> tuple[Dataset, Dataset]:
+def load_mnist(
+    directory: str | os.PathLike[str], verify: bool = True, download: bool = False
+) -> tuple[Dataset, Dataset]:
     """Load MNIST (or a same-format set) from a directory of IDX files.
 
     With the training files present (``train-images-idx3-ubyte[.gz]``) this gives the
@@ -308,6 +314,9 @@ def load_mnist(directory: str | os.PathLike[str], verify: bool = True) -> tuple[
         Folder holding the files.
     verify : bool, default True
         Check the official files' MD5 checksums (gzip files only).
+    download : bool, default False
+        When the test files are missing, fetch the four official files into ``directory``
+        first (see :func:`xpnet.data.download`).
 
     Returns
     -------
@@ -315,11 +324,19 @@ def load_mnist(directory: str | os.PathLike[str], verify: bool = True) -> tuple[
         Training and test sets, images ``(N, 1, 28, 28)`` uint8.
     """
     folder = Path(directory)
+    if download and _find(folder, "t10k-images-idx3-ubyte") is None:
+        from ._download import download as fetch
+
+        fetch("mnist", folder)
     if not folder.is_dir():
         what = (
             "is a file, expected the folder holding MNIST"
             if folder.exists()
-            else ("MNIST directory not found")
+            else (
+                "MNIST directory not found (the files are at "
+                "https://ossci-datasets.s3.amazonaws.com/mnist/, or pass download=True, "
+                "xpnet train --download)"
+            )
         )
         raise DatasetError(f"{folder}: {what}")
     test_images = _require(folder, "t10k-images-idx3-ubyte")

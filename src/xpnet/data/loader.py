@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import array_api_compat
@@ -72,9 +72,15 @@ class DataLoader:
     drop_last : bool, default False
         Skip the last incomplete batch.
     seed : int, default 0
-    mean, std : float, default 0.0 and 1.0
-        Normalisation applied after scaling uint8 pixels to [0, 1].
+    mean, std : float or sequence of float, default 0.0 and 1.0
+        Normalisation applied after scaling uint8 pixels to [0, 1]: one value, or one per
+        channel (e.g. :data:`CIFAR10_MEAN`, :data:`CIFAR10_STD`).
     dtype : {"float32", "float64"}, default "float32"
+    transform : callable, optional
+        Augmentation run on the device on each normalised batch, called as
+        ``transform(x, rng=generator)`` (see :mod:`xpnet.data.transforms`); the generator is
+        derived from ``seed``, the epoch and the batch's position, so a seed gives the same
+        batches on every backend and a resumed run sees the same ones.
     """
 
     def __init__(
@@ -84,14 +90,28 @@ class DataLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
-        mean: float = 0.0,
-        std: float = 1.0,
+        mean: float | Sequence[float] = 0.0,
+        std: float | Sequence[float] = 1.0,
         dtype: str = "float32",
+        transform: Callable[..., Any] | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-        if std <= 0:
-            raise ValueError(f"std: expected a positive number, got {std!r}")
+        mean_values = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+        std_values = np.atleast_1d(np.asarray(std, dtype=np.float64))
+        if mean_values.ndim != 1 or std_values.ndim != 1:
+            raise ValueError(f"mean, std: expected numbers or sequences, got {mean!r}, {std!r}")
+        if not np.all(std_values > 0):
+            raise ValueError(f"std: expected positive numbers, got {std!r}")
+        channels = int(dataset.images.shape[1])
+        for name, values in (("mean", mean_values), ("std", std_values)):
+            if values.size not in (1, channels):
+                raise ValueError(
+                    f"{name}: expected one value or one per channel ({channels}), got "
+                    f"{values.size} values"
+                )
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform: expected a callable, got {transform!r}")
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
         self.dataset = dataset
@@ -99,8 +119,11 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        self.mean, self.std = float(mean), float(std)
+        # Per channel, shaped to broadcast over (N, C, H, W).
+        self.mean = mean_values.reshape(1, -1, 1, 1)
+        self.std = std_values.reshape(1, -1, 1, 1)
         self.dtype = dtype
+        self.transform = transform
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -134,9 +157,15 @@ class DataLoader:
             x = xp.astype(x, getattr(xp, self.dtype))
         if images.dtype == np.uint8:
             x = x / 255.0
-        if self.mean != 0.0 or self.std != 1.0:
-            x = (x - self.mean) / self.std
+        if np.any(self.mean != 0.0) or np.any(self.std != 1.0):
+            # The same arithmetic in `dtype` on the host and on a device.
+            x = (x - self._constant(xp, x, self.mean)) / self._constant(xp, x, self.std)
         return (backends.asarray(np.ascontiguousarray(x)) if on_host else x), y
+
+    def _constant(self, xp: Any, like: Any, values: np.ndarray) -> Any:
+        if values.size == 1:
+            return float(values.reshape(()))
+        return xp.asarray(values.astype(self.dtype), device=array_api_compat.device(like))
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         order = self.order(self.epoch)
@@ -144,4 +173,10 @@ class DataLoader:
         stop = len(self) * self.batch_size if self.drop_last else len(order)
         for start in range(0, stop, self.batch_size):
             index = order[start : start + self.batch_size]
-            yield self.to_backend(self.dataset.images[index], self.dataset.labels[index])
+            x, y = self.to_backend(self.dataset.images[index], self.dataset.labels[index])
+            if self.transform is not None:
+                batch = start // self.batch_size
+                x = self.transform(
+                    x, rng=np.random.default_rng([self.seed, self.epoch - 1, batch, 1])
+                )
+            yield x, y
