@@ -21,6 +21,8 @@ class Defaults:
     lr: dict[str, float]
     batch_size: int = 64
     schedule: str = "cosine"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
 
 
 #: Per-dataset defaults. Digits: chosen so that the bare command trains well quickly
@@ -31,6 +33,17 @@ DEFAULTS: dict[str, Defaults] = {
     "digits": Defaults("simple_cnn_bn", 10, {"sgd": 0.05, "adam": 1e-2, "adamw": 1e-2}),
     "mnist": Defaults("lenet5", 5, {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}, schedule="constant"),
 }
+# CIFAR: the ResNet paper's recipe (SGD with momentum 0.9, lr 0.1, weight decay 1e-4,
+# batch 128), over a cosine schedule shortened to 30 epochs.
+for _name in ("cifar10", "cifar100"):
+    DEFAULTS[_name] = Defaults(
+        "resnet20",
+        30,
+        {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3},
+        batch_size=128,
+        optimizer="sgd",
+        weight_decay=1e-4,
+    )
 DEFAULTS["images"] = DEFAULTS["mnist"]
 
 # Settings saved in a checkpoint; --resume takes them from there when not given again.

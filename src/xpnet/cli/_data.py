@@ -1,9 +1,10 @@
-"""The data a command works on: the bundled digits, MNIST, or IDX files, as loaders."""
+"""The data a command works on: the bundled digits, MNIST, CIFAR, or IDX files, as loaders."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,13 +24,33 @@ def _check_data_arguments(args: argparse.Namespace) -> None:
             raise CommandError("give either --images/--labels or --dataset/--data-dir, not both")
         if args.images is None:
             raise CommandError("--labels needs --images")
+        if args.download:
+            raise CommandError("--download is for --dataset mnist, cifar10 or cifar100")
         return
     if args.data_dir is not None:
         if args.dataset == "digits":
-            raise CommandError("--data-dir is for --dataset mnist")
-        args.dataset = "mnist"
-    if args.dataset == "mnist" and args.test_size is not None:
-        raise CommandError("--test-size applies to --images and digits; MNIST has its own split")
+            raise CommandError("--data-dir is for --dataset mnist, cifar10 or cifar100")
+        args.dataset = args.dataset or "mnist"
+    if args.download and args.dataset not in _FILE_DATASETS:
+        raise CommandError("--download is for --dataset mnist, cifar10 or cifar100")
+    if args.dataset in _FILE_DATASETS and args.test_size is not None:
+        raise CommandError(
+            f"--test-size applies to --images and digits; {_TITLES[args.dataset]} has its own split"
+        )
+
+
+_FILE_DATASETS = ("mnist", "cifar10", "cifar100")
+_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def _data_folder(args: argparse.Namespace) -> Path | None:
+    """``--data-dir``, else where the dataset is found, else (``--download``) the cache."""
+    if args.data_dir is not None:
+        return Path(args.data_dir)
+    found = data.find_dataset(args.dataset)
+    if found is None and getattr(args, "download", False):
+        return data.cache_dir(args.dataset)
+    return found
 
 
 def data_origin(args: argparse.Namespace) -> dict[str, str]:
@@ -40,9 +61,9 @@ def data_origin(args: argparse.Namespace) -> dict[str, str]:
         if args.labels is not None:
             origin["labels"] = str(Path(args.labels).resolve())
         return origin
-    if args.dataset == "mnist":
-        folder = args.data_dir or data.find_mnist()
-        return {"data_dir": str(Path(folder).resolve())} if folder is not None else {}
+    if args.dataset in _FILE_DATASETS:
+        folder = _data_folder(args)
+        return {"data_dir": str(folder.resolve())} if folder is not None else {}
     return {}
 
 
@@ -70,14 +91,25 @@ def _load_data(
         train, test = data.split_last(full, test_size)
         return train, test, source
     dataset = args.dataset or "digits"
-    if dataset == "mnist":
-        folder = args.data_dir or data.find_mnist()
+    if dataset in _FILE_DATASETS:
+        folder = _data_folder(args)
         if folder is None:
-            raise CommandError(
-                "mnist: no data directory found; pass --data-dir or set XPNET_MNIST_DIR"
+            where = (
+                "https://ossci-datasets.s3.amazonaws.com/mnist/"
+                if dataset == "mnist"
+                else "https://www.cs.toronto.edu/~kriz/cifar.html (the binary version)"
             )
-        train, test = data.load_mnist(folder)
-        return train, test, "mnist"
+            raise CommandError(
+                f"{dataset}: no data directory found; pass --data-dir or set "
+                f"XPNET_{dataset.upper()}_DIR, or add --download to fetch the official files "
+                f"(from {where}) into {data.cache_dir(dataset)}"
+            )
+        download = getattr(args, "download", False)
+        if dataset == "mnist":
+            train, test = data.load_mnist(folder, download=download)
+        else:
+            train, test = data.load_cifar(folder, dataset, download=download)
+        return train, test, dataset
     test_size = args.test_size if args.test_size is not None else 360
     if test_size >= 1797:
         raise CommandError(f"--test-size: digits has 1,797 images, cannot hold out {test_size}")
@@ -85,9 +117,14 @@ def _load_data(
     return train, test, "digits"
 
 
-def _normalisation(source: str) -> tuple[float, float]:
+def _normalisation(source: str) -> tuple[Any, Any]:
+    """Mean and standard deviation: one value, or one per channel for CIFAR."""
     if source == "digits":
         return data.DIGITS_MEAN, data.DIGITS_STD
+    if source == "cifar10":
+        return data.CIFAR10_MEAN, data.CIFAR10_STD
+    if source == "cifar100":
+        return data.CIFAR100_MEAN, data.CIFAR100_STD
     return data.MNIST_MEAN, data.MNIST_STD
 
 
@@ -98,7 +135,14 @@ def _loader(
     *,
     shuffle: bool,
     seed: int = 0,
+    transform: Any = None,
 ) -> data.DataLoader:
     return data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, mean=norm[0], std=norm[1]
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        mean=norm[0],
+        std=norm[1],
+        transform=transform,
     )

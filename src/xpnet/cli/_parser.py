@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from .. import models
+from .. import __version__, models
 from ._common import (
     DEFAULTS,
     OPTIMIZERS,
@@ -20,18 +22,26 @@ def _add_data_arguments(parser: argparse.ArgumentParser, labels_optional: bool =
     group = parser.add_argument_group("data")
     group.add_argument(
         "--dataset",
-        choices=("digits", "mnist"),
+        choices=("digits", "mnist", "cifar10", "cifar100"),
         default=None,
         help="digits: scikit-learn's bundled 8x8 digits, offline (the default; needs the "
         "'digits' extra), last 360 images held out; mnist: the IDX files in --data-dir "
         "(60,000/10,000 with the training files, else the 10,000 test images split "
-        "8,000/2,000)",
+        "8,000/2,000); cifar10, cifar100: the official binary files or archive in "
+        "--data-dir (50,000/10,000 colour images of 32x32)",
     )
     group.add_argument(
         "--data-dir",
         default=None,
-        help="MNIST folder; implies --dataset mnist (default: $XPNET_MNIST_DIR, else "
-        "../shared/data/mnist)",
+        help="the dataset's folder; alone it implies --dataset mnist (default: "
+        "$XPNET_<DATASET>_DIR, else ../shared/data/<dataset>, else the download cache "
+        "~/.cache/xpnet/<dataset>)",
+    )
+    group.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the official files (mnist, cifar10, cifar100) into --data-dir, or the "
+        "cache, when they are not there; checked against their published MD5 sums",
     )
     group.add_argument(
         "--images", default=None, help="an IDX image file, raw or .gz (instead of --dataset)"
@@ -85,13 +95,16 @@ def _add_plots_argument(group: Any, when: str) -> None:
 
 def _defaults_help() -> str:
     lines = ["per-dataset defaults (for the options not given):"]
-    for name in ("digits", "mnist"):
+    for name in ("digits", "mnist", "cifar10"):
         d = DEFAULTS[name]
         rates = ", ".join(f"{k} {v:g}" for k, v in d.lr.items())
+        decay = f", --weight-decay {d.weight_decay:g}" if d.weight_decay else ""
         lines.append(
             f"  {name:7} --model {d.model}, --epochs {d.epochs}, --batch-size {d.batch_size},"
-            f"\n          --schedule {d.schedule}, --lr: {rates}"
+            f"\n          --optimizer {d.optimizer}{decay}, --schedule {d.schedule},"
+            f"\n          --lr: {rates}"
         )
+    lines.append("  cifar100 as cifar10")
     lines.append(
         "  --images as mnist; the model is lenet5 for images of 12x12 and up,\n"
         "          simple_cnn_bn below"
@@ -106,10 +119,34 @@ def _defaults_help() -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Argument errors as one line and a pointer to ``--help``, not the usage block."""
+    """Argument errors as one line and a pointer to ``--help``, not the usage block; an
+    unknown option is reported by the command it was given to, with the closest option
+    that command has."""
+
+    subcommands: Mapping[str, argparse.ArgumentParser]
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for usage.\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Parse ``args``; an unknown option is blamed on its command (``xpnet train``)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = getattr(self, "subcommands", {})
+            owner = commands.get(getattr(parsed, "command", None) or "", self)
+            known = [o for action in owner._actions for o in action.option_strings]
+            hints = [
+                f"{word} (did you mean {close[0]}?)"
+                for word in extras
+                if (close := difflib.get_close_matches(word.split("=")[0], known, n=1))
+            ]
+            owner.error(
+                f"unrecognized arguments: {' '.join(extras)}"
+                + (f"; {', '.join(hints)}" if hints else "")
+            )
+        return parsed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,9 +154,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="xpnet",
         description="Convolutional networks on NumPy, CuPy, PyTorch, JAX or array-api-strict.",
     )
+    parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
+    parser.subcommands = commands.choices
 
     commands.add_parser("backends", help="list every backend, its devices, and why not")
 
@@ -197,6 +236,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compile each training step with the backend's compiler (jax.jit on jax, a "
         "CUDA graph on cupy); backends without one say so and run eagerly",
+    )
+    group.add_argument(
+        "--augment",
+        action="store_true",
+        help="augment the training batches on the device: a random crop after padding by "
+        "an eighth of the side (4 pixels at 32x32) and a random horizontal flip",
     )
     _add_plots_argument(group, "after training")
     scale = train.add_argument_group("several processes (MPI: pip install mpi4py mpich)")

@@ -66,7 +66,7 @@ def _test_data(
                 args.test_size = meta.get("test_size")  # the held-out part, as trained
         else:
             args.dataset = source
-            if source == "mnist" and "data_dir" in origin:
+            if source in ("mnist", "cifar10", "cifar100") and "data_dir" in origin:
                 args.data_dir = origin["data_dir"]
         if source == "digits" and args.test_size is None:
             args.test_size = meta.get("test_size")

@@ -47,7 +47,9 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "Download",
+    "cache_dir",
     "download",
+    "find_dataset",
     "find_mnist",
     "load_cifar",
     "load_cifar_file",
@@ -64,30 +66,58 @@ __all__ = [
 
 
 def find_mnist(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """Locate an MNIST directory.
+    """Locate an MNIST directory: :func:`find_dataset` for ``"mnist"``."""
+    return find_dataset("mnist", start)
+
+
+def cache_dir(dataset: str) -> Path:
+    """Where a download goes when no folder is named: ``$XDG_CACHE_HOME/xpnet/<dataset>``,
+    by default ``~/.cache/xpnet/<dataset>``."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "xpnet" / dataset
+
+
+def _holds(folder: Path, dataset: str) -> bool:
+    if dataset == "mnist":
+        return any((folder / name).is_file() for name in _T10K_IMAGES)
+    layout = CIFAR_LAYOUTS[dataset]
+    return (
+        (folder / layout.folder / layout.test_files[0]).is_file()
+        or (folder / layout.test_files[0]).is_file()
+        or (folder / layout.archive).is_file()
+    )
+
+
+def find_dataset(dataset: str, start: str | os.PathLike[str] | None = None) -> Path | None:
+    """Locate the folder holding a dataset's files.
 
     Parameters
     ----------
+    dataset : {"mnist", "cifar10", "cifar100"}
     start : path-like, optional
         Where to start looking (default: the current directory).
 
     Returns
     -------
     Path or None
-        ``$XPNET_MNIST_DIR`` when set (even if it does not exist, so that a wrong setting
-        gives an error naming it); else the first ``<parent>/shared/data/mnist`` holding
-        ``t10k-images-idx3-ubyte[.gz]``, for ``start`` and each folder above it (so
-        ``../shared/data/mnist`` from a checkout); else ``None``.
+        ``$XPNET_<DATASET>_DIR`` (e.g. ``XPNET_MNIST_DIR``) when set, even if it does not
+        exist, so that a wrong setting gives an error naming it; else the first
+        ``<parent>/shared/data/<dataset>`` holding the files, for ``start`` and each folder
+        above it (so ``../shared/data/mnist`` from a checkout); else :func:`cache_dir` when
+        a download put the files there; else ``None``.
     """
-    env = os.environ.get("XPNET_MNIST_DIR", "").strip()
+    if dataset != "mnist" and dataset not in CIFAR_LAYOUTS:
+        raise ValueError(f"dataset: expected 'mnist', 'cifar10' or 'cifar100', got {dataset!r}")
+    env = os.environ.get(f"XPNET_{dataset.upper()}_DIR", "").strip()
     if env:
         return Path(env)
     base = (Path(start) if start is not None else Path.cwd()).resolve()
     for folder in (base, *base.parents):
-        candidate = folder.parent / "shared" / "data" / "mnist"
-        if any((candidate / name).is_file() for name in _T10K_IMAGES):
+        candidate = folder.parent / "shared" / "data" / dataset
+        if _holds(candidate, dataset):
             return candidate
-    return None
+    cached = cache_dir(dataset)
+    return cached if _holds(cached, dataset) else None
 
 
 _T10K_IMAGES = ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
@@ -28,7 +29,13 @@ class _ChunkModel:
     """The model as sent to the workers: host weights and the architecture, placed on a
     chunk's backend the first time a worker sees one (once per worker and backend)."""
 
-    def __init__(self, model: Module, mean: float, std: float, outputs: int = 0) -> None:
+    def __init__(
+        self,
+        model: Module,
+        mean: float | Sequence[float],
+        std: float | Sequence[float],
+        outputs: int = 0,
+    ) -> None:
         self.model = copy.deepcopy(model).to("numpy")  # Module.to moves in place
         self.model.eval()
         self.mean, self.std, self.outputs = mean, std, outputs
@@ -60,13 +67,23 @@ class _ChunkModel:
             x = xp.astype(chunk, xp.float32)
             if chunk.dtype == xp.uint8:
                 x = x / 255.0
-            if self.mean != 0.0 or self.std != 1.0:
-                x = (x - self.mean) / self.std
+            # One value, or one per channel (CIFAR's), broadcast over (N, C, H, W).
+            mean, std = (np.asarray(v, dtype=np.float32) for v in (self.mean, self.std))
+            if mean.ndim:
+                mean, std = mean.reshape(1, -1, 1, 1), std.reshape(1, -1, 1, 1)
+            if np.any(mean != 0.0) or np.any(std != 1.0):
+                x = (x - xp.asarray(mean)) / xp.asarray(std)
             out = self.on(backend)(backends.asarray(x))
             return xp.asarray(out) if backend == "cupy" else np.asarray(backends.to_numpy(out))
 
 
-def predict(model: Module, images: Any, *, mean: float = 0.0, std: float = 1.0) -> Any:
+def predict(
+    model: Module,
+    images: Any,
+    *,
+    mean: float | Sequence[float] = 0.0,
+    std: float | Sequence[float] = 1.0,
+) -> Any:
     """The model's outputs (logits) for a dask array of images, computed chunk by chunk.
 
     Parameters
@@ -76,8 +93,9 @@ def predict(model: Module, images: Any, *, mean: float = 0.0, std: float = 1.0) 
     images : dask.array.Array
         ``(N, C, H, W)``, chunked along the batch axis (other axes are joined into whole
         images); NumPy or CuPy chunks, uint8 (scaled to [0, 1]) or floating point.
-    mean, std : float
-        Normalisation applied to every chunk, as :class:`~xpnet.data.DataLoader` does.
+    mean, std : float or sequence of float
+        Normalisation applied to every chunk (one value, or one per channel), as
+        :class:`~xpnet.data.DataLoader` does.
 
     Returns
     -------
@@ -103,7 +121,9 @@ def predict(model: Module, images: Any, *, mean: float = 0.0, std: float = 1.0) 
         raise ValueError(f"images: expected (N, C, H, W), got {images.ndim} dimensions")
     whole: Any = images
     whole = whole.rechunk({1: -1, 2: -1, 3: -1})  # whole images in every chunk
-    apply = _ChunkModel(model, float(mean), float(std))
+    mean = float(mean) if isinstance(mean, int | float) else [float(m) for m in mean]
+    std = float(std) if isinstance(std, int | float) else [float(v) for v in std]
+    apply = _ChunkModel(model, mean, std)
     probe = np.zeros((1, *(int(n) for n in whole.shape[1:])), np.float32)
     outputs = int(apply(probe).shape[1])
     apply.outputs = outputs

@@ -335,6 +335,18 @@ def _is_number(value: Any, low: float = 0.0) -> bool:
     )
 
 
+def _normalisation_ok(mean: Any, std: Any) -> bool:
+    """One mean and std, or a list of each with one value per channel (up to 4096)."""
+    if isinstance(mean, list) and isinstance(std, list):
+        return (
+            0 < len(mean) <= 4096
+            and len(std) == len(mean)
+            and all(_is_number(m, -1e30) for m in mean)
+            and all(_is_number(s, 1e-30) for s in std)
+        )
+    return _is_number(mean, -1e30) and _is_number(std, 1e-30)
+
+
 # What each field of a checkpoint's metadata must be, when present (a check and what to say).
 # Sizes are bounded before anything is built from them: a model is never allocated from an
 # unchecked number (image_size=100000 would ask for terabytes).
@@ -349,13 +361,8 @@ _META_FIELDS: dict[str, tuple[Any, str]] = {
     "num_classes": (lambda v: _is_int(v, 1, 10**6), "an integer from 1 to 1000000"),
     "image_size": (lambda v: _is_int(v, 1, 4096), "an integer from 1 to 4096 (pixels)"),
     "normalisation": (
-        lambda v: (
-            isinstance(v, list)
-            and len(v) == 2
-            and _is_number(v[0], -1e30)
-            and _is_number(v[1], 1e-30)
-        ),
-        "[mean, std] with a positive std",
+        lambda v: isinstance(v, list) and len(v) == 2 and _normalisation_ok(v[0], v[1]),
+        "[mean, std] (numbers, or lists of one per channel) with a positive std",
     ),
     "source": (lambda v: isinstance(v, str), "a dataset name"),
     "data": (
