@@ -6,6 +6,7 @@ array-api-compat; a backend's library is imported when that backend is first use
 """
 
 from . import config, data, functional, models, nn, optim, train
+from ._version import __version__
 from .backends import (
     ActiveBackend,
     BackendInfo,
@@ -27,8 +28,6 @@ from .functional import DifferentiationError, stop_gradient
 from .nn import grad, value_and_grad
 from .random import seed
 from .train import compile_step, evaluate, fit
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ActiveBackend",

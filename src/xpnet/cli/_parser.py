@@ -7,7 +7,8 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from .. import __version__, models
+from .. import models
+from .._version import __version__
 from ._common import (
     DEFAULTS,
     OPTIMIZERS,

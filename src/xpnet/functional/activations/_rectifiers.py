@@ -6,7 +6,7 @@ import numbers
 from typing import Any
 
 from .._autodiff import Pullback, defvjp, primitive
-from .._validation import check_same_dtype, namespace_of
+from .._validation import check_same_dtype, namespace_of, reads_values
 from ._common import float_input, no_inplace
 
 __all__ = ["elu", "leaky_relu", "prelu", "relu", "relu6", "selu"]
@@ -51,10 +51,27 @@ def _relu_vjp(input: Any, inplace: bool = False) -> tuple[Any, Pullback]:
     y = relu(input, inplace)
 
     def pullback(dy: Any) -> tuple[Any]:
-        # torch's rule: zero where the output is <= 0; a NaN output is not, and passes dy.
-        return (xp.where(y <= 0, 0.0, dy),)
+        return (_pass_where_positive(xp, y, dy),)
 
     return y, pullback
+
+
+def _pass_where_positive(xp: Any, y: Any, dy: Any) -> Any:
+    """``where(y <= 0, 0, dy)`` for ``y = relu(x)``: torch's rule, zero where the output is
+    0 (``<= 0``); a NaN output is not, and passes ``dy``.
+
+    NumPy's ``where`` takes a branch per element, and a ReLU's mask is as unpredictable as
+    masks get: at 2M float32 elements it took 8.7 ms against 0.9 ms for a multiply by the
+    mask. Where values can be read cheaply, the product is used; it differs from ``where``
+    only at a non-finite ``dy`` under a zero output (``0 * inf`` is NaN), which one pass
+    over ``dy`` rules out, falling back to ``where`` when it finds one.
+    """
+    if not reads_values(y, dy):
+        return xp.where(y <= 0, 0.0, dy)
+    passed = dy * xp.astype(y != 0, dy.dtype)  # y >= 0 or NaN: y != 0 is "not <= 0"
+    if bool(xp.all(xp.isfinite(dy))):
+        return passed
+    return xp.where(y <= 0, 0.0, dy)
 
 
 # ----------------------------------------------------------------------- leaky_relu

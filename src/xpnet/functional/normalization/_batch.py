@@ -28,6 +28,15 @@ class _NormPlan:
     def channel_sum(self, v: Any) -> Any:
         return self.xp.sum(v, axis=self.axes)
 
+    def channel_dot(self, a: Any, b: Any) -> Any:
+        """``channel_sum(a * b)`` without the product's temporary: one ``vecdot`` over each
+        sample's positions, then a sum over the batch."""
+        xp = self.xp
+        if a.ndim == 2:
+            return xp.sum(a * b, axis=0)
+        shape = (int(a.shape[0]), self.channels, math.prod(int(n) for n in a.shape[2:]))
+        return xp.sum(xp.vecdot(xp.reshape(a, shape), xp.reshape(b, shape), axis=-1), axis=0)
+
 
 def _plan(
     input: Any,
@@ -98,9 +107,11 @@ def _statistics(
     xp = plan.xp
     if training:
         mean = xp.mean(x, axis=plan.axes, keepdims=True)
-        var = xp.mean((x - mean) ** 2, axis=plan.axes, keepdims=True)  # two passes: accurate
-        return mean, var
-    return plan.per_channel(running_mean), plan.per_channel(running_var)
+        centred = x - mean
+        # Two passes (mean, then the centred squares): accurate where E[x^2] - E[x]^2 is not.
+        var = plan.per_channel(plan.channel_dot(centred, centred) / plan.count)
+        return mean, var, centred
+    return plan.per_channel(running_mean), plan.per_channel(running_var), None
 
 
 def _forward(
@@ -124,12 +135,13 @@ def _forward(
             device=array_api_compat.device(x),
         )
         return (x * ones, running_mean, running_var), x, ones
-    mean, var = _statistics(plan, x, running_mean, running_var, training)
+    mean, var, centred = _statistics(plan, x, running_mean, running_var, training)
     inv_std = 1.0 / xp.sqrt(var + eps)
-    centred = x - mean
-    y = centred * inv_std
-    if weight is not None:
-        y = y * plan.per_channel(weight)
+    if centred is None:
+        centred = x - mean
+    # The per-channel factors first: two passes over the activations, not four.
+    scale = inv_std if weight is None else inv_std * plan.per_channel(weight)
+    y = centred * scale
     if bias is not None:
         y = y + plan.per_channel(bias)
     new_mean, new_var = running_mean, running_var
@@ -226,22 +238,29 @@ def _batch_norm_vjp(
         plan, input, running_mean, running_var, weight, bias, training, momentum, eps
     )
     xp = plan.xp
-    xhat = centred * inv_std
 
     def pullback(dy: Any) -> tuple[Any, Any, Any, Any, Any]:
-        dweight = None if weight is None else plan.channel_sum(dy * xhat)
-        dbias = None if bias is None else plan.channel_sum(dy)
-        dxhat = dy if weight is None else dy * plan.per_channel(weight)
-        if training and plan.count == 0:
-            return dxhat, None, None, dweight, dbias  # empty
+        if training and plan.count == 0:  # empty
+            dxhat = dy if weight is None else dy * plan.per_channel(weight)
+            dweight = None if weight is None else plan.channel_sum(dy * centred)
+            return dxhat, None, None, dweight, None if bias is None else plan.channel_sum(dy)
+        # Per channel: sum(dy) and sum(dy * xhat) = inv_std * sum(dy * centred).
+        sum_dy = plan.channel_sum(dy)
+        sum_dy_xhat = plan.channel_dot(dy, centred) * xp.reshape(inv_std, (plan.channels,))
+        dweight = None if weight is None else sum_dy_xhat
+        dbias = None if bias is None else sum_dy
+        scale = inv_std if weight is None else inv_std * plan.per_channel(weight)
         if training:
-            # The batch statistics depend on x: project out the mean and the xhat direction.
-            mean_dxhat = xp.mean(dxhat, axis=plan.axes, keepdims=True)
-            mean_dxhat_xhat = xp.mean(dxhat * xhat, axis=plan.axes, keepdims=True)
-            dx = inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+            # The batch statistics depend on x: project out the mean and the xhat direction,
+            # dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), as per-channel factors
+            # of dy and of the centred input (three passes over the activations).
+            mean_dy = plan.per_channel(sum_dy) / plan.count
+            mean_dy_xhat = plan.per_channel(sum_dy_xhat) / plan.count
+            dx = (dy - mean_dy) * scale - centred * (scale * inv_std * mean_dy_xhat)
             return dx, None, None, dweight, dbias
         # Evaluation: an affine map of x whose shift and scale come from the running stats.
-        dx = dxhat * inv_std
+        dxhat = dy if weight is None else dy * plan.per_channel(weight)
+        dx = dy * scale
         drunning_mean = -plan.channel_sum(dx)
         drunning_var = plan.channel_sum(dxhat * centred) * xp.reshape(
             -0.5 * inv_std**3, (plan.channels,)
