@@ -3,6 +3,7 @@ differences and torch autograd, erf against math.erf and torch."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import warnings
 from collections.abc import Callable
@@ -479,3 +480,25 @@ def test_one_hot_matches_torch(backend) -> None:
         F.one_hot(backend.asarray(labels), 3)
     with pytest.raises(ValueError, match="num_classes: expected -1 or a non-negative int"):
         F.one_hot(backend.asarray(labels), -2)
+
+
+def test_relu_pullback_is_torchs_rule_at_non_finite_values(backend, device_paths) -> None:
+    """Zero where the output is 0, even for an infinite or NaN cotangent; the cotangent
+    passes where the output is NaN. The CPU path multiplies by the mask and must fall back
+    to ``where`` when the cotangent is not finite."""
+    x = np.array([-1.0, 0.0, 2.0, np.nan, -3.0, 4.0])
+    for dy in (
+        np.array([np.inf, np.nan, 5.0, 7.0, -np.inf, 1.0]),
+        np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+    ):
+        _, pullback = F.vjp(F.relu, xpnet.asarray(x))
+        (dx,) = pullback(xpnet.asarray(dy))
+        expected = np.where(np.maximum(x, 0.0) <= 0, 0.0, dy)
+        expected[3] = dy[3]  # the NaN output passes its cotangent
+        np.testing.assert_array_equal(to_numpy(dx), expected)
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            tx = torch.tensor(x, requires_grad=True)
+            torch.relu(tx).backward(torch.tensor(dy))
+            np.testing.assert_array_equal(to_numpy(dx), tx.grad.numpy())

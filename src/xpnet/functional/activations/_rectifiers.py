@@ -64,14 +64,11 @@ def _pass_where_positive(xp: Any, y: Any, dy: Any) -> Any:
     masks get: at 2M float32 elements it took 8.7 ms against 0.9 ms for a multiply by the
     mask. Where values can be read cheaply, the product is used; it differs from ``where``
     only at a non-finite ``dy`` under a zero output (``0 * inf`` is NaN), which one pass
-    over ``dy`` rules out, falling back to ``where`` when it finds one.
+    over ``dy`` rules out first, taking ``where`` when it finds one.
     """
-    if not reads_values(y, dy):
+    if not reads_values(y, dy) or not bool(xp.all(xp.isfinite(dy))):
         return xp.where(y <= 0, 0.0, dy)
-    passed = dy * xp.astype(y != 0, dy.dtype)  # y >= 0 or NaN: y != 0 is "not <= 0"
-    if bool(xp.all(xp.isfinite(dy))):
-        return passed
-    return xp.where(y <= 0, 0.0, dy)
+    return dy * xp.astype(y != 0, dy.dtype)  # y >= 0 or NaN: y != 0 is "not <= 0"
 
 
 # ----------------------------------------------------------------------- leaky_relu
