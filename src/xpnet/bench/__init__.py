@@ -17,7 +17,7 @@ from typing import Any
 from ._counts import count_lenet5_step, format_counts
 from ._memory import conv_peak_memory
 from ._rows import _conv_rows, _model_rows, _op_rows, torch_lenet5
-from ._timing import BenchResult, _Sides, blas_description, matmul_gflops
+from ._timing import NOISY_SPREAD, BenchResult, _Sides, blas_description, matmul_gflops
 
 __all__ = [
     "BenchResult",
@@ -27,6 +27,7 @@ __all__ = [
     "format_counts",
     "format_markdown",
     "matmul_gflops",
+    "noisy_rows_warning",
     "run_benchmarks",
     "torch_lenet5",
 ]
@@ -93,7 +94,12 @@ def run_benchmarks(
     if unknown:
         raise ValueError(f"parts: expected some of {sorted(runs)}, got {unknown}")
     for part in parts:
+        start = len(sides.spreads)
         new = runs[part]()
+        spreads = sides.spreads[start:]
+        if len(spreads) == len(new):  # one timed comparison per row
+            for row, spread in zip(new, spreads, strict=True):
+                row.extra["spread"] = spread
         rows.extend(new)
         if log is not None:
             for row in new:
@@ -140,6 +146,9 @@ def format_markdown(report: dict[str, Any]) -> str:
             f"| {row['name']} | {row['xpnet_ms']:.3f} | {row['torch_ms']:.3f} | "
             f"{row['ratio']:.2f} | {rate_text} | {share} |"
         )
+    warning = noisy_rows_warning(report)
+    if warning:
+        lines += ["", warning]
     counts = report.get("step_counts")
     if counts:
         lines += [
@@ -165,6 +174,22 @@ def format_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def noisy_rows_warning(report: dict[str, Any]) -> str:
+    """A warning naming the rows whose repeats disagreed widely, or ``""``."""
+    noisy = [
+        f"{row['name']} ({row['extra']['spread']:.1f}x)"
+        for row in report["results"]
+        if row.get("extra", {}).get("spread", 1.0) > NOISY_SPREAD
+    ]
+    if not noisy:
+        return ""
+    return (
+        f"Warning: the repeats of {len(noisy)} row(s) disagreed by more than {NOISY_SPREAD}x "
+        f"(slowest over fastest): {', '.join(noisy)}. Something else was using the machine; "
+        "rerun when it is idle before trusting those ratios."
+    )
+
+
 def _main() -> int:
     """``python -m xpnet.bench``: the short table that ``xpnet bench`` prints."""
     import argparse
@@ -179,5 +204,5 @@ def _main() -> int:
         print(format_counts(count_lenet5_step(args.batch), args.batch), end="")
         return 0
     report = run_benchmarks(args.backend, args.device, quick=True, repeats=5, memory=False)
-    print(format_markdown(report), end="")
+    print(format_markdown(report), end="")  # with the warning about noisy rows, if any
     return 0

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backends
 
-__all__ = ["BenchResult", "blas_description", "matmul_gflops"]
+__all__ = ["NOISY_SPREAD", "BenchResult", "blas_description", "matmul_gflops"]
 
 
 @dataclass
@@ -54,6 +54,9 @@ class _Sides:
         self.xp = self.backend.xp
         on_gpu = backend == "cupy" or (backend == "torch" and "cuda" in str(self.backend.device))
         self.torch_device = torch.device("cuda" if on_gpu else "cpu")
+        # Per timed comparison, in order: the larger of the two sides' slowest over fastest
+        # repeat (a busy machine shows as a wide spread).
+        self.spreads: list[float] = []
         if not on_gpu:
             torch.set_num_threads(os.cpu_count() or 1)
 
@@ -105,7 +108,12 @@ def _compare(
     for _ in range(repeats):
         mine.append(_time(ours, sides.sync, number))
         yours.append(_time(theirs, sides.sync, number))
+    sides.spreads.append(max(max(t) / max(min(t), 1e-12) for t in (mine, yours)))
     return statistics.median(mine), statistics.median(yours)
+
+
+#: Repeats whose slowest took this much longer than their fastest make a row suspect.
+NOISY_SPREAD = 1.5
 
 
 def blas_description() -> str:

@@ -130,7 +130,7 @@ def download(
         mirrors = (env,) if env else spec.mirrors
     if isinstance(mirrors, str) or not mirrors:
         raise ValueError(f"mirrors: expected a non-empty sequence of base URLs, got {mirrors!r}")
-    folder = Path(directory)
+    folder = Path(directory).expanduser()
     if folder.exists() and not folder.is_dir():
         raise DatasetError(f"{folder}: is a file, expected a folder to download into")
     folder.mkdir(parents=True, exist_ok=True)

@@ -341,7 +341,7 @@ def load_cifar(
     """
     layout = _layout(dataset)
     coarse = _label_mode(label_mode, layout)
-    folder = Path(directory)
+    folder = Path(directory).expanduser()
     if folder.exists() and not folder.is_dir():
         raise DatasetError(f"{folder}: is a file, expected the folder holding {layout.name}")
     if download:

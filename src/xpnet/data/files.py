@@ -323,7 +323,7 @@ def load_mnist(
     (Dataset, Dataset)
         Training and test sets, images ``(N, 1, 28, 28)`` uint8.
     """
-    folder = Path(directory)
+    folder = Path(directory).expanduser()
     if download and _find(folder, "t10k-images-idx3-ubyte") is None:
         from ._download import download as fetch
 
