@@ -28,6 +28,7 @@ from .files import (
     md5sum,
     split_last,
 )
+from .folder import IMAGE_EXTENSIONS, load_image_folder
 from .loader import DIGITS_MEAN, DIGITS_STD, MNIST_MEAN, MNIST_STD, DataLoader, load_digits
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "DIGITS_MEAN",
     "DIGITS_STD",
     "DOWNLOADS",
+    "IMAGE_EXTENSIONS",
     "MNIST_MD5",
     "MNIST_MEAN",
     "MNIST_STD",
@@ -55,6 +57,7 @@ __all__ = [
     "load_cifar_file",
     "load_digits",
     "load_idx",
+    "load_image_folder",
     "load_images",
     "load_images_labels",
     "load_mnist",

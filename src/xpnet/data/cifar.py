@@ -384,7 +384,8 @@ def load_cifar(
         ]
         images = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
-        return Dataset(images, labels, _num_classes(layout, coarse), name=f"{where}")
+        names = CIFAR10_CLASSES if layout.name == "cifar10" else ()
+        return Dataset(images, labels, _num_classes(layout, coarse), name=f"{where}", classes=names)
 
     train = split(layout.train_files)
     test = split(layout.test_files)

@@ -71,6 +71,9 @@ class Dataset:
         The position of the first example in the file it came from (a split's test set
         starts past the training examples), so that reports can name examples as the
         file numbers them.
+    classes : tuple of str
+        The name of each class, in label order, where the source names them (image
+        folders, CIFAR-10); empty otherwise.
     """
 
     images: np.ndarray
@@ -78,6 +81,7 @@ class Dataset:
     num_classes: int
     name: str = "dataset"
     first_index: int = 0
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -88,6 +92,10 @@ class Dataset:
             raise DatasetError(
                 f"{self.name}: {self.images.shape[0]} images but labels of shape "
                 f"{self.labels.shape}"
+            )
+        if self.classes and len(self.classes) != self.num_classes:
+            raise DatasetError(
+                f"{self.name}: {len(self.classes)} class names for {self.num_classes} classes"
             )
         if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
             raise DatasetError(
@@ -258,7 +266,12 @@ def split_last(dataset: Dataset, test_size: int) -> tuple[Dataset, Dataset]:
     start = dataset.first_index
     return (
         Dataset(
-            dataset.images[:cut], dataset.labels[:cut], dataset.num_classes, dataset.name, start
+            dataset.images[:cut],
+            dataset.labels[:cut],
+            dataset.num_classes,
+            dataset.name,
+            start,
+            dataset.classes,
         ),
         Dataset(
             dataset.images[cut:],
@@ -266,6 +279,7 @@ def split_last(dataset: Dataset, test_size: int) -> tuple[Dataset, Dataset]:
             dataset.num_classes,
             dataset.name,
             start + cut,
+            dataset.classes,
         ),
     )
 
