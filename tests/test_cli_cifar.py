@@ -1,7 +1,7 @@
 """``xpnet train --dataset cifar10 --model resnet20 --augment`` end to end on files in the
-official binary layout (3 images a file: the size check is narrowed to that), its
-checkpoint evaluated again; downloads and the newcomer's frictions (``--version``, a
-mistyped flag)."""
+official binary layout (3 images a file: the size check is narrowed to that), and
+``--image-folder`` on PNG class folders, each checkpoint evaluated again; downloads and
+the newcomer's frictions (``--version``, a mistyped flag)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from test_cifar import _tar, _write_cifar10, server  # noqa: F401 (the fixture)
@@ -132,3 +133,41 @@ def test_version_and_a_mistyped_flag() -> None:
     assert "Run 'xpnet train --help' for usage." in typo.stderr
     close = run("train", "--augmnt")
     assert "--augmnt (did you mean --augment?)" in close.stderr
+
+
+def test_train_on_an_image_folder_then_evaluate_and_predict(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Two classes told apart by colour, as PNG files in class folders; 16x12 pictures
+    resized to 12x12."""
+    image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (the 'images' extra)")
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for index in range(20):
+            noise = rng.integers(-20, 20, size=(12, 16, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            image.fromarray(pixels).save(tmp_path / "pics" / name / f"{index}.png")
+    folder, save = str(tmp_path / "pics"), str(tmp_path / "folder.safetensors")
+    status, _, err = run_main(capsys, "train", "--image-folder", folder, "--no-progress")
+    assert status == 2 and "the images are 16x12 pixels" in err and "--image-size" in err
+    status, out, err = run_main(
+        capsys,
+        "train", "--image-folder", folder, "--image-size", "12", "--epochs", "3",
+        "--save", save, "--no-progress",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "training lenet5 on folder:pics (32 train / 8 test images)" in out
+    assert accuracy(out) == 1.0  # colour alone separates the classes
+    meta = load_checkpoint(save).meta
+    assert meta["in_channels"] == 3 and meta["image_size"] == 12 and meta["test_size"] == 8
+    assert len(meta["normalisation"][0]) == 3  # per channel, from the training images
+    status, out, err = run_main(capsys, "evaluate", save, "--no-progress")
+    assert status == 0, err
+    assert accuracy(out) == 1.0 and "images: 8" in out
+    status, out, err = run_main(capsys, "predict", save, "--limit", "3")
+    assert status == 0, err
+    status, _, err = run_main(capsys, "train", "--image-size", "12")
+    assert status == 2 and "--image-size and --grayscale apply to --image-folder" in err
+    status, _, err = run_main(capsys, "train", "--image-folder", folder, "--dataset", "mnist")
+    assert status == 2 and "drop --dataset" in err

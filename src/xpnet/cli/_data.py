@@ -1,4 +1,5 @@
-"""The data a command works on: the bundled digits, MNIST, CIFAR, or IDX files, as loaders."""
+"""The data a command works on: the bundled digits, MNIST, CIFAR, IDX files or a folder of
+class folders, as loaders."""
 
 from __future__ import annotations
 
@@ -13,10 +14,28 @@ from ._common import CommandError
 
 
 def _source_kind(source: str) -> str:
-    return "images" if source.startswith("images:") else source
+    return "images" if source.startswith(("images:", "folder:")) else source
 
 
 def _check_data_arguments(args: argparse.Namespace) -> None:
+    if args.image_folder is None and (args.image_size is not None or args.grayscale):
+        raise CommandError("--image-size and --grayscale apply to --image-folder")
+    if args.image_folder is not None:
+        others = [
+            flag
+            for flag, value in (
+                ("--images", args.images),
+                ("--labels", args.labels),
+                ("--dataset", args.dataset),
+                ("--data-dir", args.data_dir),
+                ("--num-classes", args.num_classes),
+            )
+            if value is not None
+        ]
+        if others or args.download:
+            given = ", ".join(others + (["--download"] if args.download else []))
+            raise CommandError(f"--image-folder names the data by itself; drop {given}")
+        return
     if args.num_classes is not None and args.labels is None:
         raise CommandError("--num-classes applies to --labels (MNIST and digits have 10)")
     if args.images is not None or args.labels is not None:
@@ -56,6 +75,8 @@ def _data_folder(args: argparse.Namespace) -> Path | None:
 def data_origin(args: argparse.Namespace) -> dict[str, str]:
     """Where the data just loaded lives, as absolute paths: saved in a checkpoint so that
     ``evaluate`` and ``predict`` find it again from any folder."""
+    if args.image_folder is not None:
+        return {"image_folder": str(Path(args.image_folder).expanduser().resolve())}
     if args.images is not None:
         origin = {"images": str(Path(args.images).resolve())}
         if args.labels is not None:
@@ -72,6 +93,8 @@ def _load_data(
 ) -> tuple[data.Dataset, data.Dataset, str]:
     """Training and test sets and a name for the source (saved in checkpoints)."""
     _check_data_arguments(args)
+    if args.image_folder is not None:
+        return _load_folder(args, whole_file)
     if args.images is not None:
         source = f"images:{Path(args.images).name}"
         if args.labels is None:
@@ -117,8 +140,45 @@ def _load_data(
     return train, test, "digits"
 
 
-def _normalisation(source: str) -> tuple[Any, Any]:
-    """Mean and standard deviation: one value, or one per channel for CIFAR."""
+def _load_folder(
+    args: argparse.Namespace, whole_file: bool
+) -> tuple[data.Dataset, data.Dataset, str]:
+    """``--image-folder``: its images in a fixed shuffled order (the folder lists them class
+    by class), the last ``--test-size`` (default 20%) held out."""
+    folder = data.load_image_folder(
+        args.image_folder, image_size=args.image_size, grayscale=args.grayscale
+    )
+    height, width = (int(n) for n in folder.images.shape[2:])
+    if height != width:
+        raise CommandError(
+            f"--image-folder: the images are {width}x{height} pixels; the models take square "
+            "images: pass --image-size N to resize them"
+        )
+    source = f"folder:{Path(args.image_folder).expanduser().resolve().name}"
+    order = np.random.default_rng(0).permutation(len(folder))
+    mixed = data.Dataset(
+        folder.images[order], folder.labels[order], folder.num_classes, folder.name,
+        classes=folder.classes,
+    )  # fmt: skip
+    if whole_file and args.test_size is None:
+        return mixed, mixed, source
+    test_size = args.test_size if args.test_size is not None else max(1, len(mixed) // 5)
+    if test_size >= len(mixed):
+        raise CommandError(
+            f"--test-size: {test_size} leaves no training images out of {len(mixed)}"
+        )
+    train, test = data.split_last(mixed, test_size)
+    return train, test, source
+
+
+def _normalisation(source: str, train: data.Dataset | None = None) -> tuple[Any, Any]:
+    """Mean and standard deviation: one value, or one per channel for CIFAR and image
+    folders (measured on the training images)."""
+    if source.startswith("folder:") and train is not None:
+        pixels = train.images.astype(np.float64) / 255.0
+        mean = pixels.mean(axis=(0, 2, 3))
+        std = np.maximum(pixels.std(axis=(0, 2, 3)), 1e-3)  # a constant channel: no blow-up
+        return tuple(float(m) for m in mean), tuple(float(v) for v in std)
     if source == "digits":
         return data.DIGITS_MEAN, data.DIGITS_STD
     if source == "cifar10":

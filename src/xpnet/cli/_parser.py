@@ -53,6 +53,24 @@ def _add_data_arguments(parser: argparse.ArgumentParser, labels_optional: bool =
         help="the IDX label file for --images" + (" (optional here)" if labels_optional else ""),
     )
     group.add_argument(
+        "--image-folder",
+        metavar="DIR",
+        default=None,
+        help="class folders of images, DIR/<class>/<image> (PNG, JPEG, ...; needs the "
+        "'images' extra); shuffled once with a fixed seed, the last 20%% held out unless "
+        "--test-size; normalised per channel with the training images' statistics",
+    )
+    group.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=None,
+        help="resize every --image-folder image to N x N (default: keep their size, which "
+        "must then be the same for all)",
+    )
+    group.add_argument(
+        "--grayscale", action="store_true", help="read --image-folder images as one channel"
+    )
+    group.add_argument(
         "--num-classes",
         type=_positive_int,
         default=None,

@@ -45,16 +45,26 @@ def _test_data(
     source = str(meta.get("source", "digits"))
     found = meta.get("data")
     origin: dict[str, Any] = found if isinstance(found, dict) else {}
-    if args.dataset is None and args.images is None and args.data_dir is None:
+    given = (args.dataset, args.images, args.data_dir, args.image_folder)
+    if all(value is None for value in given):
         # The data the checkpoint was trained on, where training found it.
-        remembered = [str(origin[key]) for key in ("data_dir", "images", "labels") if key in origin]
+        keys = ("data_dir", "images", "labels", "image_folder")
+        remembered = [str(origin[key]) for key in keys if key in origin]
         gone = [path for path in remembered if not Path(path).exists()]
         if gone:
             raise CommandError(
                 f"{args.weights} was trained on data at {', '.join(gone)}, which is no longer "
                 "there; pass --data-dir, or --images and --labels, to say where it is now"
             )
-        if source.startswith("images:"):
+        if source.startswith("folder:"):
+            if "image_folder" not in origin:
+                raise CommandError(
+                    f"{args.weights} was trained on an image folder; pass --image-folder"
+                )
+            args.image_folder = origin["image_folder"]
+            if args.test_size is None:
+                args.test_size = meta.get("test_size")  # the held-out part, as trained
+        elif source.startswith("images:"):
             if "images" not in origin:
                 raise CommandError(
                     f"{args.weights} was trained on {source[len('images:') :]}; pass --images "
@@ -72,6 +82,9 @@ def _test_data(
             args.test_size = meta.get("test_size")
     if labelled and args.images is not None and args.labels is None:
         raise CommandError("--images needs --labels to evaluate")
+    if args.image_folder is not None and args.image_size is None:
+        args.image_size = int(meta["image_size"])  # the size the model was trained at
+        args.grayscale = args.grayscale or int(meta["in_channels"]) == 1
     _, test_set, _ = _load_data(args, whole_file=True)
     shape = tuple(int(n) for n in test_set.images.shape[1:])
     size = int(meta["image_size"])

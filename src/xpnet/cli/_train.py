@@ -181,7 +181,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if settings["schedule"] == "cosine"
         else None
     )
-    norm = _normalisation(source)
+    norm = _normalisation(source, train_set)
     active = backends.get_backend()
     say(
         f"training {settings['model']} on {source} ({len(train_set)} train / {len(test_set)} "
@@ -205,7 +205,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # The held-out part as used, so that evaluate finds the same test images.
         "test_size": (
             len(test_set)
-            if args.test_size is None and source.startswith("images:")
+            if args.test_size is None and source.startswith(("images:", "folder:"))
             else args.test_size
         ),
     }
