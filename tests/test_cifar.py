@@ -319,4 +319,9 @@ def test_cifar_download_then_load(server, monkeypatch: pytest.MonkeyPatch, tmp_p
     assert (len(train), len(test)) == (15, 3)
     reference, _ = data.load_cifar(tmp_path / "src", verify=False)
     np.testing.assert_array_equal(train.images, reference.images)
-    assert (tmp_path / "cifar" / "cifar-10-binary.tar.gz").is_file()
+    archive = tmp_path / "cifar" / "cifar-10-binary.tar.gz"
+    assert archive.is_file() and archive.stat().st_mode & 0o044 == 0o044  # others may read
+    # A damaged archive is fetched again by download=True.
+    archive.write_bytes(archive.read_bytes()[:1000])
+    repaired, _ = data.load_cifar(tmp_path / "cifar", download=True, verify=False)
+    np.testing.assert_array_equal(repaired.images, reference.images)

@@ -167,6 +167,10 @@ def test_train_on_an_image_folder_then_evaluate_and_predict(
     assert accuracy(out) == 1.0 and "images: 8" in out
     status, out, err = run_main(capsys, "predict", save, "--limit", "3")
     assert status == 0, err
+    # One more picture: the fixed shuffle would hold out other images, so evaluate refuses.
+    image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "pics" / "red" / "x.png")
+    status, _, err = run_main(capsys, "evaluate", save, "--no-progress")
+    assert status == 2 and "changed since" in err and "then 40 images" in err
     status, _, err = run_main(capsys, "train", "--image-size", "12")
     assert status == 2 and "--image-size and --grayscale apply to --image-folder" in err
     status, _, err = run_main(capsys, "train", "--image-folder", folder, "--dataset", "mnist")

@@ -47,6 +47,17 @@ def test_folder_reads_pixels_and_labels_in_sorted_order(tmp_path: Path) -> None:
     assert train.classes == test.classes == ("ant", "zebra")
 
 
+def test_nested_folders_are_read_and_wide_images_refused(tmp_path: Path) -> None:
+    _write(tmp_path / "cat" / "a.png", np.zeros((3, 3, 3), np.uint8))
+    _write(tmp_path / "cat" / "more" / "b.png", np.ones((3, 3, 3), np.uint8))
+    _write(tmp_path / "cat" / ".thumbs" / "c.png", np.ones((3, 3, 3), np.uint8))
+    dataset = data.load_image_folder(tmp_path)
+    assert len(dataset) == 2  # as torchvision walks the class folder; hidden ones skipped
+    Image.fromarray(np.full((3, 3), 40000, np.uint16)).save(tmp_path / "cat" / "wide.png")
+    with pytest.raises(DatasetError, match=r"wide\.png: a I;16 image \(more than 8 bits"):
+        data.load_image_folder(tmp_path)
+
+
 def test_grayscale_and_resizing(tmp_path: Path) -> None:
     _write(tmp_path / "a" / "small.png", np.full((4, 4, 3), 200, np.uint8))
     _write(tmp_path / "b" / "large.png", np.full((8, 10, 3), 50, np.uint8))

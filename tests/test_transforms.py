@@ -119,6 +119,21 @@ def test_loader_augments_reproducibly(backend: BackendCase) -> None:
         np.testing.assert_array_equal(first[index], to_numpy(expected))
 
 
+def test_loader_augments_before_normalising(backend: BackendCase) -> None:
+    """torchvision's order: constant padding is black (0 before normalising), so a padded
+    position reads (0 - mean) / std."""
+    images = np.full((4, 3, 4, 4), 255, dtype=np.uint8)
+    dataset = data.Dataset(images, np.zeros(4, np.int64), 1)
+    mean, std = (0.5, 0.25, 0.75), (0.5, 0.5, 0.25)
+    crop = T.RandomCrop(4, padding=3)  # wide enough that some image shows padding
+    loader = data.DataLoader(dataset, 4, mean=mean, std=std, transform=crop, dtype="float64")
+    x = to_numpy(next(iter(loader))[0])
+    for c in range(3):
+        values = set(np.round(np.unique(x[:, c]), 12))
+        assert values <= {round((1 - mean[c]) / std[c], 12), round(-mean[c] / std[c], 12)}
+        assert round(-mean[c] / std[c], 12) in values
+
+
 def test_loader_normalises_per_channel(backend: BackendCase) -> None:
     images = np.random.default_rng(1).integers(0, 256, (3, 3, 4, 4), dtype=np.uint8)
     dataset = data.Dataset(images, np.zeros(3, np.int64), 1)
@@ -188,6 +203,16 @@ def test_transform_errors_name_the_argument() -> None:
         T.RandomCrop(2)(xpnet.asarray(np.zeros((3, 4, 4))))
     with pytest.raises(ValueError, match=r"reflect padding \(4, 4\) must be smaller"):
         T.RandomCrop(4, padding=4, padding_mode="reflect")(x)
+    tiny = xpnet.asarray(np.zeros((1, 1, 1, 4)))
+    with pytest.raises(ValueError, match=r"reflect padding \(1, 1\) must be smaller"):
+        T.RandomCrop((1, 4), padding=1, padding_mode="reflect")(tiny)  # F.pad's rule
+    pixels = xpnet.asarray(np.full((2, 3, 4, 4), 7, dtype=np.uint8))
+    with pytest.raises(ValueError, match="fill: 300.5 is not a uint8 value"):
+        T.RandomCrop(4, padding=1, fill=300.5)(pixels)
+    with pytest.raises(TypeError, match="Normalize: expected a floating-point batch, got uint8"):
+        T.Normalize(0.5, 0.25)(pixels)
+    cropped = T.RandomCrop(4, padding=1, fill=9)(pixels, rng=0)
+    assert cropped.dtype == pixels.dtype and set(np.unique(to_numpy(cropped))) <= {7, 9}
     with pytest.raises(ValueError, match="Normalize: mean has 2 values for 3 channels"):
         T.Normalize((0.1, 0.2), 1.0)(x)
     with pytest.raises(TypeError, match="transforms: expected callables"):

@@ -162,6 +162,10 @@ def _load_folder(
     )  # fmt: skip
     if whole_file and args.test_size is None:
         return mixed, mixed, source
+    if len(mixed) < 2:
+        raise CommandError(
+            f"{args.image_folder}: needs at least 2 images to split, has {len(mixed)}"
+        )
     test_size = args.test_size if args.test_size is not None else max(1, len(mixed) // 5)
     if test_size >= len(mixed):
         raise CommandError(
@@ -171,13 +175,28 @@ def _load_folder(
     return train, test, source
 
 
+def _channel_statistics(images: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 images scaled to [0, 1], in two
+    passes over chunks (no float64 copy of the whole set)."""
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    total = sum(
+        images[i : i + chunk].sum(axis=(0, 2, 3), dtype=np.float64)
+        for i in range(0, len(images), chunk)
+    )
+    mean = np.asarray(total) / 255.0 / count
+    squares = sum(
+        (((images[i : i + chunk] / 255.0) - mean[:, None, None]) ** 2).sum(axis=(0, 2, 3))
+        for i in range(0, len(images), chunk)
+    )
+    std = np.sqrt(np.asarray(squares) / count)
+    return mean, np.maximum(std, 1e-3)  # a constant channel must not blow up
+
+
 def _normalisation(source: str, train: data.Dataset | None = None) -> tuple[Any, Any]:
     """Mean and standard deviation: one value, or one per channel for CIFAR and image
     folders (measured on the training images)."""
     if source.startswith("folder:") and train is not None:
-        pixels = train.images.astype(np.float64) / 255.0
-        mean = pixels.mean(axis=(0, 2, 3))
-        std = np.maximum(pixels.std(axis=(0, 2, 3)), 1e-3)  # a constant channel: no blow-up
+        mean, std = _channel_statistics(train.images)
         return tuple(float(m) for m in mean), tuple(float(v) for v in std)
     if source == "digits":
         return data.DIGITS_MEAN, data.DIGITS_STD

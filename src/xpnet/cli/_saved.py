@@ -38,6 +38,21 @@ def _restore(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
     return model, meta
 
 
+def _check_folder_unchanged(
+    args: argparse.Namespace, origin: dict[str, Any], test_set: data.Dataset, total: int
+) -> None:
+    """The training folder, reread: refused when its classes or image count changed, since
+    its fixed shuffle would then hold out other images (some seen in training)."""
+    classes, count = "/".join(test_set.classes), str(total)
+    if origin.get("classes", classes) != classes or origin.get("images", count) != count:
+        raise CommandError(
+            f"{args.image_folder} changed since {args.weights} was trained on it (then "
+            f"{origin.get('images')} images of classes {origin.get('classes')}, now {count} of "
+            f"{classes}): the images it holds out now are not those held out in training; "
+            "pass --image-folder with a folder of test images, and --test-size, to choose them"
+        )
+
+
 def _test_data(
     args: argparse.Namespace, meta: dict[str, Any], *, labelled: bool
 ) -> tuple[data.Dataset, bool]:
@@ -48,13 +63,16 @@ def _test_data(
     given = (args.dataset, args.images, args.data_dir, args.image_folder)
     if all(value is None for value in given):
         # The data the checkpoint was trained on, where training found it.
-        keys = ("data_dir", "images", "labels", "image_folder")
+        keys = ("data_dir", "labels", "image_folder")
         remembered = [str(origin[key]) for key in keys if key in origin]
+        if not source.startswith("folder:") and "images" in origin:
+            remembered.append(str(origin["images"]))  # a folder's "images" is its count
         gone = [path for path in remembered if not Path(path).exists()]
         if gone:
             raise CommandError(
                 f"{args.weights} was trained on data at {', '.join(gone)}, which is no longer "
-                "there; pass --data-dir, or --images and --labels, to say where it is now"
+                "there; pass --data-dir, --image-folder, or --images and --labels, to say "
+                "where it is now"
             )
         if source.startswith("folder:"):
             if "image_folder" not in origin:
@@ -85,7 +103,10 @@ def _test_data(
     if args.image_folder is not None and args.image_size is None:
         args.image_size = int(meta["image_size"])  # the size the model was trained at
         args.grayscale = args.grayscale or int(meta["in_channels"]) == 1
-    _, test_set, _ = _load_data(args, whole_file=True)
+    rest, test_set, _ = _load_data(args, whole_file=True)
+    if source.startswith("folder:") and args.image_folder == origin.get("image_folder"):
+        total = len(test_set) if rest is test_set else len(rest) + len(test_set)
+        _check_folder_unchanged(args, origin, test_set, total)
     shape = tuple(int(n) for n in test_set.images.shape[1:])
     size = int(meta["image_size"])
     expected = (int(meta["in_channels"]), size, size)

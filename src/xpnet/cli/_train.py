@@ -200,7 +200,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "image_size": image_size,
         "normalisation": [list(v) if isinstance(v, tuple) else v for v in norm],
         "source": source,
-        "data": data_origin(args),
+        "data": {**data_origin(args), **_folder_identity(train_set, test_set, source)},
         "settings": {key: settings[key] for key in _RESUMED},
         # The held-out part as used, so that evaluate finds the same test images.
         "test_size": (
@@ -242,6 +242,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if root:
         _write_plots(args, model, history, test_loader)
     return 0
+
+
+def _folder_identity(train: data.Dataset, test: data.Dataset, source: str) -> dict[str, str]:
+    """For an image folder: its classes and image count, so that evaluate can tell when the
+    folder changed (its fixed shuffle would then hold out other images)."""
+    if not source.startswith("folder:"):
+        return {}
+    return {"classes": "/".join(train.classes), "images": str(len(train) + len(test))}
 
 
 def _augmentation(image_size: int) -> data.transforms.Compose:

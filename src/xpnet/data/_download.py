@@ -8,6 +8,7 @@ download never leaves a file that looks complete.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import sys
 import tempfile
@@ -76,6 +77,10 @@ def _fetch(
             raise DatasetError(
                 f"{url}: checksum mismatch: md5 {got}, expected {md5} (not the official file)"
             )
+        # mkstemp makes the file private; a dataset is read by others as any file would be.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, destination)
     finally:
         if os.path.exists(temporary):
@@ -150,7 +155,7 @@ def download(
             try:
                 _fetch(url, destination, md5, timeout, report)
                 break
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
                 reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
                 failures.append(f"{url}: {reason}")
         else:

@@ -346,8 +346,12 @@ def load_cifar(
         raise DatasetError(f"{folder}: is a file, expected the folder holding {layout.name}")
     if download:
         try:
-            _locate(folder, layout)
+            found: str | None = _locate(folder, layout)[0]
         except DatasetError:
+            found = None
+        if found != "folder":
+            # Nothing there, or the archive: fetching keeps an archive whose MD5 matches and
+            # replaces a corrupt or partial one.
             from ._download import download as fetch
 
             fetch(layout.name, folder)

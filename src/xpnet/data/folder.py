@@ -48,8 +48,9 @@ def load_image_folder(
     ``ImageFolder`` lays it out.
 
     Classes are the sub-folders of ``root`` in sorted order (label 0 is the first); images
-    are the files with one of ``extensions`` in each, in sorted order, and other files are
-    skipped. Hidden files and folders (starting with ``.``) are ignored.
+    are the files with one of ``extensions`` anywhere below each (in nested folders too, as
+    torchvision reads them), in sorted order, and other files are skipped. Hidden files and
+    folders (starting with ``.``) are ignored.
 
     Parameters
     ----------
@@ -87,10 +88,13 @@ def load_image_folder(
     images: list[np.ndarray] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
+        base = folder / name
         files = sorted(
             p
-            for p in (folder / name).iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted
+            for p in base.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in wanted
+            and not any(part.startswith(".") for part in p.relative_to(base).parts)
         )
         if not files:
             raise DatasetError(
@@ -113,6 +117,10 @@ def load_image_folder(
     )
 
 
+# Pillow's modes of more than 8 bits a channel, which convert("RGB") clips to 255.
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
 def _decode(
     image_module: Any,
     file: Path,
@@ -124,6 +132,11 @@ def _decode(
     first image's size."""
     try:
         with image_module.open(file) as image:
+            if image.mode in _WIDE_MODES:
+                raise DatasetError(
+                    f"{file}: a {image.mode} image (more than 8 bits a pixel); converting it "
+                    "to 8 bits would clip it, so convert it yourself first"
+                )
             converted = image.convert("L" if grayscale else "RGB")
             if size is not None:
                 converted = converted.resize((size[1], size[0]), image_module.Resampling.BILINEAR)

@@ -77,7 +77,8 @@ class DataLoader:
         channel (e.g. :data:`CIFAR10_MEAN`, :data:`CIFAR10_STD`).
     dtype : {"float32", "float64"}, default "float32"
     transform : callable, optional
-        Augmentation run on the device on each normalised batch, called as
+        Augmentation run on the device on each batch after scaling to [0, 1] and before
+        ``mean``/``std`` (torchvision's order: constant padding is black), called as
         ``transform(x, rng=generator)`` (see :mod:`xpnet.data.transforms`); the generator is
         derived from ``seed``, the epoch and the batch's position, so a seed gives the same
         batches on every backend and a resumed run sees the same ones.
@@ -141,8 +142,10 @@ class DataLoader:
             return np.arange(n)
         return np.random.default_rng([self.seed, epoch]).permutation(n)
 
-    def to_backend(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
-        """Move one host batch to the active backend, normalised.
+    def to_backend(
+        self, images: np.ndarray, labels: np.ndarray, normalise: bool = True
+    ) -> tuple[Any, Any]:
+        """Move one host batch to the active backend, scaled and (by default) normalised.
 
         On a GPU the images travel as stored (uint8 is a quarter of float32's bytes) and are
         converted there; where the device is host memory they are converted before the
@@ -157,10 +160,17 @@ class DataLoader:
             x = xp.astype(x, getattr(xp, self.dtype))
         if images.dtype == np.uint8:
             x = x / 255.0
+        if normalise:
+            x = self.normalise(x)
+        return (backends.asarray(np.ascontiguousarray(x)) if on_host else x), y
+
+    def normalise(self, x: Any) -> Any:
+        """``(x - mean) / std`` per channel, in ``x``'s namespace."""
         if np.any(self.mean != 0.0) or np.any(self.std != 1.0):
+            xp = array_api_compat.array_namespace(x)
             # The same arithmetic in `dtype` on the host and on a device.
             x = (x - self._constant(xp, x, self.mean)) / self._constant(xp, x, self.std)
-        return (backends.asarray(np.ascontiguousarray(x)) if on_host else x), y
+        return x
 
     def _constant(self, xp: Any, like: Any, values: np.ndarray) -> Any:
         if values.size == 1:
@@ -173,10 +183,13 @@ class DataLoader:
         stop = len(self) * self.batch_size if self.drop_last else len(order)
         for start in range(0, stop, self.batch_size):
             index = order[start : start + self.batch_size]
-            x, y = self.to_backend(self.dataset.images[index], self.dataset.labels[index])
-            if self.transform is not None:
-                batch = start // self.batch_size
-                x = self.transform(
-                    x, rng=np.random.default_rng([self.seed, self.epoch - 1, batch, 1])
-                )
-            yield x, y
+            images, labels = self.dataset.images[index], self.dataset.labels[index]
+            if self.transform is None:
+                yield self.to_backend(images, labels)
+                continue
+            # As torchvision orders them: augment the [0, 1] images (constant padding is
+            # black, not the mean colour), then normalise.
+            x, y = self.to_backend(images, labels, normalise=False)
+            batch = start // self.batch_size
+            generator = np.random.default_rng([self.seed, self.epoch - 1, batch, 1])
+            yield self.normalise(self.transform(x, rng=generator)), y

@@ -3,8 +3,10 @@
 Each transform takes a batch ``(N, C, H, W)`` on any backend and returns the transformed
 batch on the same device. The random choices (crop offsets, which images to flip) are drawn
 on the host from a NumPy generator, as every random draw in xpnet is, so one seed gives the
-same batches on every backend; only those few integers travel to the device, and the crop
-and the flip of the whole batch are one gather there. Nothing is read back: no host sync.
+same batches on every backend. The crop and the flip of the whole batch are each one gather
+on the device, whose index is built on the host from those draws and sent over (as int64,
+with the padding folded in); the images never leave the device and nothing is read back: no
+host sync.
 
 >>> import numpy as np, xpnet
 >>> from xpnet.data import transforms as T
@@ -58,6 +60,17 @@ def _gather(x: Any, rows: np.ndarray, cols: np.ndarray, fill: float = 0.0) -> An
         flat = xp.concat([flat, fill_value])
     taken = xp.take(flat, _to_device(xp, index.reshape(-1).astype(np.int64), x), axis=0)
     return xp.reshape(taken, (n, c, out_h, out_w))
+
+
+def _check_fill(xp: Any, x: Any, fill: float) -> None:
+    """An integer batch (uint8 images) can only be padded with a value its dtype holds."""
+    if xp.isdtype(x.dtype, "integral"):
+        info = xp.iinfo(x.dtype)
+        if fill != int(fill) or not info.min <= fill <= info.max:
+            raise ValueError(
+                f"fill: {fill!r} is not a {x.dtype} value ({info.min} to {info.max}); pad "
+                "integer images with an integer fill, or convert them to float first"
+            )
 
 
 def _source_index(position: np.ndarray, size: int, mode: str) -> np.ndarray:
@@ -123,10 +136,12 @@ class RandomCrop:
 
     def __call__(self, x: Any, rng: Any = None) -> Any:
         """Crop ``x`` ``(N, C, H, W)``; ``rng`` as :func:`xpnet.random.resolve_rng`."""
-        _check_batch(x, "RandomCrop")
+        xp = _check_batch(x, "RandomCrop")
         pad_h, pad_w = self.padding
         n, _, h, w = (int(s) for s in x.shape)
-        if self.padding_mode == "reflect" and (pad_h >= max(h, 2) or pad_w >= max(w, 2)):
+        if (pad_h or pad_w) and self.padding_mode == "constant":
+            _check_fill(xp, x, self.fill)
+        if self.padding_mode == "reflect" and (pad_h >= h or pad_w >= w):
             raise ValueError(
                 f"RandomCrop: reflect padding {self.padding} must be smaller than the image "
                 f"({h}, {w})"
@@ -210,6 +225,11 @@ class Normalize:
     def __call__(self, x: Any, rng: Any = None) -> Any:
         """Normalise ``x`` ``(N, C, H, W)`` (``rng`` is ignored: nothing is random)."""
         xp = _check_batch(x, "Normalize")
+        if not xp.isdtype(x.dtype, "real floating"):
+            raise TypeError(
+                f"Normalize: expected a floating-point batch, got {x.dtype} (scale integer "
+                "images to [0, 1] first, as DataLoader does)"
+            )
         channels = int(x.shape[1])
         for name, values in (("mean", self.mean), ("std", self.std)):
             if values.size not in (1, channels):

@@ -19,6 +19,7 @@ __all__ = [
     "check_same_dtype",
     "check_shape",
     "constant",
+    "host_reads_are_cheap",
     "is_lazy",
     "namespace_of",
     "reads_values",
@@ -144,6 +145,13 @@ def is_lazy(x: Any) -> bool:
     return any(
         cls.__name__ == "Tracer" and cls.__module__.startswith("jax") for cls in type(x).__mro__
     )
+
+
+def host_reads_are_cheap(*arrays: Any) -> bool:
+    """Whether reading these arrays' values on the host costs no device sync: they live in
+    host memory (the device profile says so) and are not lazy. Unlike :func:`reads_values`,
+    :func:`xpnet.config.value_checks` does not change the answer."""
+    return all(not is_lazy(a) and device_profile(a).cheap_sync for a in arrays if a is not None)
 
 
 def reads_values(*arrays: Any) -> bool:
