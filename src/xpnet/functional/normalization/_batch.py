@@ -8,6 +8,7 @@ from typing import Any
 
 import array_api_compat
 
+from ...backends import device_profile
 from .._autodiff import Pullback, defvjp, primitive
 from .._validation import check_float, check_same_dtype, check_shape, namespace_of
 
@@ -21,6 +22,7 @@ class _NormPlan:
     count: int  # values per channel: N * d1 * d2 ...
     axes: tuple[int, ...]  # every axis but the channel axis
     param_shape: tuple[int, ...]  # (1, C, 1, ...): a per-channel vector, broadcastable
+    launch_bound: bool = False  # a GPU: fewest kernels over fewest temporaries
 
     def per_channel(self, v: Any) -> Any:
         return self.xp.reshape(v, self.param_shape)
@@ -97,7 +99,14 @@ def _plan(
         )
     axes = (0, *range(2, input.ndim))
     param_shape = (1, channels) + (1,) * (input.ndim - 2)
-    return _NormPlan(xp=xp, channels=channels, count=count, axes=axes, param_shape=param_shape)
+    return _NormPlan(
+        xp=xp,
+        channels=channels,
+        count=count,
+        axes=axes,
+        param_shape=param_shape,
+        launch_bound=device_profile(input).launch_bound,
+    )
 
 
 def _statistics(
@@ -109,7 +118,12 @@ def _statistics(
         mean = xp.mean(x, axis=plan.axes, keepdims=True)
         centred = x - mean
         # Two passes (mean, then the centred squares): accurate where E[x^2] - E[x]^2 is not.
-        var = plan.per_channel(plan.channel_dot(centred, centred) / plan.count)
+        # On a GPU a mean of the squares is one kernel fewer; on the CPU vecdot spares the
+        # squares' temporary.
+        if plan.launch_bound:
+            var = xp.mean(centred * centred, axis=plan.axes, keepdims=True)
+        else:
+            var = plan.per_channel(plan.channel_dot(centred, centred) / plan.count)
         return mean, var, centred
     return plan.per_channel(running_mean), plan.per_channel(running_var), None
 
@@ -124,8 +138,9 @@ def _forward(
     training: bool,
     momentum: float,
     eps: float,
-) -> tuple[tuple[Any, Any, Any], Any, Any]:
-    """``((output, new_running_mean, new_running_var), centred input, 1 / std)``."""
+) -> tuple[tuple[Any, Any, Any], Any, Any, Any]:
+    """``((output, new_running_mean, new_running_var), centred input, 1 / std, scale)``,
+    ``scale`` being ``weight / std``."""
     xp = plan.xp
     if training and plan.count == 0:
         # No values: an empty output, and the running statistics left as they were (torch).
@@ -134,9 +149,9 @@ def _forward(
             dtype=x.dtype,
             device=array_api_compat.device(x),
         )
-        return (x * ones, running_mean, running_var), x, ones
+        return (x * ones, running_mean, running_var), x, ones, ones
     mean, var, centred = _statistics(plan, x, running_mean, running_var, training)
-    inv_std = 1.0 / xp.sqrt(var + eps)
+    inv_std = (var + eps) ** -0.5
     if centred is None:
         centred = x - mean
     # The per-channel factors first: two passes over the activations, not four.
@@ -146,11 +161,14 @@ def _forward(
         y = y + plan.per_channel(bias)
     new_mean, new_var = running_mean, running_var
     if training and running_mean is not None:
-        # torch updates running_var with the unbiased variance.
-        unbiased = xp.reshape(var, (plan.channels,)) * (plan.count / (plan.count - 1))
+        # torch updates running_var with the unbiased variance: count / (count - 1) goes
+        # into the momentum, a Python number.
+        unbiased_momentum = momentum * plan.count / (plan.count - 1)
         new_mean = (1.0 - momentum) * running_mean + momentum * xp.reshape(mean, (plan.channels,))
-        new_var = (1.0 - momentum) * running_var + momentum * unbiased
-    return (y, new_mean, new_var), centred, inv_std
+        new_var = (1.0 - momentum) * running_var + unbiased_momentum * xp.reshape(
+            var, (plan.channels,)
+        )
+    return (y, new_mean, new_var), centred, inv_std, scale
 
 
 @primitive
@@ -234,7 +252,7 @@ def _batch_norm_vjp(
     eps: float = 1e-5,
 ) -> tuple[Any, Pullback]:
     plan = _plan(input, running_mean, running_var, weight, bias, training, momentum, eps)
-    outputs, centred, inv_std = _forward(
+    outputs, centred, inv_std, scale = _forward(
         plan, input, running_mean, running_var, weight, bias, training, momentum, eps
     )
     xp = plan.xp
@@ -249,14 +267,13 @@ def _batch_norm_vjp(
         sum_dy_xhat = plan.channel_dot(dy, centred) * xp.reshape(inv_std, (plan.channels,))
         dweight = None if weight is None else sum_dy_xhat
         dbias = None if bias is None else sum_dy
-        scale = inv_std if weight is None else inv_std * plan.per_channel(weight)
         if training:
             # The batch statistics depend on x: project out the mean and the xhat direction,
             # dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), as per-channel factors
             # of dy and of the centred input (three passes over the activations).
             mean_dy = plan.per_channel(sum_dy) / plan.count
-            mean_dy_xhat = plan.per_channel(sum_dy_xhat) / plan.count
-            dx = (dy - mean_dy) * scale - centred * (scale * inv_std * mean_dy_xhat)
+            centred_factor = plan.per_channel(sum_dy_xhat) * (scale * (inv_std / plan.count))
+            dx = (dy - mean_dy) * scale - centred * centred_factor
             return dx, None, None, dweight, dbias
         # Evaluation: an affine map of x whose shift and scale come from the running stats.
         dxhat = dy if weight is None else dy * plan.per_channel(weight)
