@@ -10,7 +10,10 @@ or for a block with :func:`workspace`.
 
 ``conv_strategy`` forces one way of computing convolutions (:data:`CONV_STRATEGIES`) inside a
 block, where xpnet otherwise chooses per shape and device; the results are the same up to
-round-off. ``value_checks`` turns on or off the argument checks that read array values on
+round-off. ``native_kernels`` switches off (or back on) a backend's own kernels inside a
+block: where a backend has a convolution of its own (PyTorch), xpnet calls it, and the
+standard path (the definition, and the path on every other namespace) runs otherwise.
+``value_checks`` turns on or off the argument checks that read array values on
 the host (such as class targets in range), which xpnet otherwise runs only where such a read
 is free.
 """
@@ -26,8 +29,10 @@ __all__ = [
     "DEFAULT_WORKSPACE_BYTES",
     "conv_strategy",
     "get_conv_strategy",
+    "get_native_kernels",
     "get_value_checks",
     "get_workspace_bytes",
+    "native_kernels",
     "set_workspace_bytes",
     "value_checks",
     "workspace",
@@ -95,6 +100,32 @@ def conv_strategy(name: str | None) -> Iterator[str | None]:
         yield name
     finally:
         _conv_strategy.reset(token)
+
+
+_native_kernels: ContextVar[bool] = ContextVar("xpnet_native_kernels", default=True)
+
+
+def get_native_kernels() -> bool:
+    """Whether ops may call a backend's own kernels now (see :func:`native_kernels`)."""
+    return _native_kernels.get()
+
+
+@contextlib.contextmanager
+def native_kernels(enabled: bool) -> Iterator[bool]:
+    """Let ops call a backend's own kernels inside the block (``True``, the default), or
+    keep every op on the standard path written against the Array API (``False``).
+
+    Today the convolutions (``conv1d``/``2d``/``3d`` and their transposes, forward and
+    pullback) call PyTorch's own convolution on the torch backend. The two paths agree to
+    round-off; the standard one is what the tests check the native one against.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"native_kernels: expected True or False, got {enabled!r}")
+    token = _native_kernels.set(enabled)
+    try:
+        yield enabled
+    finally:
+        _native_kernels.reset(token)
 
 
 _value_checks: ContextVar[bool | None] = ContextVar("xpnet_value_checks", default=None)

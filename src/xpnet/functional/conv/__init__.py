@@ -17,6 +17,9 @@ weight): the same three passes, used the other way round.
 
 Chunking is not a strategy: each one runs its batch in chunks that fit the workspace budget
 (:mod:`xpnet.config`) and the device's chunk size.
+
+Where a backend has a convolution of its own (PyTorch), :mod:`._native` calls it instead,
+for every rank and both directions; :func:`xpnet.config.native_kernels` switches it off.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from .._autodiff import Pullback, defvjp, primitive
 from .._windows import pad_axis
 from ._geometry import ConvGeometry, check_conv, check_conv_transpose
+from ._native import native_pass
 from ._passes import ConvPass, make_pass
 
 __all__ = [
@@ -59,6 +63,12 @@ def _bias_grad(geometry: ConvGeometry, dy: Any) -> Any:
     return geometry.xp.sum(dy, axis=(0, *range(2, geometry.rank + 2)))
 
 
+def _passes(geometry: ConvGeometry) -> ConvPass:
+    """The backend's own kernels where it has them (:mod:`._native`), else the standard
+    passes."""
+    return native_pass(geometry) or make_pass(geometry)
+
+
 # ------------------------------------------------------------------------ convolution
 
 
@@ -67,7 +77,7 @@ def _conv(
     groups: Any, keep: bool,
 ) -> tuple[ConvGeometry, ConvPass, Any, Any]:  # fmt: skip
     geometry = check_conv(rank, input, weight, bias, stride, padding, dilation, groups)
-    passes = make_pass(geometry)
+    passes = _passes(geometry)
     y, saved = passes.forward(_batched(geometry, input), weight, keep)
     y = _add_bias(geometry, y, bias, geometry.out_channels)
     return geometry, passes, _unbatched(geometry, y), saved
@@ -251,7 +261,7 @@ def _conv_transpose(
     geometry, extra = check_conv_transpose(
         rank, input, weight, bias, stride, padding, output_padding, groups, dilation
     )
-    passes = make_pass(geometry)
+    passes = _passes(geometry)
     x = _batched(geometry, input)
     for axis, count in enumerate(extra):
         x = pad_axis(geometry.xp, x, axis + 2, 0, count, 0.0)

@@ -1,0 +1,94 @@
+"""Native kernels: each against the standard path on the same inputs (forward and every
+gradient, float64), and proof that the native path is the one taken where it should be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import xpnet
+import xpnet.functional as F
+from helpers import BackendCase, assert_close, random_cotangent, to_numpy
+from xpnet.functional.conv import _native
+
+# (op, input shape, weight shape, keyword arguments)
+CASES = [
+    (F.conv2d, (2, 4, 9, 8), (6, 4, 3, 3), {"padding": 1}),
+    (F.conv2d, (2, 4, 9, 9), (6, 2, 3, 2), {"stride": 2, "padding": (1, 0), "groups": 2}),
+    (F.conv2d, (3, 6, 10, 10), (6, 1, 3, 3), {"dilation": 2, "padding": "same", "groups": 6}),
+    (F.conv2d, (4, 9, 9), (5, 4, 1, 1), {}),  # unbatched
+    (F.conv1d, (2, 3, 17), (4, 3, 5), {"stride": 3, "padding": 2}),
+    (F.conv3d, (2, 2, 5, 6, 7), (3, 2, 3, 2, 3), {"stride": (1, 2, 1), "padding": 1}),
+    (F.conv_transpose2d, (2, 4, 5, 6), (4, 3, 3, 3), {"stride": 2, "padding": 1,
+                                                     "output_padding": 1}),
+    (F.conv_transpose1d, (2, 4, 7), (4, 2, 3), {"stride": 2, "groups": 2}),
+    (F.conv_transpose3d, (1, 2, 3, 4, 3), (2, 3, 2, 2, 2), {"stride": 2}),
+]  # fmt: skip
+
+
+#: The backends with a native convolution, and the pass that computes it there.
+NATIVE = {"torch": _native.TorchConvPass, "jax": _native.JaxConvPass}
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The native passes that ran, by name."""
+    calls: list[str] = []
+    for kind in NATIVE.values():
+        for name in ("forward", "input_grad", "weight_grad"):
+            original = getattr(kind, name)
+
+            def wrapped(self: Any, *args: Any, _name: str = name, _f: Any = original) -> Any:
+                calls.append(_name)
+                return _f(self, *args)
+
+            monkeypatch.setattr(kind, name, wrapped)
+    return calls
+
+
+def _run(op: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, kwargs: dict[str, Any]) -> list[Any]:
+    y, pullback = F.vjp(op, xpnet.asarray(x), xpnet.asarray(w), xpnet.asarray(b), **kwargs)
+    return [y, *pullback(xpnet.asarray(random_cotangent(tuple(y.shape))))]
+
+
+@pytest.mark.parametrize(("op", "x_shape", "w_shape", "kwargs"), CASES)
+def test_native_convolution_equals_the_standard_path(
+    backend: BackendCase, spy: list[str], op: Any, x_shape: Any, w_shape: Any, kwargs: Any
+) -> None:
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    out_channels = (
+        w_shape[1] * kwargs.get("groups", 1) if "transpose" in op.__name__ else w_shape[0]
+    )
+    b = rng.standard_normal(out_channels)
+    native = _run(op, x, w, b, kwargs)
+    taken = list(spy)
+    with xpnet.config.native_kernels(False):
+        standard = _run(op, x, w, b, kwargs)
+    assert len(spy) == len(taken)  # the switch keeps the native passes out
+    for got, expected in zip(native, standard, strict=True):
+        assert_close(got, to_numpy(expected), rtol=1e-10, atol=1e-12)
+    if backend.name in NATIVE and (backend.name == "jax" or kwargs.get("padding") != "same"):
+        # The forward, the input gradient and the weight gradient all ran natively.
+        assert sorted(set(taken)) == ["forward", "input_grad", "weight_grad"], taken
+    elif backend.name not in NATIVE:
+        assert taken == []  # no native convolution on this namespace
+
+
+def test_asymmetric_same_padding(backend: BackendCase, spy: list[str]) -> None:
+    x = xpnet.asarray(np.ones((1, 2, 6, 6)))
+    w = xpnet.asarray(np.ones((3, 2, 2, 2)))  # an even kernel: 'same' pads 0 before, 1 after
+    y = F.conv2d(x, w, padding="same")
+    # torch's aten takes one padding per axis (so the standard path runs); lax takes pairs.
+    assert tuple(y.shape) == (1, 3, 6, 6)
+    assert spy == (["forward"] if backend.name == "jax" else [])
+    assert float(to_numpy(y)[0, 0, -1, -1]) == 2.0  # one row and column of padding: 2 of 8
+
+
+def test_the_switch_is_checked() -> None:
+    with pytest.raises(TypeError, match="native_kernels: expected True or False"):
+        with xpnet.config.native_kernels("no"):  # type: ignore[arg-type]
+            pass
+    assert xpnet.config.get_native_kernels() is True
