@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
-from xpnet.bench import BenchResult, format_markdown, noisy_rows_warning
-from xpnet.bench._timing import NOISY_SPREAD, _compare
+import pytest
+
+from xpnet.bench import BenchResult, _timing, format_markdown, noisy_rows_warning
+from xpnet.bench._timing import NOISY_SPREAD
 
 
-def test_compare_records_how_much_its_repeats_disagree() -> None:
+def test_compare_records_how_much_its_repeats_disagree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the clock scripted (no real timing): a held-up repeat widens the spread."""
     sides = SimpleNamespace(sync=lambda: None, spreads=[])
-    calls = {"n": 0}
-
-    def sometimes_slow() -> None:
-        calls["n"] += 1
-        # Calls 1-3 warm up and size the repeats; the second timed repeat (call 5) is held
-        # up, as by another process on a busy machine.
-        time.sleep(0.03 if calls["n"] == 5 else 0.002)
-
-    def steady() -> None:
-        time.sleep(0.002)
-
-    _compare(sides, sometimes_slow, steady, repeats=4, min_seconds=0.0)
-    assert len(sides.spreads) == 1 and sides.spreads[0] > 5  # 30 ms against about 2
-    _compare(sides, steady, steady, repeats=4, min_seconds=0.0)
-    assert sides.spreads[1] < NOISY_SPREAD
+    durations = iter(
+        [
+            *(0.002, 0.002),  # sizing the repeats: one call of each side
+            *(0.002, 0.002, 0.030, 0.002, 0.002, 0.002, 0.002, 0.002),  # ours, theirs, ...
+            *(0.002, 0.002),
+            *(0.002, 0.0021, 0.0021, 0.002, 0.002, 0.002, 0.0022, 0.002),
+        ]
+    )
+    monkeypatch.setattr(_timing, "_time", lambda fn, sync, number: next(durations))
+    mine, yours = _timing._compare(sides, lambda: None, lambda: None, 4, 0.0)
+    assert (mine, yours) == (0.002, 0.002)  # medians: the held-up repeat does not move them
+    assert sides.spreads == [pytest.approx(15.0)]  # 30 ms against 2
+    _timing._compare(sides, lambda: None, lambda: None, 4, 0.0)
+    assert sides.spreads[1] == pytest.approx(1.1) and sides.spreads[1] < NOISY_SPREAD
 
 
 def test_noisy_rows_are_named_in_the_report() -> None:
