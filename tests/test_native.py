@@ -92,3 +92,69 @@ def test_the_switch_is_checked() -> None:
         with xpnet.config.native_kernels("no"):  # type: ignore[arg-type]
             pass
     assert xpnet.config.get_native_kernels() is True
+
+
+# (op, input shape, keyword arguments)
+POOLS = [
+    (F.max_pool2d, (2, 3, 9, 8), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    (F.max_pool2d, (3, 8, 8), {"kernel_size": 2, "ceil_mode": True}),
+    (F.avg_pool2d, (2, 3, 9, 8), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    (F.avg_pool2d, (2, 3, 7, 7), {"kernel_size": 2, "ceil_mode": True,
+                                  "count_include_pad": False}),
+    (F.avg_pool2d, (1, 2, 6, 6), {"kernel_size": 3, "divisor_override": 4}),
+    (F.max_pool1d, (2, 3, 11), {"kernel_size": 3, "stride": 2}),
+]  # fmt: skip
+
+
+@pytest.fixture
+def pool_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The native poolings that ran, by op."""
+    from xpnet.functional.pooling import _average, _max
+
+    calls: list[str] = []
+    for module, name in ((_max, "native_max_pool2d"), (_average, "native_avg_pool2d")):
+        original = getattr(module, name)
+
+        def wrapped(*args: Any, _name: str = name, _f: Any = original) -> Any:
+            result = _f(*args)
+            if result is not None:
+                calls.append(_name)
+            return result
+
+        monkeypatch.setattr(module, name, wrapped)
+    return calls
+
+
+@pytest.mark.parametrize(("op", "x_shape", "kwargs"), POOLS)
+def test_native_pooling_equals_the_standard_path(
+    backend: BackendCase, pool_spy: list[str], op: Any, x_shape: Any, kwargs: Any
+) -> None:
+    x = np.random.default_rng(1).standard_normal(x_shape)
+
+    def run() -> list[Any]:
+        y, pullback = F.vjp(op, xpnet.asarray(x), **kwargs)
+        return [y, *pullback(xpnet.asarray(random_cotangent(tuple(y.shape))))]
+
+    native = run()
+    taken = list(pool_spy)
+    with xpnet.config.native_kernels(False):
+        standard = run()
+    assert len(pool_spy) == len(taken)
+    for got, expected in zip(native, standard, strict=True):
+        assert_close(got, to_numpy(expected), rtol=1e-12, atol=1e-12)
+    assert bool(taken) == (backend.name == "torch"), taken
+
+
+def test_native_max_pooling_follows_torch_at_nan() -> None:
+    """torch's kernel sends a NaN window's gradient to its last NaN (the standard path: the
+    first); on the torch backend xpnet then gives exactly torch's autograd."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(8).normal(size=(1, 1, 4, 4))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan
+    with xpnet.use_backend("torch"):
+        _, pullback = F.vjp(F.max_pool2d, xpnet.asarray(x), kernel_size=2)
+        (dx,) = pullback(xpnet.asarray(np.ones((1, 1, 2, 2))))
+    reference = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(reference, 2).backward(torch.ones(1, 1, 2, 2))
+    np.testing.assert_array_equal(to_numpy(dx), reference.grad.numpy())
+    assert to_numpy(dx)[0, 0, 1, 0] == 1.0  # the window's second NaN

@@ -11,8 +11,9 @@ or for a block with :func:`workspace`.
 ``conv_strategy`` forces one way of computing convolutions (:data:`CONV_STRATEGIES`) inside a
 block, where xpnet otherwise chooses per shape and device; the results are the same up to
 round-off. ``native_kernels`` switches off (or back on) a backend's own kernels inside a
-block: where a backend has a convolution of its own (PyTorch), xpnet calls it, and the
-standard path (the definition, and the path on every other namespace) runs otherwise.
+block: where a backend has a kernel of its own for an op (convolutions on PyTorch and JAX,
+pooling on PyTorch), xpnet calls it, and the standard path (the definition, and the path on
+every other namespace) runs otherwise.
 ``value_checks`` turns on or off the argument checks that read array values on
 the host (such as class targets in range), which xpnet otherwise runs only where such a read
 is free.
@@ -115,9 +116,11 @@ def native_kernels(enabled: bool) -> Iterator[bool]:
     """Let ops call a backend's own kernels inside the block (``True``, the default), or
     keep every op on the standard path written against the Array API (``False``).
 
-    Today the convolutions (``conv1d``/``2d``/``3d`` and their transposes, forward and
-    pullback) call PyTorch's own convolution on the torch backend. The two paths agree to
-    round-off; the standard one is what the tests check the native one against.
+    Today the convolutions (``conv1d``/``2d``/``3d`` and their transposes) call the
+    backend's own convolution on torch and JAX, and max and average pooling torch's own
+    pooling, forward and pullback. The two paths agree to round-off (but for a max-pooling
+    window holding NaN, see the operator table); the standard one is what the tests check
+    the native one against.
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"native_kernels: expected True or False, got {enabled!r}")

@@ -10,6 +10,7 @@ import array_api_compat
 from .._autodiff import Pullback, defvjp, primitive
 from .._validation import constant
 from .._windows import crop2d, fold_windows, pad2d
+from ._native import native_avg_pool2d
 from ._plan import IntPair, PoolPlan, batched, unbatched, untile, window_plan
 
 __all__ = ["avg_pool2d"]
@@ -146,6 +147,11 @@ def _avg_pool2d_vjp(
 ) -> tuple[Any, Pullback]:
     plan = window_plan(input, kernel_size, stride, padding, 1, ceil_mode)
     _check_divisor(divisor_override)
+    native = native_avg_pool2d(
+        plan, input, bool(ceil_mode), bool(count_include_pad), divisor_override
+    )
+    if native is not None:
+        return native
     divisor = _avg_divisor(plan, input, bool(count_include_pad), divisor_override)
     y = _window_sums(plan, batched(plan, input)) / divisor
 

@@ -11,6 +11,7 @@ from .._autodiff import Pullback, defvjp, primitive
 from .._constants import cached_constant
 from .._validation import constant
 from .._windows import crop2d, fold_windows, pad2d, window_slices
+from ._native import native_max_pool2d
 from ._plan import IntPair, PoolPlan, batched, unbatched, untile, window_plan
 
 __all__ = ["max_pool2d"]
@@ -218,6 +219,9 @@ def max_pool2d(
         )[0]
     # Inference needs no offsets: an elementwise maximum over the window slices.
     plan = window_plan(input, kernel_size, stride, padding, dilation, ceil_mode)
+    native = native_max_pool2d(plan, input, bool(ceil_mode), False)
+    if native is not None:
+        return native[0]
     xp = plan.xp
     if plan.tiles:
         return unbatched(plan, xp.max(_tile_planes(plan, batched(plan, input)), axis=0))
@@ -240,6 +244,9 @@ def _max_pool2d_vjp(
     return_indices: bool = False,
 ) -> tuple[Any, Pullback]:
     plan = window_plan(input, kernel_size, stride, padding, dilation, ceil_mode)
+    native = native_max_pool2d(plan, input, bool(ceil_mode), bool(return_indices))
+    if native is not None:
+        return native
     if plan.tiles and not return_indices and plan.profile.launch_bound:
         planes = _tile_planes(plan, batched(plan, input))
         y, tap = plan.xp.max(planes, axis=0), plan.xp.argmax(planes, axis=0)
