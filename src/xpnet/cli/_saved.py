@@ -44,10 +44,11 @@ def _check_folder_unchanged(
     """The training folder, reread: refused when its classes or image count changed, since
     its fixed shuffle would then hold out other images (some seen in training)."""
     classes, count = "/".join(test_set.classes), str(total)
-    if origin.get("classes", classes) != classes or origin.get("images", count) != count:
+    then = origin.get("image_count", count)
+    if origin.get("classes", classes) != classes or then != count:
         raise CommandError(
             f"{args.image_folder} changed since {args.weights} was trained on it (then "
-            f"{origin.get('images')} images of classes {origin.get('classes')}, now {count} of "
+            f"{then} images of classes {origin.get('classes')}, now {count} of "
             f"{classes}): the images it holds out now are not those held out in training; "
             "pass --image-folder with a folder of test images, and --test-size, to choose them"
         )
@@ -63,10 +64,8 @@ def _test_data(
     given = (args.dataset, args.images, args.data_dir, args.image_folder)
     if all(value is None for value in given):
         # The data the checkpoint was trained on, where training found it.
-        keys = ("data_dir", "labels", "image_folder")
+        keys = ("data_dir", "images", "labels", "image_folder")
         remembered = [str(origin[key]) for key in keys if key in origin]
-        if not source.startswith("folder:") and "images" in origin:
-            remembered.append(str(origin["images"]))  # a folder's "images" is its count
         gone = [path for path in remembered if not Path(path).exists()]
         if gone:
             raise CommandError(

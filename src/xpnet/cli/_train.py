@@ -249,7 +249,7 @@ def _folder_identity(train: data.Dataset, test: data.Dataset, source: str) -> di
     folder changed (its fixed shuffle would then hold out other images)."""
     if not source.startswith("folder:"):
         return {}
-    return {"classes": "/".join(train.classes), "images": str(len(train) + len(test))}
+    return {"classes": "/".join(train.classes), "image_count": str(len(train) + len(test))}
 
 
 def _augmentation(image_size: int) -> data.transforms.Compose:

@@ -15,6 +15,7 @@ from .cifar import (
     CIFAR_LAYOUTS,
     load_cifar,
     load_cifar_file,
+    locate_cifar,
 )
 from .files import (
     MNIST_MD5,
@@ -83,12 +84,11 @@ def cache_dir(dataset: str) -> Path:
 def _holds(folder: Path, dataset: str) -> bool:
     if dataset == "mnist":
         return any((folder / name).is_file() for name in _T10K_IMAGES)
-    layout = CIFAR_LAYOUTS[dataset]
-    return (
-        (folder / layout.folder / layout.test_files[0]).is_file()
-        or (folder / layout.test_files[0]).is_file()
-        or (folder / layout.archive).is_file()
-    )
+    try:
+        locate_cifar(folder, CIFAR_LAYOUTS[dataset])  # the places load_cifar looks
+    except DatasetError:
+        return False
+    return True
 
 
 def find_dataset(dataset: str, start: str | os.PathLike[str] | None = None) -> Path | None:

@@ -30,6 +30,7 @@ __all__ = [
     "CifarLayout",
     "load_cifar",
     "load_cifar_file",
+    "locate_cifar",
     "read_cifar_records",
 ]
 
@@ -288,8 +289,10 @@ def _read_members(
     return found
 
 
-def _locate(directory: Path, layout: CifarLayout) -> tuple[str, Path]:
-    """``("folder", path)`` for extracted files, ``("archive", path)`` for the archive."""
+def locate_cifar(directory: Path, layout: CifarLayout) -> tuple[str, Path]:
+    """Where ``directory`` holds a CIFAR variant: ``("folder", path)`` for extracted files,
+    ``("archive", path)`` for the official archive; a :class:`DatasetError` saying where to
+    get the data when neither is there."""
     for folder in (directory / layout.folder, directory):
         if (folder / layout.test_files[0]).is_file():
             return "folder", folder
@@ -346,7 +349,7 @@ def load_cifar(
         raise DatasetError(f"{folder}: is a file, expected the folder holding {layout.name}")
     if download:
         try:
-            found: str | None = _locate(folder, layout)[0]
+            found: str | None = locate_cifar(folder, layout)[0]
         except DatasetError:
             found = None
         if found != "folder":
@@ -355,7 +358,7 @@ def load_cifar(
             from ._download import download as fetch
 
             fetch(layout.name, folder)
-    kind, where = _locate(folder, layout)
+    kind, where = locate_cifar(folder, layout)
     names = (*layout.train_files, *layout.test_files)
     if kind == "archive":
         if verify:

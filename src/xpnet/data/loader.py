@@ -11,6 +11,7 @@ import array_api_compat
 import numpy as np
 
 from .. import backends
+from . import transforms
 from .files import Dataset, DatasetError, split_last
 
 __all__ = ["DIGITS_MEAN", "DIGITS_STD", "MNIST_MEAN", "MNIST_STD", "DataLoader", "load_digits"]
@@ -120,9 +121,11 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        # Per channel, shaped to broadcast over (N, C, H, W).
-        self.mean = mean_values.reshape(1, -1, 1, 1)
-        self.std = std_values.reshape(1, -1, 1, 1)
+        # None where the normalisation is the identity (the default).
+        identity = np.all(mean_values == 0.0) and np.all(std_values == 1.0)
+        self._normalize = (
+            None if identity else transforms.Normalize(mean_values.tolist(), std_values.tolist())
+        )
         self.dtype = dtype
         self.transform = transform
         self.epoch = 0
@@ -165,17 +168,9 @@ class DataLoader:
         return (backends.asarray(np.ascontiguousarray(x)) if on_host else x), y
 
     def normalise(self, x: Any) -> Any:
-        """``(x - mean) / std`` per channel, in ``x``'s namespace."""
-        if np.any(self.mean != 0.0) or np.any(self.std != 1.0):
-            xp = array_api_compat.array_namespace(x)
-            # The same arithmetic in `dtype` on the host and on a device.
-            x = (x - self._constant(xp, x, self.mean)) / self._constant(xp, x, self.std)
-        return x
-
-    def _constant(self, xp: Any, like: Any, values: np.ndarray) -> Any:
-        if values.size == 1:
-            return float(values.reshape(()))
-        return xp.asarray(values.astype(self.dtype), device=array_api_compat.device(like))
+        """``(x - mean) / std`` per channel, in ``x``'s namespace and dtype (the same
+        arithmetic on the host and on a device)."""
+        return x if self._normalize is None else self._normalize(x)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         order = self.order(self.epoch)

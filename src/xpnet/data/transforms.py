@@ -240,6 +240,9 @@ class Normalize:
         return (x - mean) / std
 
     def _on_device(self, xp: Any, x: Any) -> tuple[Any, Any]:
+        if self.mean.size == 1 and self.std.size == 1:
+            # One value each: Python numbers, taking the batch's dtype as it is.
+            return float(self.mean[0]), float(self.std[0])
         # Moved once per device and dtype, not once per batch.
         key = (id(xp), str(array_api_compat.device(x)), str(x.dtype))
         if key not in self._cache:
