@@ -24,6 +24,7 @@ from typing import Any
 
 import array_api_compat
 
+from .._inplace import add_into
 from .._windows import pad2d
 from ._plan import ConvPlan, concat_chunks
 
@@ -150,7 +151,9 @@ def flat_fold(plan: ConvPlan, spread: Callable[[int, int, int], Any], margin: in
     shifts = [shift for _, shift in offsets(plan)]
     total = spread(0, start - shifts[0], start - shifts[0] + span)
     for k, shift in enumerate(shifts[1:], start=1):
-        total = total + spread(k, start - shift, start - shift + span)
+        part = spread(k, start - shift, start - shift + span)
+        # The first sum is a new array, which the later offsets add into (see _inplace).
+        total = total + part if k == 1 else add_into(total, part)
     lead = tuple(total.shape[:-1])
     images = xp.reshape(total, (*lead, height, width))
     return images[..., : width - plan.pads[2] - plan.pads[3]]
@@ -162,9 +165,15 @@ def _phase_fold(plan: ConvPlan, spread: Callable[[int, int, int], Any], margin: 
     (sh, sw), (hph, wph) = plan.stride, plan.phase_size
     span = hph * wph
     totals: list[Any] = [None] * (sh * sw)
+    owned = [False] * (sh * sw)
     for k, (phase, shift) in enumerate(offsets(plan)):
         part = spread(k, margin - shift, margin - shift + span)
-        totals[phase] = part if totals[phase] is None else totals[phase] + part
+        if totals[phase] is None:
+            totals[phase] = part  # a view of the column gradient: never written into
+        elif not owned[phase]:
+            totals[phase], owned[phase] = totals[phase] + part, True
+        else:
+            totals[phase] = add_into(totals[phase], part)
     some = next(t for t in totals if t is not None)
     lead = tuple(some.shape[:-1])
     # A phase no offset reads (stride above the kernel's extent) gets no gradient.

@@ -10,6 +10,7 @@ import array_api_compat
 
 from ...backends import device_profile
 from .._autodiff import Pullback, defvjp, primitive
+from .._inplace import add_into, mul_into, sub_into
 from .._validation import check_float, check_same_dtype, check_shape, namespace_of
 
 __all__ = ["batch_norm"]
@@ -158,7 +159,7 @@ def _forward(
     scale = inv_std if weight is None else inv_std * plan.per_channel(weight)
     y = centred * scale
     if bias is not None:
-        y = y + plan.per_channel(bias)
+        y = add_into(y, plan.per_channel(bias))
     new_mean, new_var = running_mean, running_var
     if training and running_mean is not None:
         # torch updates running_var with the unbiased variance: count / (count - 1) goes
@@ -273,8 +274,8 @@ def _batch_norm_vjp(
             # of dy and of the centred input (three passes over the activations).
             mean_dy = plan.per_channel(sum_dy) / plan.count
             centred_factor = plan.per_channel(sum_dy_xhat) * (scale * (inv_std / plan.count))
-            dx = (dy - mean_dy) * scale - centred * centred_factor
-            return dx, None, None, dweight, dbias
+            dx = mul_into(dy - mean_dy, scale)
+            return sub_into(dx, centred * centred_factor), None, None, dweight, dbias
         # Evaluation: an affine map of x whose shift and scale come from the running stats.
         dxhat = dy if weight is None else dy * plan.per_channel(weight)
         dx = dy * scale
