@@ -9,7 +9,7 @@ import array_api_compat
 
 from .._autodiff import Pullback, defvjp, primitive
 from .._constants import cached_constant
-from .._validation import constant
+from .._select import all_finite, keep_where, multiplies_masks
 from .._windows import crop2d, fold_windows, pad2d, window_slices
 from ._native import native_max_pool2d
 from ._plan import IntPair, PoolPlan, batched, unbatched, untile, window_plan
@@ -111,7 +111,8 @@ def _tiled_max_cotangent(plan: PoolPlan, planes: Any, y: Any, dy: Any) -> Any:
     first maximal element in row-major order (a NaN counts as maximal, since it made the
     window's maximum NaN), as in :func:`_max_forward`."""
     xp = plan.xp
-    (kh, kw), zero = plan.kernel, constant(xp, 0.0, dy)
+    kh, kw = plan.kernel
+    finite = multiplies_masks(xp, dy) and all_finite(xp, dy)  # checked once for every plane
     taken, rows = None, []
     for i in range(kh):
         row = []
@@ -120,7 +121,7 @@ def _tiled_max_cotangent(plan: PoolPlan, planes: Any, y: Any, dy: Any) -> Any:
             hit = (plane == y) | xp.isnan(plane)
             first = hit if taken is None else hit & ~taken
             taken = hit if taken is None else taken | hit
-            row.append(xp.where(first, dy, zero))
+            row.append(keep_where(xp, first, dy, finite))
         rows.append(xp.stack(row, axis=-1))  # (N, C, OH, OW, kW)
     return untile(plan, xp.stack(rows, axis=3))  # (N, C, OH, kH, OW, kW)
 
@@ -138,7 +139,7 @@ def _tiled_argmax_cotangent(plan: PoolPlan, tap: Any, dy: Any) -> Any:
             xp.arange(kh * kw, dtype=tap.dtype, device=device), (kh * kw, 1, 1, 1, 1)
         ),
     )
-    planes = xp.where(xp.expand_dims(tap, axis=0) == offsets, xp.expand_dims(dy, axis=0), 0.0)
+    planes = keep_where(xp, xp.expand_dims(tap, axis=0) == offsets, xp.expand_dims(dy, axis=0))
     n, c = dy.shape[0], dy.shape[1]
     blocks = xp.reshape(planes, (kh, kw, n, c, oh, ow))
     return untile(plan, xp.permute_dims(blocks, (2, 3, 4, 0, 5, 1)))
@@ -148,10 +149,9 @@ def _max_cotangent(plan: PoolPlan, dy: Any, tap: Any) -> Any:
     """Send each output's cotangent to its window's chosen element (4-D in, 4-D out)."""
     xp = plan.xp
     kh, kw = plan.kernel
-    zero = constant(xp, 0.0, dy)
     offsets = xp.arange(kh * kw, dtype=xp.int64, device=array_api_compat.device(dy))
     hot = xp.expand_dims(tap, axis=2) == xp.reshape(offsets, (kh * kw, 1, 1))
-    cols = xp.where(hot, xp.expand_dims(dy, axis=2), zero)  # (N, C, kH * kW, OH, OW)
+    cols = keep_where(xp, hot, xp.expand_dims(dy, axis=2))  # (N, C, kH * kW, OH, OW)
     if plan.tiles:
         # Disjoint windows: interleaving the offsets with the positions is the whole col2im.
         n, c, oh, ow = dy.shape

@@ -17,6 +17,7 @@ from typing import Any
 import array_api_compat
 
 from .._autodiff import Pullback, defvjp, primitive
+from .._select import all_finite, keep_where, multiplies_masks
 from .._validation import as_tuple, check_float, check_ndim, namespace_of
 from .._windows import fold_taps, pad_axis
 from ._average import _avg_pool2d_vjp, _check_divisor, avg_pool2d
@@ -282,10 +283,10 @@ def _max3d(
 
     def pullback(dy: Any) -> tuple[Any]:
         dy = _batched(dy, unbatched, xp)
-        zero = xp.zeros((), dtype=dy.dtype, device=device)
+        finite = multiplies_masks(xp, dy) and all_finite(xp, dy)
         slabs = []
         for t, tap_pullback in enumerate(pullbacks):
-            share = xp.where(tap == xp.asarray(t, dtype=xp.int64, device=device), dy, zero)
+            share = keep_where(xp, tap == xp.asarray(t, dtype=xp.int64, device=device), dy, finite)
             planes = xp.reshape(share, (n, c * depth.out, *(int(s) for s in share.shape[3:])))
             slabs.append(xp.reshape(tap_pullback(planes)[0], (n, c, depth.out, h, w)))
         dx = depth.fold(slabs)
