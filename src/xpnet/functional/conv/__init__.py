@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._autodiff import Pullback, defvjp, primitive
+from .._inplace import add_into
 from .._windows import pad_axis
 from ._geometry import ConvGeometry, check_conv, check_conv_transpose
 from ._native import native_pass
@@ -54,9 +55,11 @@ def _unbatched(geometry: ConvGeometry, a: Any) -> Any:
 
 
 def _add_bias(geometry: ConvGeometry, y: Any, bias: Any, channels: int) -> Any:
+    """``y + bias`` per channel, into ``y``: every pass returns a new array (or a view of
+    one) that nothing else holds."""
     if bias is None:
         return y
-    return y + geometry.xp.reshape(bias, (1, channels) + (1,) * geometry.rank)
+    return add_into(y, geometry.xp.reshape(bias, (1, channels) + (1,) * geometry.rank))
 
 
 def _bias_grad(geometry: ConvGeometry, dy: Any) -> Any:

@@ -106,6 +106,23 @@ def _tile_planes(plan: PoolPlan, x: Any) -> Any:
     return xp.reshape(xp.permute_dims(blocks, (3, 5, 0, 1, 2, 4)), (kh * kw, n, c, oh, ow))
 
 
+def _tiled_max(plan: PoolPlan, x: Any) -> Any:
+    """The maximum over tiling windows, for inference: the window's rows first (maxima of
+    ``kH`` slices of whole rows, contiguous runs), then its columns, on ``kH`` times fewer
+    rows (measured with NumPy, 2x2 on 256x6x24x24: 0.40 ms against 0.81 for de-interleaving
+    the planes and reducing them, which the pullback needs and inference does not)."""
+    xp = plan.xp
+    (oh, ow), (kh, kw) = plan.out_size, plan.kernel
+    rows = x[..., 0 : oh * kh : kh, : ow * kw]
+    for i in range(1, kh):
+        rows = xp.maximum(rows, x[..., i : oh * kh : kh, : ow * kw])
+    y = rows[..., 0::kw]
+    for j in range(1, kw):
+        y = xp.maximum(y, rows[..., j::kw])
+    # A 1x1 window would hand back a view of the input: ops return arrays of their own.
+    return xp.asarray(y, copy=True) if kh * kw == 1 else y
+
+
 def _tiled_max_cotangent(plan: PoolPlan, planes: Any, y: Any, dy: Any) -> Any:
     """The pullback of max over :func:`_tile_planes`: each cotangent goes to its window's
     first maximal element in row-major order (a NaN counts as maximal, since it made the
@@ -224,7 +241,7 @@ def max_pool2d(
         return native[0]
     xp = plan.xp
     if plan.tiles:
-        return unbatched(plan, xp.max(_tile_planes(plan, batched(plan, input)), axis=0))
+        return unbatched(plan, _tiled_max(plan, batched(plan, input)))
     padded = pad2d(xp, batched(plan, input), plan.pads, float("-inf"))
     slices = window_slices(padded, plan.kernel, plan.stride, plan.dilation, plan.out_size)
     y = slices[0]
