@@ -158,3 +158,38 @@ def test_native_max_pooling_follows_torch_at_nan() -> None:
     torch.nn.functional.max_pool2d(reference, 2).backward(torch.ones(1, 1, 2, 2))
     np.testing.assert_array_equal(to_numpy(dx), reference.grad.numpy())
     assert to_numpy(dx)[0, 0, 1, 0] == 1.0  # the window's second NaN
+
+
+def test_native_relu_pullback_equals_the_standard_path(
+    backend: BackendCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """relu's pullback by torch's threshold_backward, against the standard one: zeros at
+    and below 0, NaN outputs passing their gradient, NaN and infinite cotangents kept."""
+    from xpnet.functional.activations import _rectifiers
+
+    taken: list[bool] = []
+    original = _rectifiers.native_relu_pullback
+
+    def spy(*args: Any) -> Any:
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(_rectifiers, "native_relu_pullback", spy)
+    x = np.random.default_rng(2).standard_normal((3, 4, 5))
+    x[0, 0, :3] = [0.0, -0.0, np.nan]
+    dy = random_cotangent(x.shape)
+    dy[1, 1, :2] = [np.nan, np.inf]
+    dy[1, 1, 2:4], x[1, 1, 2:4] = -np.inf, -1.0  # a non-finite cotangent under a zero output
+
+    def run() -> Any:
+        _, pullback = F.vjp(F.relu, xpnet.asarray(x))
+        return pullback(xpnet.asarray(dy))[0]
+
+    native = to_numpy(run())
+    with xpnet.config.native_kernels(False):
+        standard = to_numpy(run())
+    np.testing.assert_array_equal(native, standard)
+    expected = np.where(x <= 0, 0.0, dy)  # the rule, from its definition
+    np.testing.assert_array_equal(standard, expected)
+    assert taken == [backend.name == "torch", False]

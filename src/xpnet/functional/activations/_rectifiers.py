@@ -9,6 +9,7 @@ from .._autodiff import Pullback, defvjp, primitive
 from .._select import keep_where
 from .._validation import check_same_dtype, namespace_of
 from ._common import float_input, no_inplace
+from ._native import native_relu_pullback
 
 __all__ = ["elu", "leaky_relu", "prelu", "relu", "relu6", "selu"]
 
@@ -60,7 +61,8 @@ def _relu_vjp(input: Any, inplace: bool = False) -> tuple[Any, Pullback]:
 def _pass_where_positive(xp: Any, y: Any, dy: Any) -> Any:
     """``where(y <= 0, 0, dy)`` for ``y = relu(x)``: torch's rule, zero where the output is
     0 (``<= 0``); a NaN output is not (``y != 0``), and passes ``dy``."""
-    return keep_where(xp, y != 0, dy)
+    native = native_relu_pullback(xp, y, dy)
+    return keep_where(xp, y != 0, dy) if native is None else native
 
 
 # ----------------------------------------------------------------------- leaky_relu
