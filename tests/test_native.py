@@ -25,6 +25,14 @@ CASES = [
                                                      "output_padding": 1}),
     (F.conv_transpose1d, (2, 4, 7), (4, 2, 3), {"stride": 2, "groups": 2}),
     (F.conv_transpose3d, (1, 2, 3, 4, 3), (2, 3, 2, 2, 2), {"stride": 2}),
+    # Depthwise (JAX: sums over the kernel offsets): asymmetric padding and dilation, a
+    # channel multiplier and a stride, 1-D and 3-D, and transposed.
+    (F.conv2d, (2, 2, 9, 8), (4, 1, 3, 2), {"padding": "same", "dilation": (1, 2),
+                                            "groups": 2}),
+    (F.conv2d, (2, 3, 9, 8), (6, 1, 3, 3), {"stride": (2, 1), "padding": 1, "groups": 3}),
+    (F.conv1d, (2, 4, 12), (4, 1, 3), {"stride": 2, "dilation": 2, "groups": 4}),
+    (F.conv3d, (1, 2, 4, 5, 6), (2, 1, 2, 3, 2), {"padding": (1, 0, 1), "groups": 2}),
+    (F.conv_transpose2d, (2, 3, 4, 5), (3, 1, 3, 3), {"stride": 2, "groups": 3}),
 ]  # fmt: skip
 
 
@@ -36,8 +44,10 @@ NATIVE = {"torch": _native.TorchConvPass, "jax": _native.JaxConvPass}
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The native passes that ran, by name."""
     calls: list[str] = []
-    for kind in NATIVE.values():
+    for kind in (*NATIVE.values(), _native.JaxTapsConvPass):
         for name in ("forward", "input_grad", "weight_grad"):
+            if name not in vars(kind):
+                continue  # inherited: counted where it is defined
             original = getattr(kind, name)
 
             def wrapped(self: Any, *args: Any, _name: str = name, _f: Any = original) -> Any:
@@ -193,3 +203,19 @@ def test_native_relu_pullback_equals_the_standard_path(
     expected = np.where(x <= 0, 0.0, dy)  # the rule, from its definition
     np.testing.assert_array_equal(standard, expected)
     assert taken == [backend.name == "torch", False]
+
+
+def test_jax_takes_the_tap_sum_for_one_input_channel_per_group() -> None:
+    """Depthwise convolutions take :class:`JaxTapsConvPass` on JAX (XLA's convolution is
+    slow there); others, a single-channel input included, keep ``lax.conv_general_dilated``."""
+    jnp = pytest.importorskip("jax.numpy")
+    from xpnet.functional.conv._geometry import check_conv
+
+    def chosen(channels: int, groups: int) -> type:
+        x, w = jnp.zeros((2, channels, 8, 8)), jnp.zeros((4, channels // groups, 3, 3))
+        return type(_native.native_pass(check_conv(2, x, w, None, 1, 1, 1, groups)))
+
+    assert chosen(4, 4) is _native.JaxTapsConvPass  # depthwise
+    assert chosen(1, 1) is _native.JaxConvPass  # one channel in, one group
+    assert chosen(4, 2) is _native.JaxConvPass
+    assert chosen(4, 1) is _native.JaxConvPass
