@@ -87,16 +87,25 @@ def floor_ms(
     return gemms, median_ms(lambda: np.copyto(buffer, cols), repeats)
 
 
+def operands(channels: int, size: int, stride: int) -> tuple[np.ndarray, ...]:
+    """The input, weight and output cotangent of a 3x3 row (padding 1), the same for both
+    libraries."""
+    rng = np.random.default_rng(0)
+    out = (size + 2 - 3) // stride + 1
+    shapes = (
+        (BATCH, channels, size, size),
+        (channels, channels, 3, 3),
+        (BATCH, channels, out, out),
+    )
+    return tuple(rng.standard_normal(shape, dtype=np.float32) for shape in shapes)
+
+
 def xpnet_ms(channels: int, size: int, stride: int, repeats: int) -> float:
     """xpnet's 3x3 convolution (padding 1) on NumPy, forward and both gradients, in ms."""
     import xpnet
     from xpnet import functional as F
 
-    rng = np.random.default_rng(0)
-    out = (size + 2 - 3) // stride + 1
-    x = xpnet.asarray(rng.standard_normal((BATCH, channels, size, size), dtype=np.float32))
-    w = xpnet.asarray(rng.standard_normal((channels, channels, 3, 3), dtype=np.float32))
-    dy = xpnet.asarray(rng.standard_normal((BATCH, channels, out, out), dtype=np.float32))
+    x, w, dy = (xpnet.asarray(a) for a in operands(channels, size, stride))
 
     def both() -> Any:
         _, pullback = F.vjp(F.conv2d, x, w, None, stride, 1)
@@ -109,11 +118,7 @@ def torch_ms(channels: int, size: int, stride: int, repeats: int) -> float:
     """torch's 3x3 convolution (padding 1), forward and both gradients, in milliseconds."""
     import torch
 
-    rng = np.random.default_rng(0)
-    out = (size + 2 - 3) // stride + 1
-    x = torch.from_numpy(rng.standard_normal((BATCH, channels, size, size), dtype=np.float32))
-    w = torch.from_numpy(rng.standard_normal((channels, channels, 3, 3), dtype=np.float32))
-    dy = torch.from_numpy(rng.standard_normal((BATCH, channels, out, out), dtype=np.float32))
+    x, w, dy = (torch.from_numpy(a) for a in operands(channels, size, stride))
     x.requires_grad_(True)
     w.requires_grad_(True)
 
