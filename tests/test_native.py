@@ -50,9 +50,11 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
                 continue  # inherited: counted where it is defined
             original = getattr(kind, name)
 
-            def wrapped(self: Any, *args: Any, _name: str = name, _f: Any = original) -> Any:
+            def wrapped(
+                self: Any, *args: Any, _name: str = name, _f: Any = original, **kwargs: Any
+            ) -> Any:
                 calls.append(_name)
-                return _f(self, *args)
+                return _f(self, *args, **kwargs)
 
             monkeypatch.setattr(kind, name, wrapped)
     return calls
@@ -219,3 +221,45 @@ def test_jax_takes_the_tap_sum_for_one_input_channel_per_group() -> None:
     assert chosen(1, 1) is _native.JaxConvPass  # one channel in, one group
     assert chosen(4, 2) is _native.JaxConvPass
     assert chosen(4, 1) is _native.JaxConvPass
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_native_cross_entropy_equals_the_standard_path(
+    backend: BackendCase, monkeypatch: pytest.MonkeyPatch, reduction: str, weighted: bool
+) -> None:
+    """Cross-entropy by torch's log-softmax and NLL kernels against the standard loss: the
+    loss and the logits' gradient, with class weights and ignored targets."""
+    from xpnet.functional.losses import _classes
+
+    taken: list[bool] = []
+    original = _classes.native_cross_entropy
+
+    def spy(*args: Any) -> Any:
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(_classes, "native_cross_entropy", spy)
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((7, 5)) * 3
+    target = np.array([0, 4, 2, -100, 1, 4, 3])  # one ignored (the default ignore_index)
+    weight = xpnet.asarray(rng.uniform(0.5, 2.0, 5)) if weighted else None
+    cotangent = random_cotangent((7,)) if reduction == "none" else np.float64(0.7)
+
+    def run() -> list[Any]:
+        loss, pullback = F.vjp(
+            F.cross_entropy,
+            xpnet.asarray(logits),
+            xpnet.asarray(target),
+            weight,
+            reduction=reduction,
+        )
+        return [loss, pullback(xpnet.asarray(cotangent))[0]]
+
+    native = run()
+    with xpnet.config.native_kernels(False):
+        standard = run()
+    for got, expected in zip(native, standard, strict=True):
+        assert_close(got, to_numpy(expected), rtol=1e-12, atol=1e-14)
+    assert taken == [backend.name == "torch", False]

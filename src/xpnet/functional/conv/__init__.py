@@ -30,7 +30,7 @@ from .._autodiff import Pullback, defvjp, primitive
 from .._inplace import add_into
 from .._windows import pad_axis
 from ._geometry import ConvGeometry, check_conv, check_conv_transpose
-from ._native import native_pass
+from ._native import TorchConvPass, native_pass
 from ._passes import ConvPass, make_pass
 
 __all__ = [
@@ -81,8 +81,11 @@ def _conv(
 ) -> tuple[ConvGeometry, ConvPass, Any, Any]:  # fmt: skip
     geometry = check_conv(rank, input, weight, bias, stride, padding, dilation, groups)
     passes = _passes(geometry)
-    y, saved = passes.forward(_batched(geometry, input), weight, keep)
-    y = _add_bias(geometry, y, bias, geometry.out_channels)
+    if isinstance(passes, TorchConvPass) and bias is not None:
+        y, saved = passes.forward(_batched(geometry, input), weight, keep, bias=bias)
+    else:
+        y, saved = passes.forward(_batched(geometry, input), weight, keep)
+        y = _add_bias(geometry, y, bias, geometry.out_channels)
     return geometry, passes, _unbatched(geometry, y), saved
 
 

@@ -46,7 +46,8 @@ def native_pass(geometry: ConvGeometry) -> ConvPass | None:
 
 
 class TorchConvPass(ConvPass):
-    """A convolution of any rank by PyTorch's own kernels, without bias (added by the op)."""
+    """A convolution of any rank by PyTorch's own kernels (the bias too, when the op passes
+    it to :meth:`forward`)."""
 
     def __init__(self, geometry: ConvGeometry) -> None:
         torch: Any = importlib.import_module("torch")
@@ -68,8 +69,11 @@ class TorchConvPass(ConvPass):
         reads the input for one gradient and the weight for the other, never both."""
         return self.torch.zeros((), dtype=like.dtype, device=like.device).expand(shape)
 
-    def forward(self, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
-        return self.torch.ops.aten.convolution(x, weight, None, *self.options), None
+    def forward(self, x: Any, weight: Any, keep: bool, bias: Any = None) -> tuple[Any, Any]:
+        """The convolution, with ``bias`` added by the kernel itself where one is given
+        (a separate pass over the output otherwise: LeNet's second layer at batch 64, 0.62
+        against torch's 0.40 ms)."""
+        return self.torch.ops.aten.convolution(x, weight, bias, *self.options), None
 
     def lay_out(self, dy: Any) -> Any:
         return dy

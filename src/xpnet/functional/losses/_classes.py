@@ -15,6 +15,7 @@ from .._constants import cached_constant
 from .._reductions import as_dtype_of, check_reduction, expand_cotangent, reduce
 from .._validation import check_float, check_same_dtype, check_shape, namespace_of, reads_values
 from ..activations import log_softmax_last
+from ._native import native_cross_entropy
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -348,6 +349,9 @@ def cross_entropy(
     """
     xp, classes = _check_class_targets(input, target, weight, ignore_index, reduction)
     ls = _check_label_smoothing(label_smoothing)
+    native = native_cross_entropy(xp, input, target, weight, ignore_index, reduction, ls)
+    if native is not None:
+        return native[0]
     logp = log_softmax_last(xp, _classes_last(xp, input))
     loss = _ClassLoss(xp, logp, target, weight, ignore_index, classes, reduction, ls)
     return as_dtype_of(xp, loss.reduced(), input)
@@ -364,6 +368,9 @@ def _cross_entropy_vjp(
 ) -> tuple[Any, Pullback]:
     xp, classes = _check_class_targets(input, target, weight, ignore_index, reduction)
     ls = _check_label_smoothing(label_smoothing)
+    native = native_cross_entropy(xp, input, target, weight, ignore_index, reduction, ls)
+    if native is not None:
+        return native
     logp = log_softmax_last(xp, _classes_last(xp, input))
     loss = _ClassLoss(xp, logp, target, weight, ignore_index, classes, reduction, ls)
 
