@@ -172,6 +172,21 @@ def test_native_max_pooling_follows_torch_at_nan() -> None:
     assert to_numpy(dx)[0, 0, 1, 0] == 1.0  # the window's second NaN
 
 
+def _spy_on_native(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[bool]:
+    """Replace ``module.name`` (a native-kernel chooser that returns ``None`` where it does
+    not apply) by a wrapper recording, per call, whether the native kernel ran."""
+    taken: list[bool] = []
+    original = getattr(module, name)
+
+    def spy(*args: Any) -> Any:
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(module, name, spy)
+    return taken
+
+
 def test_native_relu_pullback_equals_the_standard_path(
     backend: BackendCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,15 +194,7 @@ def test_native_relu_pullback_equals_the_standard_path(
     and below 0, NaN outputs passing their gradient, NaN and infinite cotangents kept."""
     from xpnet.functional.activations import _rectifiers
 
-    taken: list[bool] = []
-    original = _rectifiers.native_relu_pullback
-
-    def spy(*args: Any) -> Any:
-        result = original(*args)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(_rectifiers, "native_relu_pullback", spy)
+    taken = _spy_on_native(monkeypatch, _rectifiers, "native_relu_pullback")
     x = np.random.default_rng(2).standard_normal((3, 4, 5))
     x[0, 0, :3] = [0.0, -0.0, np.nan]
     dy = random_cotangent(x.shape)
@@ -232,15 +239,7 @@ def test_native_cross_entropy_equals_the_standard_path(
     loss and the logits' gradient, with class weights and ignored targets."""
     from xpnet.functional.losses import _classes
 
-    taken: list[bool] = []
-    original = _classes.native_cross_entropy
-
-    def spy(*args: Any) -> Any:
-        result = original(*args)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(_classes, "native_cross_entropy", spy)
+    taken = _spy_on_native(monkeypatch, _classes, "native_cross_entropy")
     rng = np.random.default_rng(3)
     logits = rng.standard_normal((7, 5)) * 3
     target = np.array([0, 4, 2, -100, 1, 4, 3])  # one ignored (the default ignore_index)
