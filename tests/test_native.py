@@ -157,6 +157,24 @@ def test_native_pooling_equals_the_standard_path(
     assert bool(taken) == (backend.name == "torch"), taken
 
 
+@pytest.mark.parametrize(("op", "x_shape", "kwargs"), [c for c in POOLS if c[0] is F.max_pool2d])
+def test_native_inference_max_pooling_equals_the_standard_path(
+    backend: BackendCase, monkeypatch: pytest.MonkeyPatch, op: Any, x_shape: Any, kwargs: Any
+) -> None:
+    """Max pooling outside a differentiation takes torch's index-free kernel; its output
+    is the standard path's, a NaN window included."""
+    from xpnet.functional.pooling import _max
+
+    taken = _spy_on_native(monkeypatch, _max, "native_max_pool2d_inference")
+    x = np.random.default_rng(4).standard_normal(x_shape)
+    x[..., 0, 0] = np.nan
+    native = to_numpy(op(xpnet.asarray(x), **kwargs))
+    with xpnet.config.native_kernels(False):
+        standard = to_numpy(op(xpnet.asarray(x), **kwargs))
+    np.testing.assert_array_equal(native, standard)
+    assert taken == [backend.name == "torch", False]
+
+
 def test_native_max_pooling_follows_torch_at_nan() -> None:
     """torch's kernel sends a NaN window's gradient to its last NaN (the standard path: the
     first); on the torch backend xpnet then gives exactly torch's autograd."""

@@ -11,7 +11,7 @@ from .._autodiff import Pullback, defvjp, primitive
 from .._constants import cached_constant
 from .._select import all_finite, keep_where, multiplies_masks
 from .._windows import crop2d, fold_windows, pad2d, window_slices
-from ._native import native_max_pool2d
+from ._native import native_max_pool2d, native_max_pool2d_inference
 from ._plan import IntPair, PoolPlan, batched, unbatched, untile, window_plan
 
 __all__ = ["max_pool2d"]
@@ -236,9 +236,9 @@ def max_pool2d(
         )[0]
     # Inference needs no offsets: an elementwise maximum over the window slices.
     plan = window_plan(input, kernel_size, stride, padding, dilation, ceil_mode)
-    native = native_max_pool2d(plan, input, bool(ceil_mode), False)
+    native = native_max_pool2d_inference(plan, input, bool(ceil_mode))
     if native is not None:
-        return native[0]
+        return native
     xp = plan.xp
     if plan.tiles:
         return unbatched(plan, _tiled_max(plan, batched(plan, input)))

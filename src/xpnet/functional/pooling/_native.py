@@ -18,7 +18,7 @@ from ...config import get_native_kernels
 from .._autodiff import Pullback
 from ._plan import PoolPlan
 
-__all__ = ["native_avg_pool2d", "native_max_pool2d"]
+__all__ = ["native_avg_pool2d", "native_max_pool2d", "native_max_pool2d_inference"]
 
 
 def _torch(plan: PoolPlan) -> Any:
@@ -49,6 +49,16 @@ def native_max_pool2d(
         )
 
     return ((y, indices) if return_indices else y), pullback
+
+
+def native_max_pool2d_inference(plan: PoolPlan, input: Any, ceil_mode: bool) -> Any:
+    """Max pooling's output alone by ``aten.max_pool2d``, which keeps no indices (torch's
+    own inference path), or ``None`` where the native kernels do not apply."""
+    torch = _torch(plan)
+    if torch is None or plan.dilation != (1, 1):
+        return None  # as native_max_pool2d: one rule for both
+    options = (list(plan.kernel), list(plan.stride), list(plan.padding), list(plan.dilation))
+    return torch.ops.aten.max_pool2d(input, *options, bool(ceil_mode))
 
 
 def native_avg_pool2d(
