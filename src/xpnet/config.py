@@ -24,6 +24,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CONV_STRATEGIES",
@@ -43,6 +46,16 @@ DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
 _global_workspace = DEFAULT_WORKSPACE_BYTES
 _workspace: ContextVar[int | None] = ContextVar("xpnet_workspace", default=None)
+
+
+@contextlib.contextmanager
+def _scoped(var: ContextVar[_T], value: _T) -> Iterator[_T]:
+    """``var`` set to ``value`` inside the block (thread- and task-local), then restored."""
+    token = var.set(value)
+    try:
+        yield value
+    finally:
+        var.reset(token)
 
 
 def _check(n: int) -> int:
@@ -66,11 +79,8 @@ def set_workspace_bytes(n: int) -> None:
 @contextlib.contextmanager
 def workspace(n: int) -> Iterator[int]:
     """Use a different workspace budget inside a ``with`` block (thread- and task-local)."""
-    token = _workspace.set(_check(n))
-    try:
+    with _scoped(_workspace, _check(n)):
         yield n
-    finally:
-        _workspace.reset(token)
 
 
 #: The ways :func:`xpnet.functional.conv2d` can compute, for :func:`conv_strategy`:
@@ -96,11 +106,8 @@ def conv_strategy(name: str | None) -> Iterator[str | None]:
     """
     if name is not None and name not in CONV_STRATEGIES:
         raise ValueError(f"conv strategy: expected one of {CONV_STRATEGIES} or None, got {name!r}")
-    token = _conv_strategy.set(name)
-    try:
+    with _scoped(_conv_strategy, name):
         yield name
-    finally:
-        _conv_strategy.reset(token)
 
 
 _native_kernels: ContextVar[bool] = ContextVar("xpnet_native_kernels", default=True)
@@ -117,18 +124,16 @@ def native_kernels(enabled: bool) -> Iterator[bool]:
     keep every op on the standard path written against the Array API (``False``).
 
     Today the convolutions (``conv1d``/``2d``/``3d`` and their transposes) call the
-    backend's own convolution on torch and JAX, and max and average pooling torch's own
-    pooling, forward and pullback. The two paths agree to round-off (but for a max-pooling
-    window holding NaN, see the operator table); the standard one is what the tests check
-    the native one against.
+    backend's own convolution on torch and JAX (depthwise ones on JAX: sums over the
+    kernel offsets, which XLA fuses); on torch, max and average pooling, relu's pullback
+    and cross-entropy call torch's own kernels too. The two paths agree to round-off (but
+    for a max-pooling window holding NaN, see the operator table); the standard one is what
+    the tests check the native one against.
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"native_kernels: expected True or False, got {enabled!r}")
-    token = _native_kernels.set(enabled)
-    try:
+    with _scoped(_native_kernels, enabled):
         yield enabled
-    finally:
-        _native_kernels.reset(token)
 
 
 _value_checks: ContextVar[bool | None] = ContextVar("xpnet_value_checks", default=None)
@@ -152,8 +157,5 @@ def value_checks(enabled: bool | None) -> Iterator[bool | None]:
     """
     if enabled is not None and not isinstance(enabled, bool):
         raise ValueError(f"value checks: expected True, False or None, got {enabled!r}")
-    token = _value_checks.set(enabled)
-    try:
+    with _scoped(_value_checks, enabled):
         yield enabled
-    finally:
-        _value_checks.reset(token)

@@ -27,11 +27,10 @@ from __future__ import annotations
 from typing import Any
 
 from .._autodiff import Pullback, defvjp, primitive
-from .._inplace import add_into
 from .._windows import pad_axis
 from ._geometry import ConvGeometry, check_conv, check_conv_transpose
-from ._native import TorchConvPass, native_pass
-from ._passes import ConvPass, make_pass
+from ._native import native_pass
+from ._passes import ConvPass, add_channel_bias, make_pass
 
 __all__ = [
     "conv1d",
@@ -54,14 +53,6 @@ def _unbatched(geometry: ConvGeometry, a: Any) -> Any:
     return a[0, ...] if geometry.unbatched else a
 
 
-def _add_bias(geometry: ConvGeometry, y: Any, bias: Any, channels: int) -> Any:
-    """``y + bias`` per channel, into ``y``: every pass returns a new array (or a view of
-    one) that nothing else holds."""
-    if bias is None:
-        return y
-    return add_into(y, geometry.xp.reshape(bias, (1, channels) + (1,) * geometry.rank))
-
-
 def _bias_grad(geometry: ConvGeometry, dy: Any) -> Any:
     return geometry.xp.sum(dy, axis=(0, *range(2, geometry.rank + 2)))
 
@@ -81,11 +72,7 @@ def _conv(
 ) -> tuple[ConvGeometry, ConvPass, Any, Any]:  # fmt: skip
     geometry = check_conv(rank, input, weight, bias, stride, padding, dilation, groups)
     passes = _passes(geometry)
-    if isinstance(passes, TorchConvPass) and bias is not None:
-        y, saved = passes.forward(_batched(geometry, input), weight, keep, bias=bias)
-    else:
-        y, saved = passes.forward(_batched(geometry, input), weight, keep)
-        y = _add_bias(geometry, y, bias, geometry.out_channels)
+    y, saved = passes.forward_biased(_batched(geometry, input), weight, bias, keep)
     return geometry, passes, _unbatched(geometry, y), saved
 
 
@@ -272,7 +259,7 @@ def _conv_transpose(
     for axis, count in enumerate(extra):
         x = pad_axis(geometry.xp, x, axis + 2, 0, count, 0.0)
     laid = passes.lay_out(x)
-    y = _add_bias(geometry, passes.input_grad(weight, laid), bias, geometry.in_channels)
+    y = add_channel_bias(passes.input_grad(weight, laid), bias)
     return geometry, passes, extra, laid, _unbatched(geometry, y)
 
 

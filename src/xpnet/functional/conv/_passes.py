@@ -18,12 +18,24 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import array_api_compat
+
+from .._inplace import add_into
 from .._windows import fold_taps, pad_axis
 from . import _depthwise, _flat, _gather, _gemm, _strided
 from ._geometry import ConvGeometry
 from ._plan import ConvPlan, plan_of
 
-__all__ = ["Conv2dPass", "ConvPass", "make_pass"]
+__all__ = ["Conv2dPass", "ConvPass", "add_channel_bias", "make_pass"]
+
+
+def add_channel_bias(y: Any, bias: Any) -> Any:
+    """``y + bias`` along axis 1 (``bias`` may be ``None``), into ``y``: a new array (or a
+    view of one) that nothing else holds, as every pass returns."""
+    if bias is None:
+        return y
+    xp = array_api_compat.array_namespace(y, bias)
+    return add_into(y, xp.reshape(bias, (1, int(bias.shape[0])) + (1,) * (y.ndim - 2)))
 
 
 class _Strategy(NamedTuple):
@@ -55,6 +67,12 @@ class ConvPass:
     def forward(self, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
         """``(y, saved)``: the output, and what the weight gradient may reuse (with ``keep``)."""
         raise NotImplementedError
+
+    def forward_biased(self, x: Any, weight: Any, bias: Any, keep: bool) -> tuple[Any, Any]:
+        """:meth:`forward` with ``bias`` (``(O,)`` or ``None``) added per output channel,
+        into the new output; a pass whose kernel adds it in the same pass overrides this."""
+        y, saved = self.forward(x, weight, keep)
+        return add_channel_bias(y, bias), saved
 
     def lay_out(self, dy: Any) -> Any:
         """The output cotangent arranged for :meth:`input_grad` and :meth:`weight_grad`."""

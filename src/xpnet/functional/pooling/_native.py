@@ -28,17 +28,27 @@ def _torch(plan: PoolPlan) -> Any:
     return None
 
 
+def _max_pool_torch(plan: PoolPlan) -> Any:
+    """torch, where its max pooling applies to this plan; else ``None``. With dilation a
+    window can lie wholly in the padding, where torch's backward writes through an index
+    past the input (it crashed the process here): the standard path takes those."""
+    return None if plan.dilation != (1, 1) else _torch(plan)
+
+
+def _max_pool_options(plan: PoolPlan) -> tuple[list[int], ...]:
+    """aten's kernel_size, stride, padding and dilation."""
+    return (list(plan.kernel), list(plan.stride), list(plan.padding), list(plan.dilation))
+
+
 def native_max_pool2d(
     plan: PoolPlan, input: Any, ceil_mode: bool, return_indices: bool
 ) -> tuple[Any, Pullback] | None:
     """``(output, pullback)`` of max pooling by ``aten.max_pool2d_with_indices`` and its
     backward, or ``None`` where the native kernels do not apply."""
-    torch = _torch(plan)
-    if torch is None or plan.dilation != (1, 1):
-        # With dilation a window can lie wholly in the padding, where torch's backward
-        # writes through an index past the input (it crashed the process here).
+    torch = _max_pool_torch(plan)
+    if torch is None:
         return None
-    options = (list(plan.kernel), list(plan.stride), list(plan.padding), list(plan.dilation))
+    options = _max_pool_options(plan)
     y, indices = torch.ops.aten.max_pool2d_with_indices(input, *options, bool(ceil_mode))
 
     def pullback(dy: Any) -> tuple[Any]:
@@ -54,11 +64,10 @@ def native_max_pool2d(
 def native_max_pool2d_inference(plan: PoolPlan, input: Any, ceil_mode: bool) -> Any:
     """Max pooling's output alone by ``aten.max_pool2d``, which keeps no indices (torch's
     own inference path), or ``None`` where the native kernels do not apply."""
-    torch = _torch(plan)
-    if torch is None or plan.dilation != (1, 1):
-        return None  # as native_max_pool2d: one rule for both
-    options = (list(plan.kernel), list(plan.stride), list(plan.padding), list(plan.dilation))
-    return torch.ops.aten.max_pool2d(input, *options, bool(ceil_mode))
+    torch = _max_pool_torch(plan)
+    if torch is None:
+        return None
+    return torch.ops.aten.max_pool2d(input, *_max_pool_options(plan), bool(ceil_mode))
 
 
 def native_avg_pool2d(
