@@ -35,8 +35,10 @@ BACKENDS = CPU_BACKENDS + (["cupy"] if _gpu_present() else [])
 BACKEND_PACKAGES = {
     # array-api-strict supplies "another library" in mixed-input tests; scikit-learn the
     # bundled digits that the README's main command trains on.
-    # matplotlib (viz) everywhere: the pictures are checked on every backend.
-    "numpy": [".[strict,digits,viz]"],
+    # matplotlib (viz) everywhere: the pictures are checked on every backend. Numba on
+    # NumPy: its compiled convolution kernels, checked against the standard path (which
+    # the oldest-NumPy session, without Numba, runs throughout).
+    "numpy": [".[strict,digits,viz,numba]"],
     "array_api_strict": [".[strict,viz]"],
     "torch": [".[viz]"],
     "jax": [".[jax,viz]"],

@@ -185,7 +185,9 @@ def test_gather_strategy_in_chunks_matches_loops(backend, budget, groups) -> Non
 
 
 def test_gpu_profile_chooses_the_gather_strategy_and_cpu_the_layouts(backend) -> None:
+    from xpnet import config
     from xpnet.backends import CPU_PROFILE, GPU_PROFILE, assume_device_profile
+    from xpnet.functional.conv import _compiled
     from xpnet.functional.conv._plan import plan
 
     x, w = backend.asarray(np.ones((2, 3, 8, 9))), backend.asarray(np.ones((4, 3, 3, 3)))
@@ -194,6 +196,11 @@ def test_gpu_profile_chooses_the_gather_strategy_and_cpu_the_layouts(backend) ->
         assert plan(x, w, None, 1, 1, 1, 1).strategy == "gather"
         assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == "gather"
     with assume_device_profile(CPU_PROFILE):
+        # NumPy with Numba: the compiled columns, but for one input channel per group.
+        compiled = backend.name.startswith("numpy") and _compiled.available()
+        assert plan(x, w, None, 2, 1, 1, 1).strategy == ("compiled" if compiled else "flat")
+        assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == "depthwise"
+    with assume_device_profile(CPU_PROFILE), config.native_kernels(False):
         # Stride 2 at 9 px: phases 6 wide for 5 outputs (1/5 wrapped), polyphase flat.
         assert plan(x, w, None, 2, 1, 1, 1).strategy == "flat"
         narrow = backend.asarray(np.ones((2, 3, 8, 5)))  # phases 4 wide for 3 outputs

@@ -11,7 +11,7 @@ import pytest
 import xpnet
 import xpnet.functional as F
 from helpers import BackendCase, assert_close, random_cotangent, to_numpy
-from xpnet.functional.conv import _native
+from xpnet.functional.conv import _compiled, _native
 
 # (op, input shape, weight shape, keyword arguments)
 CASES = [
@@ -60,6 +60,31 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+@pytest.fixture
+def kernel_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The compiled NumPy kernels that ran (``im2col``, ``col2im``), by name."""
+    calls: list[str] = []
+    original = _compiled._run_shared
+
+    def wrapped(kernel: Any, *args: Any) -> None:
+        calls.append(kernel.__name__)
+        original(kernel, *args)
+
+    monkeypatch.setattr(_compiled, "_run_shared", wrapped)
+    return calls
+
+
+def _compiles(backend: BackendCase, w_shape: Any, kwargs: Any, transposed: bool) -> bool:
+    """Whether NumPy's compiled columns and fold should run: Numba present, and not one
+    input channel per group in the 2-D pass (the depthwise strategy's; a 3-D pass stacks
+    the depth taps beside the channels)."""
+    groups = kwargs.get("groups", 1)
+    per_group = w_shape[0] // groups if transposed else w_shape[1]
+    if len(w_shape) == 5:
+        per_group *= w_shape[2]
+    return backend.name.startswith("numpy") and _compiled.available() and per_group != 1
+
+
 def _run(op: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, kwargs: dict[str, Any]) -> list[Any]:
     y, pullback = F.vjp(op, xpnet.asarray(x), xpnet.asarray(w), xpnet.asarray(b), **kwargs)
     return [y, *pullback(xpnet.asarray(random_cotangent(tuple(y.shape))))]
@@ -67,7 +92,13 @@ def _run(op: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, kwargs: dict[str,
 
 @pytest.mark.parametrize(("op", "x_shape", "w_shape", "kwargs"), CASES)
 def test_native_convolution_equals_the_standard_path(
-    backend: BackendCase, spy: list[str], op: Any, x_shape: Any, w_shape: Any, kwargs: Any
+    backend: BackendCase,
+    spy: list[str],
+    kernel_spy: list[str],
+    op: Any,
+    x_shape: Any,
+    w_shape: Any,
+    kwargs: Any,
 ) -> None:
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
@@ -76,10 +107,16 @@ def test_native_convolution_equals_the_standard_path(
     )
     b = rng.standard_normal(out_channels)
     native = _run(op, x, w, b, kwargs)
-    taken = list(spy)
+    taken, compiled = list(spy), list(kernel_spy)
     with xpnet.config.native_kernels(False):
         standard = _run(op, x, w, b, kwargs)
     assert len(spy) == len(taken)  # the switch keeps the native passes out
+    assert len(kernel_spy) == len(compiled)  # and the compiled kernels
+    transposed = "transpose" in op.__name__
+    if _compiles(backend, w_shape, kwargs, transposed):
+        assert sorted(set(compiled)) == ["col2im", "im2col"], compiled
+    else:
+        assert compiled == []
     for got, expected in zip(native, standard, strict=True):
         assert_close(got, to_numpy(expected), rtol=1e-10, atol=1e-12)
     if backend.name in NATIVE and (backend.name == "jax" or kwargs.get("padding") != "same"):
@@ -97,6 +134,69 @@ def test_asymmetric_same_padding(backend: BackendCase, spy: list[str]) -> None:
     assert tuple(y.shape) == (1, 3, 6, 6)
     assert spy == (["forward"] if backend.name == "jax" else [])
     assert float(to_numpy(y)[0, 0, -1, -1]) == 2.0  # one row and column of padding: 2 of 8
+
+
+needs_numba = pytest.mark.skipif(
+    not _compiled.available(), reason="Numba is not installed (the numba extra)"
+)
+
+
+@needs_numba
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_kernels_shared_among_threads_equal_the_standard_path(
+    monkeypatch: pytest.MonkeyPatch, kernel_spy: list[str], batch: int, dtype: str
+) -> None:
+    # Every share as small as one row, image or channel, on three threads: the split
+    # (by images for the batch of 5, by channels for the batch of 1) must not change a bit.
+    monkeypatch.setattr(_compiled, "MIN_SHARE", 1)
+    monkeypatch.setattr(_compiled, "_threads", lambda: 3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((batch, 4, 11, 9)).astype(dtype)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(dtype)
+    dy = rng.standard_normal((batch, 6, 7, 7)).astype(dtype)
+
+    def run() -> list[Any]:
+        y, pullback = F.vjp(F.conv2d, x, w, None, (2, 1), (2, 1), (1, 2))
+        return [y, *pullback(dy)[:2]]
+
+    with xpnet.use_backend("numpy"):
+        compiled = run()
+        with xpnet.config.native_kernels(False):
+            standard = run()
+    assert sorted(set(kernel_spy)) == ["col2im", "im2col"]
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    for got, expected in zip(compiled, standard, strict=True):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+
+@needs_numba
+def test_compiled_columns_read_a_strided_input(kernel_spy: list[str]) -> None:
+    # A transposed view (not C-contiguous) against the same values laid out afresh.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((9, 3, 8, 2)).transpose(3, 1, 2, 0)  # (2, 3, 8, 9)
+    w = rng.standard_normal((5, 3, 3, 3))
+    with xpnet.use_backend("numpy"):
+        y = F.conv2d(x, w, padding=1)
+        with xpnet.config.native_kernels(False):
+            expected = F.conv2d(np.ascontiguousarray(x), w, padding=1)
+    assert kernel_spy == ["im2col"]
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_without_numba_takes_the_standard_path(
+    monkeypatch: pytest.MonkeyPatch, kernel_spy: list[str]
+) -> None:
+    from xpnet.functional.conv import _plan
+
+    monkeypatch.setattr(_compiled, "available", lambda: False)
+    x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
+    with xpnet.use_backend("numpy"):
+        assert _plan.plan(x, w, None, 1, 1, 1, 1).strategy == "flat"
+        y = F.conv2d(x, w, padding=1)
+    assert kernel_spy == []
+    assert float(y[0, 0, 0, 0]) == 12.0  # a corner window: 4 of 9 taps on 3 channels
 
 
 def test_the_switch_is_checked() -> None:

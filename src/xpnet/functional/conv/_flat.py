@@ -124,6 +124,8 @@ def flat_cotangent(
     row, (oh, ow) = plan.row, plan.out_size
     before, after = margins[0] // row, margins[1] // row
     lead = (dy.shape[0], dy.shape[1])
+    if row == ow and before == after == 0:  # no wrapped positions, no margins: one copy
+        return xp.reshape(dy, (*lead, oh * row))
     out = xp.zeros(
         (*lead, before + oh + after, row), dtype=dy.dtype, device=array_api_compat.device(dy)
     )

@@ -1,4 +1,4 @@
-"""The column GEMM shared by the flat, strided and depthwise strategies.
+"""The column GEMM shared by the flat, strided, compiled and depthwise strategies.
 
 The columns are channel-major, ``(groups, C/groups * kh * kw, n * positions)``, with the
 batch inside the column axis, so one GEMM per group covers a whole chunk (BLAS is far faster
@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from ...config import get_workspace_bytes
-from . import _flat, _strided
+from . import _compiled, _flat, _strided
 from ._plan import ConvPlan, chunks, concat_chunks, itemsize, sum_chunks
 
 __all__ = ["columns", "forward", "weight_grad"]
@@ -24,7 +24,10 @@ THIN_OUTPUT = 12
 
 
 def columns(plan: ConvPlan, x: Any) -> Any:
-    """im2col of a batched chunk: flat shifts where the plan is flat, else strided slices."""
+    """im2col of a batched chunk: compiled where the plan says so, flat shifts where the
+    plan is flat, else strided slices."""
+    if plan.strategy == "compiled":
+        return _compiled.columns(plan, x)
     return _flat.columns(plan, x) if plan.flat else _strided.columns(plan, x)
 
 

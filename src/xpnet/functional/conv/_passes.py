@@ -22,7 +22,7 @@ import array_api_compat
 
 from .._inplace import add_into
 from .._windows import fold_taps, pad_axis
-from . import _depthwise, _flat, _gather, _gemm, _strided
+from . import _compiled, _depthwise, _flat, _gather, _gemm, _strided
 from ._geometry import ConvGeometry
 from ._plan import ConvPlan, plan_of
 
@@ -54,6 +54,7 @@ def _as_is(plan: ConvPlan, dy: Any) -> Any:
 STRATEGIES = {
     "flat": _Strategy(_gemm.forward, _as_is, _flat.input_grad, _gemm.weight_grad),
     "strided": _Strategy(_gemm.forward, _as_is, _strided.input_grad, _gemm.weight_grad),
+    "compiled": _Strategy(_gemm.forward, _as_is, _compiled.input_grad, _gemm.weight_grad),
     "depthwise": _Strategy(_gemm.forward, _as_is, _depthwise.input_grad, _depthwise.weight_grad),
     "gather": _Strategy(
         _gather.forward, _gather.cotangent, _gather.input_grad, _gather.weight_grad

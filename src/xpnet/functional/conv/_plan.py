@@ -9,7 +9,7 @@ from typing import Any
 import array_api_compat
 
 from ...backends import DeviceProfile
-from ...config import get_conv_strategy, get_workspace_bytes
+from ...config import get_conv_strategy, get_native_kernels, get_workspace_bytes
 from .._validation import is_lazy
 from ._geometry import ConvGeometry, check_conv
 
@@ -142,6 +142,9 @@ def choose(plan: ConvPlan) -> str:
     * Launch-bound devices (GPUs): ``"gather"``, a fixed handful of operations whatever
       the shape (a 3x3 conv's forward and backward in 11 launches, where the slice-based
       layouts need one or more per kernel offset).
+    * NumPy with Numba installed (and :func:`xpnet.config.native_kernels` on):
+      ``"compiled"``, whose columns and fold are compiled loops (:mod:`._compiled`), but
+      for one input channel per group (``"depthwise"``).
     * Otherwise the layout that moves the fewest bytes: ``"depthwise"`` for one input
       channel per group, ``"flat"`` unless the wrapped positions add more than
       1/:data:`MAX_WRAPPED_FRACTION` to the work (1/:data:`MAX_WRAPPED_FRACTION_STRIDED`
@@ -157,6 +160,10 @@ def choose(plan: ConvPlan) -> str:
         return "gather"
     if plan.depthwise:
         return "depthwise"
+    from . import _compiled  # it builds on this module
+
+    if get_native_kernels() and _compiled.applies(plan):
+        return "compiled"
     wrapped = plan.row_if_flat - plan.out_size[1]
     limit = MAX_WRAPPED_FRACTION if plan.stride == (1, 1) else MAX_WRAPPED_FRACTION_STRIDED
     return "flat" if wrapped * limit <= plan.out_size[1] else "strided"
