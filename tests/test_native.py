@@ -74,15 +74,22 @@ def kernel_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def _compiles(backend: BackendCase, w_shape: Any, kwargs: Any, transposed: bool) -> bool:
-    """Whether NumPy's compiled columns and fold should run: Numba present, and not one
-    input channel per group in the 2-D pass (the depthwise strategy's; a 3-D pass stacks
-    the depth taps beside the channels)."""
+#: The compiled NumPy kernels a convolution's forward and pullback run.
+COLUMNS = ["col2im", "im2col"]
+DEPTHWISE = ["depthwise_forward", "depthwise_input_grad", "depthwise_weight_grad"]
+
+
+def _compiled_kernels(backend: BackendCase, w_shape: Any, kwargs: Any, op: Any) -> list[str]:
+    """The compiled kernels that should run on this backend: none without NumPy and
+    Numba, else the direct depthwise passes for one input channel per group in the 2-D
+    pass (a 3-D pass stacks the depth taps beside the channels), else the columns'."""
+    if not (backend.name.startswith("numpy") and _compiled.available()):
+        return []
     groups = kwargs.get("groups", 1)
-    per_group = w_shape[0] // groups if transposed else w_shape[1]
+    per_group = w_shape[0] // groups if "transpose" in op.__name__ else w_shape[1]
     if len(w_shape) == 5:
         per_group *= w_shape[2]
-    return backend.name.startswith("numpy") and _compiled.available() and per_group != 1
+    return DEPTHWISE if per_group == 1 and groups > 1 else COLUMNS
 
 
 def _run(op: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, kwargs: dict[str, Any]) -> list[Any]:
@@ -112,11 +119,7 @@ def test_native_convolution_equals_the_standard_path(
         standard = _run(op, x, w, b, kwargs)
     assert len(spy) == len(taken)  # the switch keeps the native passes out
     assert len(kernel_spy) == len(compiled)  # and the compiled kernels
-    transposed = "transpose" in op.__name__
-    if _compiles(backend, w_shape, kwargs, transposed):
-        assert sorted(set(compiled)) == ["col2im", "im2col"], compiled
-    else:
-        assert compiled == []
+    assert sorted(set(compiled)) == _compiled_kernels(backend, w_shape, kwargs, op), compiled
     for got, expected in zip(native, standard, strict=True):
         assert_close(got, to_numpy(expected), rtol=1e-10, atol=1e-12)
     if backend.name in NATIVE and (backend.name == "jax" or kwargs.get("padding") != "same"):
@@ -144,27 +147,30 @@ needs_numba = pytest.mark.skipif(
 @needs_numba
 @pytest.mark.parametrize("batch", [1, 5])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("groups", [1, 4])
 def test_compiled_kernels_shared_among_threads_equal_the_standard_path(
-    monkeypatch: pytest.MonkeyPatch, kernel_spy: list[str], batch: int, dtype: str
+    monkeypatch: pytest.MonkeyPatch, kernel_spy: list[str], batch: int, dtype: str, groups: int
 ) -> None:
     # Every share as small as one row, image or channel, on three threads: the split
-    # (by images for the batch of 5, by channels for the batch of 1) must not change a bit.
+    # (by images for the batch of 5, by channels for the batch of 1) must not change the
+    # results. groups=4: depthwise with a channel multiplier of 2.
     monkeypatch.setattr(_compiled, "MIN_SHARE", 1)
     monkeypatch.setattr(_compiled, "_threads", lambda: 3)
     rng = np.random.default_rng(3)
+    out_channels = 8 if groups > 1 else 6
     x = rng.standard_normal((batch, 4, 11, 9)).astype(dtype)
-    w = rng.standard_normal((6, 4, 3, 3)).astype(dtype)
-    dy = rng.standard_normal((batch, 6, 7, 7)).astype(dtype)
+    w = rng.standard_normal((out_channels, 4 // groups, 3, 3)).astype(dtype)
+    dy = rng.standard_normal((batch, out_channels, 7, 7)).astype(dtype)
 
     def run() -> list[Any]:
-        y, pullback = F.vjp(F.conv2d, x, w, None, (2, 1), (2, 1), (1, 2))
+        y, pullback = F.vjp(F.conv2d, x, w, None, (2, 1), (2, 1), (1, 2), groups)
         return [y, *pullback(dy)[:2]]
 
     with xpnet.use_backend("numpy"):
         compiled = run()
         with xpnet.config.native_kernels(False):
             standard = run()
-    assert sorted(set(kernel_spy)) == ["col2im", "im2col"]
+    assert sorted(set(kernel_spy)) == (DEPTHWISE if groups > 1 else COLUMNS)
     tolerance = 1e-5 if dtype == "float32" else 1e-12
     for got, expected in zip(compiled, standard, strict=True):
         assert got.dtype == np.dtype(dtype)

@@ -25,10 +25,18 @@ from typing import Any
 import array_api_compat
 import numpy
 
-from . import _flat, _strided
+from . import _depthwise, _flat, _gemm, _strided
 from ._plan import ConvPlan, concat_chunks
 
-__all__ = ["applies", "available", "columns", "input_grad"]
+__all__ = [
+    "applies",
+    "available",
+    "columns",
+    "depthwise_forward",
+    "depthwise_input_grad",
+    "depthwise_weight_grad",
+    "input_grad",
+]
 
 # Shares of a kernel smaller than this many elements are not worth a thread hand-off.
 MIN_SHARE = 1 << 16
@@ -148,3 +156,51 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     # Per image: the cotangent's channel-major copy, the column gradient and the input's.
     per_image = (plan.out_channels + plan.groups * plan.patch) * plan.positions
     return concat_chunks(plan, dy, per_image + plan.in_channels * height * width, chunk)
+
+
+def _by_images(batch: int, elements: int) -> list[tuple[tuple[int, int]]]:
+    return [(images,) for images in _shares(batch, elements)]
+
+
+def _taps(plan: ConvPlan, weight: Any) -> Any:
+    """The depthwise weight ``(O, 1, kh, kw)`` as C-contiguous ``(O, kh, kw)``."""
+    return numpy.ascontiguousarray(plan.xp.reshape(weight, (plan.out_channels, *plan.kernel)))
+
+
+def depthwise_forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
+    """One input channel per group, directly: each output plane the sum over the kernel
+    offsets of a tap times a window of its input plane (the column GEMM of
+    :mod:`._gemm` for other dtypes)."""
+    if not _compilable(x):
+        return _gemm.forward(plan, x, weight, keep)
+    x = numpy.ascontiguousarray(x)
+    y = plan.xp.empty((plan.batch, plan.out_channels, *plan.out_size), dtype=x.dtype)
+    args = (x, _taps(plan, weight), plan.stride, plan.dilation, _front(plan), y)
+    _run_shared(_kernels().depthwise_forward, args, _by_images(plan.batch, int(y.size)))
+    return y, None
+
+
+def depthwise_input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
+    """dX of a depthwise convolution, directly (the standard pullback for other dtypes)."""
+    if not _compilable(dy):
+        return _depthwise.input_grad(plan, weight, dy)
+    dy = numpy.ascontiguousarray(dy)
+    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
+    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    dx = plan.xp.empty((plan.batch, plan.in_channels, height, width), dtype=dy.dtype)
+    args = (dy, _taps(plan, weight), plan.stride, plan.dilation, _front(plan), dx)
+    _run_shared(_kernels().depthwise_input_grad, args, _by_images(plan.batch, int(dy.size)))
+    return dx
+
+
+def depthwise_weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
+    """dW of a depthwise convolution, directly, one output channel per share (the standard
+    pullback for other dtypes)."""
+    if not _compilable(dy):
+        return _depthwise.weight_grad(plan, x, dy, saved)
+    x, dy = numpy.ascontiguousarray(x), numpy.ascontiguousarray(dy)
+    dtaps = plan.xp.empty((plan.out_channels, *plan.kernel), dtype=dy.dtype)
+    args = (x, dy, plan.stride, plan.dilation, _front(plan), dtaps)
+    shares = [(part,) for part in _shares(plan.out_channels, int(dy.size))]
+    _run_shared(_kernels().depthwise_weight_grad, args, shares)
+    return plan.xp.reshape(dtaps, (plan.out_channels, 1, *plan.kernel))

@@ -1,9 +1,10 @@
-"""im2col and col2im for NumPy arrays, compiled by Numba (imported only where Numba is).
+"""im2col and col2im, and direct depthwise passes, for NumPy arrays, compiled by Numba
+(imported only where Numba is).
 
-Both loop over the exact windows of a 2-D convolution (no padded copy of the input, no
-wrapped positions, no per-offset temporaries). Each does one share of the work, column rows
-``[start, stop)`` for im2col and images or input channels for col2im, so that threads running
-shares at once never write the same element; they release the GIL for that (the caller,
+Each loops over the exact windows of a 2-D convolution (no padded copy of the input, no
+wrapped positions, no per-offset temporaries) and does one share of the work (column rows,
+images, or channels, as its last argument says), so that threads running shares at once
+never write the same element; they release the GIL for that (the caller,
 :mod:`._compiled`, runs the shares on its threads). Their definition is
 :func:`xpnet.functional.conv2d`'s standard path, which the tests hold them to.
 """
@@ -14,7 +15,13 @@ from typing import Any
 
 from numba import njit, uintp
 
-__all__ = ["col2im", "im2col"]
+__all__ = [
+    "col2im",
+    "depthwise_forward",
+    "depthwise_input_grad",
+    "depthwise_weight_grad",
+    "im2col",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -125,3 +132,137 @@ def col2im(
                             step = uintp(sw)
                             for q in range(uintp(hi - lo)):
                                 target[out + q * step] += source[read + q]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_forward(
+    x: Any,
+    taps: Any,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    front: tuple[int, int],
+    y: Any,
+    images: tuple[int, int],
+) -> None:
+    """One input channel per group: overwrite the ``images`` of a C-contiguous ``y`` ``(n,
+    O, OH, OW)`` with the windows of ``x`` ``(n, G, H, W)`` weighted by ``taps`` ``(O, kh,
+    kw)`` (output channel ``o`` reads input channel ``o // (O / G)``)."""
+    _, groups, height, width = x.shape
+    _, out_channels, oh, ow = y.shape
+    _, kh, kw = taps.shape
+    multiplier = out_channels // groups
+    sh, sw = stride
+    source, target, weights = x.reshape(-1), y.reshape(-1), taps.reshape(-1)
+    for b in range(images[0], images[1]):
+        for o in range(out_channels):
+            plane_out = uintp((b * out_channels + o) * oh * ow)
+            for q in range(uintp(oh * ow)):
+                target[plane_out + q] = 0
+            plane_in = (b * groups + o // multiplier) * height * width
+            for i in range(kh):
+                for j in range(kw):
+                    tap = weights[(o * kh + i) * kw + j]
+                    offset = j * dilation[1] - front[1]
+                    lo, hi = _inside(offset, sw, ow, width)
+                    if hi <= lo:
+                        continue
+                    for r in range(oh):
+                        h = r * sh - front[0] + i * dilation[0]
+                        if h < 0 or h >= height:
+                            continue
+                        out = plane_out + uintp(r * ow + lo)
+                        read = uintp(plane_in + h * width + lo * sw + offset)
+                        if sw == 1:
+                            for q in range(uintp(hi - lo)):
+                                target[out + q] += tap * source[read + q]
+                        else:
+                            step = uintp(sw)
+                            for q in range(uintp(hi - lo)):
+                                target[out + q] += tap * source[read + q * step]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_input_grad(
+    dy: Any,
+    taps: Any,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    front: tuple[int, int],
+    dx: Any,
+    images: tuple[int, int],
+) -> None:
+    """The adjoint of :func:`depthwise_forward` in ``x``: overwrite the ``images`` of a
+    C-contiguous ``dx`` ``(n, G, H, W)`` from ``dy`` ``(n, O, OH, OW)``."""
+    _, groups, height, width = dx.shape
+    _, out_channels, oh, ow = dy.shape
+    _, kh, kw = taps.shape
+    multiplier = out_channels // groups
+    sh, sw = stride
+    source, target, weights = dy.reshape(-1), dx.reshape(-1), taps.reshape(-1)
+    for b in range(images[0], images[1]):
+        for g in range(groups):
+            plane_in = uintp((b * groups + g) * height * width)
+            for q in range(uintp(height * width)):
+                target[plane_in + q] = 0
+            for o in range(g * multiplier, (g + 1) * multiplier):
+                plane_out = (b * out_channels + o) * oh * ow
+                for i in range(kh):
+                    for j in range(kw):
+                        tap = weights[(o * kh + i) * kw + j]
+                        offset = j * dilation[1] - front[1]
+                        lo, hi = _inside(offset, sw, ow, width)
+                        if hi <= lo:
+                            continue
+                        for r in range(oh):
+                            h = r * sh - front[0] + i * dilation[0]
+                            if h < 0 or h >= height:
+                                continue
+                            read = uintp(plane_out + r * ow + lo)
+                            out = plane_in + uintp(h * width + lo * sw + offset)
+                            if sw == 1:
+                                for q in range(uintp(hi - lo)):
+                                    target[out + q] += tap * source[read + q]
+                            else:
+                                step = uintp(sw)
+                                for q in range(uintp(hi - lo)):
+                                    target[out + q * step] += tap * source[read + q]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_weight_grad(
+    x: Any,
+    dy: Any,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    front: tuple[int, int],
+    dtaps: Any,
+    channels: tuple[int, int],
+) -> None:
+    """The adjoint of :func:`depthwise_forward` in the taps: write the ``channels`` (output
+    channels) of a C-contiguous ``dtaps`` ``(O, kh, kw)``, each a sum over the batch and the
+    output positions, accumulated in float64."""
+    n, groups, height, width = x.shape
+    _, out_channels, oh, ow = dy.shape
+    _, kh, kw = dtaps.shape
+    multiplier = out_channels // groups
+    sh, sw = stride
+    image, grad, target = x.reshape(-1), dy.reshape(-1), dtaps.reshape(-1)
+    for o in range(channels[0], channels[1]):
+        for i in range(kh):
+            for j in range(kw):
+                offset = j * dilation[1] - front[1]
+                lo, hi = _inside(offset, sw, ow, width)
+                total = 0.0
+                for b in range(n if hi > lo else 0):
+                    plane_in = (b * groups + o // multiplier) * height * width
+                    plane_out = (b * out_channels + o) * oh * ow
+                    for r in range(oh):
+                        h = r * sh - front[0] + i * dilation[0]
+                        if h < 0 or h >= height:
+                            continue
+                        read_dy = uintp(plane_out + r * ow + lo)
+                        read_x = uintp(plane_in + h * width + lo * sw + offset)
+                        step = uintp(sw)
+                        for q in range(uintp(hi - lo)):
+                            total += grad[read_dy + q] * image[read_x + q * step]
+                target[(o * kh + i) * kw + j] = total

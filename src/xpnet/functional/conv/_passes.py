@@ -55,6 +55,12 @@ STRATEGIES = {
     "flat": _Strategy(_gemm.forward, _as_is, _flat.input_grad, _gemm.weight_grad),
     "strided": _Strategy(_gemm.forward, _as_is, _strided.input_grad, _gemm.weight_grad),
     "compiled": _Strategy(_gemm.forward, _as_is, _compiled.input_grad, _gemm.weight_grad),
+    "compiled_depthwise": _Strategy(
+        _compiled.depthwise_forward,
+        _as_is,
+        _compiled.depthwise_input_grad,
+        _compiled.depthwise_weight_grad,
+    ),
     "depthwise": _Strategy(_gemm.forward, _as_is, _depthwise.input_grad, _depthwise.weight_grad),
     "gather": _Strategy(
         _gather.forward, _gather.cotangent, _gather.input_grad, _gather.weight_grad

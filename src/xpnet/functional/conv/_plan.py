@@ -143,8 +143,8 @@ def choose(plan: ConvPlan) -> str:
       the shape (a 3x3 conv's forward and backward in 11 launches, where the slice-based
       layouts need one or more per kernel offset).
     * NumPy with Numba installed (and :func:`xpnet.config.native_kernels` on):
-      ``"compiled"``, whose columns and fold are compiled loops (:mod:`._compiled`), but
-      for one input channel per group (``"depthwise"``).
+      ``"compiled"``, whose columns and fold are compiled loops (:mod:`._compiled`), or for
+      one input channel per group ``"compiled_depthwise"``, whose three passes are.
     * Otherwise the layout that moves the fewest bytes: ``"depthwise"`` for one input
       channel per group, ``"flat"`` unless the wrapped positions add more than
       1/:data:`MAX_WRAPPED_FRACTION` to the work (1/:data:`MAX_WRAPPED_FRACTION_STRIDED`
@@ -158,12 +158,12 @@ def choose(plan: ConvPlan) -> str:
         return forced
     if plan.profile.launch_bound:
         return "gather"
-    if plan.depthwise:
-        return "depthwise"
     from . import _compiled  # it builds on this module
 
     if get_native_kernels() and _compiled.applies(plan):
-        return "compiled"
+        return "compiled_depthwise" if plan.depthwise else "compiled"
+    if plan.depthwise:
+        return "depthwise"
     wrapped = plan.row_if_flat - plan.out_size[1]
     limit = MAX_WRAPPED_FRACTION if plan.stride == (1, 1) else MAX_WRAPPED_FRACTION_STRIDED
     return "flat" if wrapped * limit <= plan.out_size[1] else "strided"
