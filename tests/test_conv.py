@@ -187,7 +187,7 @@ def test_gather_strategy_in_chunks_matches_loops(backend, budget, groups) -> Non
 def test_gpu_profile_chooses_the_gather_strategy_and_cpu_the_layouts(backend) -> None:
     from xpnet import config
     from xpnet.backends import CPU_PROFILE, GPU_PROFILE, assume_device_profile
-    from xpnet.functional.conv import _compiled
+    from xpnet.functional import _numba
     from xpnet.functional.conv._plan import plan
 
     x, w = backend.asarray(np.ones((2, 3, 8, 9))), backend.asarray(np.ones((4, 3, 3, 3)))
@@ -197,7 +197,7 @@ def test_gpu_profile_chooses_the_gather_strategy_and_cpu_the_layouts(backend) ->
         assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == "gather"
     with assume_device_profile(CPU_PROFILE):
         # NumPy with Numba: the compiled columns, but for one input channel per group.
-        compiled = backend.name.startswith("numpy") and _compiled.available()
+        compiled = backend.name.startswith("numpy") and _numba.available()
         assert plan(x, w, None, 2, 1, 1, 1).strategy == ("compiled" if compiled else "flat")
         expected = "compiled_depthwise" if compiled else "depthwise"
         assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == expected

@@ -11,7 +11,8 @@ import pytest
 import xpnet
 import xpnet.functional as F
 from helpers import BackendCase, assert_close, random_cotangent, to_numpy
-from xpnet.functional.conv import _compiled, _native
+from xpnet.functional import _numba
+from xpnet.functional.conv import _native
 
 # (op, input shape, weight shape, keyword arguments)
 CASES = [
@@ -64,13 +65,13 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def kernel_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The compiled NumPy kernels that ran (``im2col``, ``col2im``), by name."""
     calls: list[str] = []
-    original = _compiled._run_shared
+    original = _numba.run_shared
 
     def wrapped(kernel: Any, *args: Any) -> None:
         calls.append(kernel.__name__)
         original(kernel, *args)
 
-    monkeypatch.setattr(_compiled, "_run_shared", wrapped)
+    monkeypatch.setattr(_numba, "run_shared", wrapped)
     return calls
 
 
@@ -83,7 +84,7 @@ def _compiled_kernels(backend: BackendCase, w_shape: Any, kwargs: Any, op: Any) 
     """The compiled kernels that should run on this backend: none without NumPy and
     Numba, else the direct depthwise passes for one input channel per group in the 2-D
     pass (a 3-D pass stacks the depth taps beside the channels), else the columns'."""
-    if not (backend.name.startswith("numpy") and _compiled.available()):
+    if not (backend.name.startswith("numpy") and _numba.available()):
         return []
     groups = kwargs.get("groups", 1)
     per_group = w_shape[0] // groups if "transpose" in op.__name__ else w_shape[1]
@@ -140,7 +141,7 @@ def test_asymmetric_same_padding(backend: BackendCase, spy: list[str]) -> None:
 
 
 needs_numba = pytest.mark.skipif(
-    not _compiled.available(), reason="Numba is not installed (the numba extra)"
+    not _numba.available(), reason="Numba is not installed (the numba extra)"
 )
 
 
@@ -154,8 +155,8 @@ def test_compiled_kernels_shared_among_threads_equal_the_standard_path(
     # Every share as small as one row, image or channel, on three threads: the split
     # (by images for the batch of 5, by channels for the batch of 1) must not change the
     # results. groups=4: depthwise with a channel multiplier of 2.
-    monkeypatch.setattr(_compiled, "MIN_SHARE", 1)
-    monkeypatch.setattr(_compiled, "_threads", lambda: 3)
+    monkeypatch.setattr(_numba, "MIN_SHARE", 1)
+    monkeypatch.setattr(_numba, "threads", lambda: 3)
     rng = np.random.default_rng(3)
     out_channels = 8 if groups > 1 else 6
     x = rng.standard_normal((batch, 4, 11, 9)).astype(dtype)
@@ -196,7 +197,7 @@ def test_numpy_without_numba_takes_the_standard_path(
 ) -> None:
     from xpnet.functional.conv import _plan
 
-    monkeypatch.setattr(_compiled, "available", lambda: False)
+    monkeypatch.setattr(_numba, "_numba_loads", lambda: False)
     x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
     with xpnet.use_backend("numpy"):
         assert _plan.plan(x, w, None, 1, 1, 1, 1).strategy == "flat"

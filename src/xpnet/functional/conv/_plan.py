@@ -9,7 +9,7 @@ from typing import Any
 import array_api_compat
 
 from ...backends import DeviceProfile
-from ...config import get_conv_strategy, get_native_kernels, get_workspace_bytes
+from ...config import get_conv_strategy, get_workspace_bytes
 from .._validation import is_lazy
 from ._geometry import ConvGeometry, check_conv
 
@@ -160,7 +160,7 @@ def choose(plan: ConvPlan) -> str:
         return "gather"
     from . import _compiled  # it builds on this module
 
-    if get_native_kernels() and _compiled.applies(plan):
+    if _compiled.applies(plan):
         return "compiled_depthwise" if plan.depthwise else "compiled"
     if plan.depthwise:
         return "depthwise"
