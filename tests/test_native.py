@@ -387,3 +387,48 @@ def test_native_cross_entropy_equals_the_standard_path(
     for got, expected in zip(native, standard, strict=True):
         assert_close(got, to_numpy(expected), rtol=1e-12, atol=1e-14)
     assert taken == [backend.name == "torch", False]
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    ("shape", "affine", "tracked"),
+    [((6, 5), True, True), ((3, 4, 7), False, True), ((4, 3, 5, 6), True, False),
+     ((2, 3, 2, 3, 4), True, True)],
+)  # fmt: skip
+def test_compiled_batch_norm_equals_the_standard_path(
+    monkeypatch: pytest.MonkeyPatch,
+    kernel_spy: list[str],
+    shape: tuple[int, ...],
+    affine: bool,
+    tracked: bool,
+) -> None:
+    # Training (the batch's statistics), every output and gradient, float64; shares as
+    # small as one channel on three threads.
+    monkeypatch.setattr(_numba, "MIN_SHARE", 1)
+    monkeypatch.setattr(_numba, "threads", lambda: 3)
+    rng = np.random.default_rng(5)
+    channels = shape[1]
+    x = rng.standard_normal(shape) * 3.0 + 2.0
+    weight, bias = rng.standard_normal(channels), rng.standard_normal(channels)
+    mean, var = rng.standard_normal(channels), rng.uniform(0.5, 2.0, channels)
+    dy = rng.standard_normal(shape)
+
+    def run() -> list[Any]:
+        def norm(x: Any, weight: Any, bias: Any) -> Any:
+            stats = (mean, var) if tracked else (None, None)
+            return F.batch_norm(x, *stats, weight, bias, training=True, momentum=0.3)
+
+        parameters = (weight, bias) if affine else (None, None)
+        outputs, pullback = F.vjp(norm, x, *parameters)
+        zeros = [np.zeros(channels) if tracked else None] * 2
+        grads = pullback((dy, *zeros))
+        return [o for o in (*outputs, *grads) if o is not None]
+
+    with xpnet.use_backend("numpy"):
+        compiled = run()
+        with xpnet.config.native_kernels(False):
+            standard = run()
+    assert kernel_spy == ["forward", "backward"]
+    assert len(compiled) == len(standard) == 1 + 2 * tracked + 1 + 2 * affine
+    for got, expected in zip(compiled, standard, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
