@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from xpnet.bench import blas_description
+from xpnet.bench import blas_description, compiled_kernels_description
 
 # (channels, size, stride) of the 3x3 rows, padding 1
 ROWS = [(32, 28, 1), (32, 28, 2), (64, 14, 1), (64, 14, 2), (128, 7, 1), (128, 7, 2)]
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    print(f"NumPy's BLAS: {blas_description()}; torch {torch.__version__}, "
+    print(f"NumPy's BLAS: {blas_description()}; compiled kernels: "
+          f"{compiled_kernels_description()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
     if args.model:
         model_floor(args.repeats)

@@ -17,11 +17,19 @@ from typing import Any
 from ._counts import count_lenet5_step, format_counts
 from ._memory import conv_peak_memory
 from ._rows import _conv_rows, _model_rows, _op_rows, torch_lenet5
-from ._timing import NOISY_SPREAD, BenchResult, _Sides, blas_description, matmul_gflops
+from ._timing import (
+    NOISY_SPREAD,
+    BenchResult,
+    _Sides,
+    blas_description,
+    compiled_kernels_description,
+    matmul_gflops,
+)
 
 __all__ = [
     "BenchResult",
     "blas_description",
+    "compiled_kernels_description",
     "conv_peak_memory",
     "count_lenet5_step",
     "format_counts",
@@ -80,6 +88,7 @@ def run_benchmarks(
         "threads": sides.torch.get_num_threads(),
         "cpu_count": os.cpu_count() or 1,
         "blas": blas_description(),
+        "compiled_kernels": compiled_kernels_description(),
         "matmul_gflops": matmul_gflops(),
     }
     if sides.torch_device.type == "cuda":
@@ -133,7 +142,8 @@ def format_markdown(report: dict[str, Any]) -> str:
         f"{machine['torch']} on `{machine['torch_device']}`"
         + (f" ({machine['gpu']})" if "gpu" in machine else "")
         + f"; {machine['threads']} threads; float32 matmul {gflops:,.0f} GFLOP/s; "
-        f"NumPy's BLAS: {machine.get('blas', 'unknown')}.",
+        f"NumPy's BLAS: {machine.get('blas', 'unknown')}; NumPy's compiled kernels: "
+        f"{machine.get('compiled_kernels', 'unknown')}.",
         "",
         "| benchmark | xpnet ms | torch ms | ratio | xpnet GFLOP/s | % of matmul |",
         "|---|---:|---:|---:|---:|---:|",

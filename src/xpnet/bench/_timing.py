@@ -14,7 +14,13 @@ import numpy as np
 
 from .. import backends
 
-__all__ = ["NOISY_SPREAD", "BenchResult", "blas_description", "matmul_gflops"]
+__all__ = [
+    "NOISY_SPREAD",
+    "BenchResult",
+    "blas_description",
+    "compiled_kernels_description",
+    "matmul_gflops",
+]
 
 
 @dataclass
@@ -129,6 +135,17 @@ def blas_description() -> str:
         if info.get("user_api") == "blas"
     ]
     return "; ".join(found) or "none found"
+
+
+def compiled_kernels_description() -> str:
+    """Whether NumPy's compiled kernels (Numba) run, and on how many threads: the NumPy
+    rows of a benchmark depend on it."""
+    from ..functional import _numba
+
+    if not _numba.available():
+        return "off (Numba is not installed: pip install 'xpnet[numba]')"
+    numba: Any = importlib.import_module("numba")
+    return f"Numba {numba.__version__}, {_numba.threads()} threads"
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
