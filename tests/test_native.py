@@ -432,3 +432,39 @@ def test_compiled_batch_norm_equals_the_standard_path(
     assert len(compiled) == len(standard) == 1 + 2 * tracked + 1 + 2 * affine
     for got, expected in zip(compiled, standard, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    ("shape", "kernel_size"), [((3, 4, 8, 9), 2), ((2, 3, 7, 7), 3), ((4, 5, 6), 2), ((2, 2, 9, 8), (3, 2))]
+)  # fmt: skip
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_tiled_max_pooling_equals_the_standard_path(
+    monkeypatch: pytest.MonkeyPatch,
+    kernel_spy: list[str],
+    shape: tuple[int, ...],
+    kernel_size: Any,
+    dtype: str,
+) -> None:
+    # Tiling windows with a NaN, an inf, a tie, rows and columns no tile covers (7 and 9
+    # pixels), an unbatched input; shares as small as one plane on three threads. The
+    # output, the pullback and inference must agree bit for bit.
+    monkeypatch.setattr(_numba, "MIN_SHARE", 1)
+    monkeypatch.setattr(_numba, "threads", lambda: 3)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[5], x.flat[17], x.flat[30] = np.nan, np.inf, x.flat[31]
+
+    def run() -> list[Any]:
+        y, pullback = F.vjp(lambda a: F.max_pool2d(a, kernel_size), x)
+        dy = np.random.default_rng(7).standard_normal(tuple(y.shape)).astype(dtype)
+        return [y, pullback(dy)[0], F.max_pool2d(x, kernel_size)]
+
+    with xpnet.use_backend("numpy"):
+        compiled = run()
+        with xpnet.config.native_kernels(False):
+            standard = run()
+    assert kernel_spy == ["tiled_max", "tiled_max_pullback", "tiled_max"]
+    for got, expected in zip(compiled, standard, strict=True):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got, expected)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_compat
+import numpy
 
+from .. import _numba
 from .._autodiff import Pullback, defvjp, primitive
 from .._constants import cached_constant
 from .._select import all_finite, keep_where, multiplies_masks
@@ -178,6 +180,40 @@ def _max_cotangent(plan: PoolPlan, dy: Any, tap: Any) -> Any:
     return crop2d(full, plan.pads)
 
 
+_KERNELS = f"{__package__}._compiled_kernels"
+
+
+def _takes_compiled(plan: PoolPlan, x: Any) -> bool:
+    """Tiling windows on NumPy with Numba (see :mod:`xpnet.functional._numba`): one
+    compiled pass forward and one back, where the standard path de-interleaves the planes
+    and selects per offset. Offsets are kept as uint8."""
+    return plan.tiles and plan.kernel[0] * plan.kernel[1] <= 256 and _numba.applies(plan.xp, x)
+
+
+def _compiled_tiled_max(plan: PoolPlan, x: Any, record: bool) -> tuple[Any, Any]:
+    """The tiles' maxima of a 4-D ``x`` and, with ``record``, each one's offset (else
+    ``None``)."""
+    n, c, height, width = (int(s) for s in x.shape)
+    (oh, ow), planes = plan.out_size, n * c
+    source = numpy.ascontiguousarray(x).reshape(planes, height, width)
+    y = numpy.empty((planes, oh, ow), dtype=source.dtype)
+    taps = numpy.empty((planes, oh, ow) if record else (1, 1, 1), dtype=numpy.uint8)
+    kernel = _numba.load(_KERNELS).tiled_max
+    args = (source, plan.kernel, y, taps, record)
+    _numba.run_shared(kernel, args, _numba.shares(planes, int(source.size)))
+    return y.reshape(n, c, oh, ow), (taps if record else None)
+
+
+def _compiled_tiled_max_pullback(plan: PoolPlan, taps: Any, dy: Any) -> Any:
+    n, c, oh, ow = (int(s) for s in dy.shape)
+    (height, width), planes = plan.size, n * c
+    grad = numpy.ascontiguousarray(dy).reshape(planes, oh, ow)
+    dx = numpy.empty((planes, height, width), dtype=grad.dtype)
+    kernel = _numba.load(_KERNELS).tiled_max_pullback
+    _numba.run_shared(kernel, (grad, taps, plan.kernel, dx), _numba.shares(planes, dx.size))
+    return dx.reshape(n, c, height, width)
+
+
 @primitive
 def max_pool2d(
     input: Any,
@@ -240,6 +276,8 @@ def max_pool2d(
     if native is not None:
         return native
     xp = plan.xp
+    if _takes_compiled(plan, input):
+        return unbatched(plan, _compiled_tiled_max(plan, batched(plan, input), False)[0])
     if plan.tiles:
         return unbatched(plan, _tiled_max(plan, batched(plan, input)))
     padded = pad2d(xp, batched(plan, input), plan.pads, float("-inf"))
@@ -264,6 +302,14 @@ def _max_pool2d_vjp(
     native = native_max_pool2d(plan, input, bool(ceil_mode), bool(return_indices))
     if native is not None:
         return native
+    if not return_indices and _takes_compiled(plan, input):
+        y, taps = _compiled_tiled_max(plan, batched(plan, input), True)
+
+        def compiled_pullback(dy: Any) -> tuple[Any]:
+            cotangent = _compiled_tiled_max_pullback(plan, taps, batched(plan, dy))
+            return (unbatched(plan, cotangent),)
+
+        return unbatched(plan, y), compiled_pullback
     if plan.tiles and not return_indices and plan.profile.launch_bound:
         planes = _tile_planes(plan, batched(plan, input))
         y, tap = plan.xp.max(planes, axis=0), plan.xp.argmax(planes, axis=0)
