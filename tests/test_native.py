@@ -83,14 +83,18 @@ DEPTHWISE = ["depthwise_forward", "depthwise_input_grad", "depthwise_weight_grad
 def _compiled_kernels(backend: BackendCase, w_shape: Any, kwargs: Any, op: Any) -> list[str]:
     """The compiled kernels that should run on this backend: none without NumPy and
     Numba, else the direct depthwise passes for one input channel per group in the 2-D
-    pass (a 3-D pass stacks the depth taps beside the channels), else the columns'."""
+    pass (a 3-D pass stacks the depth taps beside the channels), else the columns' (and the
+    biased layout of a 2-D product)."""
     if not (backend.name.startswith("numpy") and _numba.available()):
         return []
     groups = kwargs.get("groups", 1)
     per_group = w_shape[0] // groups if "transpose" in op.__name__ else w_shape[1]
     if len(w_shape) == 5:
         per_group *= w_shape[2]
-    return DEPTHWISE if per_group == 1 and groups > 1 else COLUMNS
+    if per_group == 1 and groups > 1:
+        return DEPTHWISE
+    # A 2-D convolution's bias goes in with the product's layout copy (every case has one).
+    return sorted([*COLUMNS, "lay_out_biased"]) if op is F.conv2d else COLUMNS
 
 
 def _run(op: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, kwargs: dict[str, Any]) -> list[Any]:
@@ -161,17 +165,19 @@ def test_compiled_kernels_shared_among_threads_equal_the_standard_path(
     out_channels = 8 if groups > 1 else 6
     x = rng.standard_normal((batch, 4, 11, 9)).astype(dtype)
     w = rng.standard_normal((out_channels, 4 // groups, 3, 3)).astype(dtype)
+    b = rng.standard_normal(out_channels).astype(dtype)
     dy = rng.standard_normal((batch, out_channels, 7, 7)).astype(dtype)
 
     def run() -> list[Any]:
-        y, pullback = F.vjp(F.conv2d, x, w, None, (2, 1), (2, 1), (1, 2), groups)
-        return [y, *pullback(dy)[:2]]
+        y, pullback = F.vjp(F.conv2d, x, w, b, (2, 1), (2, 1), (1, 2), groups)
+        return [y, *pullback(dy)[:3]]
 
     with xpnet.use_backend("numpy"):
         compiled = run()
         with xpnet.config.native_kernels(False):
             standard = run()
-    assert sorted(set(kernel_spy)) == (DEPTHWISE if groups > 1 else COLUMNS)
+    columns = sorted([*COLUMNS, "lay_out_biased"])
+    assert sorted(set(kernel_spy)) == (DEPTHWISE if groups > 1 else columns)
     tolerance = 1e-5 if dtype == "float32" else 1e-12
     for got, expected in zip(compiled, standard, strict=True):
         assert got.dtype == np.dtype(dtype)

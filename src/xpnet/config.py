@@ -127,10 +127,10 @@ def native_kernels(enabled: bool) -> Iterator[bool]:
     backend's own convolution on torch and JAX (depthwise ones on JAX: sums over the
     kernel offsets, which XLA fuses), and on NumPy with Numba installed build and fold
     their columns with compiled loops (depthwise ones, batch normalisation in training and
-    max pooling over tiling windows run compiled passes there too); on torch, max and average pooling, relu's pullback
-    and cross-entropy call torch's own kernels too. The two paths agree to round-off (but
-    for a max-pooling window holding NaN, see the operator table); the standard one is what
-    the tests check the native one against.
+    max pooling over tiling windows run compiled passes there too); on torch, max and
+    average pooling, relu's pullback and cross-entropy call torch's own kernels too. The
+    two paths agree to round-off (but for a max-pooling window holding NaN, see the
+    operator table); the standard one is what the tests check the native one against.
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"native_kernels: expected True or False, got {enabled!r}")

@@ -21,7 +21,7 @@ import numpy
 
 from .. import _numba
 from . import _depthwise, _flat, _gemm, _strided
-from ._plan import ConvPlan, concat_chunks
+from ._plan import ConvPlan, chunks, concat_chunks
 
 __all__ = [
     "applies",
@@ -29,7 +29,9 @@ __all__ = [
     "depthwise_forward",
     "depthwise_input_grad",
     "depthwise_weight_grad",
+    "forward_biased",
     "input_grad",
+    "takes_bias",
 ]
 
 
@@ -62,6 +64,29 @@ def columns(plan: ConvPlan, x: Any) -> Any:
     args = (x, plan.kernel, plan.stride, plan.dilation, _front(plan), plan.out_size, cols)
     _numba.run_shared(_kernels().im2col, args, _numba.shares(int(cols.shape[0]), int(cols.size)))
     return xp.reshape(cols, (plan.groups, plan.patch, n * plan.positions))
+
+
+def takes_bias(x: Any) -> bool:
+    """Whether :func:`forward_biased` takes ``x``'s dtype."""
+    return _numba.compilable(x)
+
+
+def forward_biased(plan: ConvPlan, x: Any, weight: Any, bias: Any) -> Any:
+    """The convolution of a batched ``x`` plus ``bias``, chunk by chunk: each chunk's GEMM
+    product laid out as ``(N, O, OH, OW)`` with the bias added by one compiled pass,
+    straight into the result (the standard path copies the product into place, then adds
+    the bias in a second pass)."""
+    xp = plan.xp
+    kernels = _flat.kernels(plan, weight)
+    y = xp.empty((plan.batch, plan.out_channels, *plan.out_size), dtype=x.dtype)
+    shift = numpy.ascontiguousarray(bias)
+    for start, stop in chunks(plan, x, _gemm.temporaries_per_image(plan)):
+        product = _gemm.product_of(plan, columns(plan, x[start:stop, ...]), kernels)
+        product = xp.reshape(product, (plan.out_channels, (stop - start) * plan.positions))
+        parts = _numba.shares(stop - start, int(product.size))
+        kernel = _kernels().lay_out_biased
+        _numba.run_shared(kernel, (product, shift, y[start:stop, ...]), parts)
+    return y
 
 
 def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:

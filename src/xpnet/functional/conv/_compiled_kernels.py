@@ -21,6 +21,7 @@ __all__ = [
     "depthwise_input_grad",
     "depthwise_weight_grad",
     "im2col",
+    "lay_out_biased",
 ]
 
 
@@ -266,3 +267,21 @@ def depthwise_weight_grad(
                         for q in range(uintp(hi - lo)):
                             total += grad[read_dy + q] * image[read_x + q * step]
                 target[(o * kh + i) * kw + j] = total
+
+
+@njit(cache=True, nogil=True)
+def lay_out_biased(product: Any, bias: Any, y: Any, start: int, stop: int) -> None:
+    """Write images ``start:stop`` of a C-contiguous ``y`` ``(n, O, OH, OW)`` from the
+    channel-major GEMM product ``(O, n * OH * OW)`` (any strides) plus ``bias`` ``(O,)``:
+    the layout copy and the bias in one pass."""
+    _, out_channels, oh, ow = y.shape
+    positions = oh * ow
+    target = y.reshape(-1)
+    for b in range(start, stop):
+        for o in range(out_channels):
+            shift = bias[o]
+            first = uintp((b * out_channels + o) * positions)
+            read = uintp(b * positions)
+            row = uintp(o)
+            for q in range(uintp(positions)):
+                target[first + q] = product[row, read + q] + shift

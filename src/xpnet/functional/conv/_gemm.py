@@ -15,7 +15,7 @@ from ...config import get_workspace_bytes
 from . import _compiled, _flat, _strided
 from ._plan import ConvPlan, chunks, concat_chunks, itemsize, sum_chunks
 
-__all__ = ["columns", "forward", "weight_grad"]
+__all__ = ["columns", "forward", "product_of", "temporaries_per_image", "weight_grad"]
 
 
 # Output channels per group below which the forward GEMM is computed transposed (measured:
@@ -42,11 +42,23 @@ def _to_nchw(plan: ConvPlan, y: Any) -> Any:
     return xp.permute_dims(y, (1, 0, 2, 3))
 
 
-def _per_image(plan: ConvPlan) -> int:
+def temporaries_per_image(plan: ConvPlan) -> int:
     """Temporaries per image of the forward pass and the weight gradient (which reuses the
     forward's chunks, to line up with its kept columns): its columns and its rows of the
     product, or of the cotangent's two channel-major copies."""
     return (plan.groups * plan.patch + 2 * plan.out_channels) * plan.positions
+
+
+def product_of(plan: ConvPlan, cols: Any, kernels: Any) -> Any:
+    """``kernels @ cols``: ``(groups, O / groups, n * positions)``, possibly a transposed
+    view."""
+    xp = plan.xp
+    if plan.out_channels // plan.groups < THIN_OUTPUT:
+        # (columns^T @ W^T)^T: OpenBLAS runs a GEMM with few rows (here, output channels)
+        # far below its rate, and the transposed product has few columns instead (LeNet's
+        # first layer, 6 channels: 2x faster).
+        return xp.matrix_transpose(xp.matrix_transpose(cols) @ xp.matrix_transpose(kernels))
+    return kernels @ cols
 
 
 def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
@@ -61,7 +73,6 @@ def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
     convs at batch 64, forward and backward, 32 channels at 28 px 58 -> 44 ms, at stride 2
     23 -> 18 ms; a ResNet-20 step at batch 128 1025 -> 890 ms).
     """
-    xp = plan.xp
     kernels = _flat.kernels(plan, weight)
     total = plan.batch * plan.groups * plan.patch * plan.positions * itemsize(plan, x)
     fits = 2 * total <= get_workspace_bytes()
@@ -69,25 +80,19 @@ def forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
 
     def chunk(start: int, stop: int) -> Any:
         cols = columns(plan, x[start:stop, ...])
-        if plan.out_channels // plan.groups < THIN_OUTPUT:
-            # (columns^T @ W^T)^T: OpenBLAS runs a GEMM with few rows (here, output
-            # channels) far below its rate, and the transposed product has few columns
-            # instead (LeNet's first layer, 6 channels: 2x faster).
-            product = xp.matrix_transpose(xp.matrix_transpose(cols) @ xp.matrix_transpose(kernels))
-        else:
-            product = kernels @ cols  # (groups, O / groups, n * positions)
+        product = product_of(plan, cols, kernels)
         if saved is not None:
             saved.append(cols)
         y = plan.xp.reshape(product, (plan.out_channels, stop - start, plan.positions))
         return _to_nchw(plan, y)
 
-    return concat_chunks(plan, x, _per_image(plan), chunk), saved
+    return concat_chunks(plan, x, temporaries_per_image(plan), chunk), saved
 
 
 def weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
     """dW = dY @ columns^T, chunk by chunk, with the forward's columns if it kept them."""
     xp = plan.xp
-    per_image = _per_image(plan)  # the forward's chunks, so its kept columns line up
+    per_image = temporaries_per_image(plan)  # the forward's chunks, so its kept columns line up
     ranges = chunks(plan, x, per_image)
 
     def part(start: int, stop: int) -> Any:

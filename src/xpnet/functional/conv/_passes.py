@@ -104,6 +104,13 @@ class Conv2dPass(ConvPass):
     def forward(self, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
         return self._strategy.forward(self.plan, x, weight, keep)  # type: ignore[no-any-return]
 
+    def forward_biased(self, x: Any, weight: Any, bias: Any, keep: bool) -> tuple[Any, Any]:
+        if self.plan.strategy == "compiled" and bias is not None and _compiled.takes_bias(x):
+            # The product's layout copy and the bias in one compiled pass (nothing saved:
+            # on a CPU the weight gradient rebuilds its columns).
+            return _compiled.forward_biased(self.plan, x, weight, bias), None
+        return super().forward_biased(x, weight, bias, keep)
+
     def lay_out(self, dy: Any) -> Any:
         return self._strategy.cotangent(self.plan, dy)
 
