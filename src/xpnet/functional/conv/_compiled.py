@@ -103,11 +103,8 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
 
     def chunk(start: int, stop: int) -> Any:
         m = stop - start
-        dy_cm = xp.reshape(
-            xp.permute_dims(dy[start:stop, ...], (1, 0, 2, 3)),
-            (plan.groups, plan.out_channels // plan.groups, m * oh * ow),
-        )
-        dcols = xp.reshape(kernels_t @ dy_cm, (plan.in_channels * kk, m * oh * ow))
+        dcols = _strided.column_grad(plan, kernels_t, dy[start:stop, ...])
+        dcols = xp.reshape(dcols, (plan.in_channels * kk, m * oh * ow))
         # A chunk-sized result, copied into the whole one: measured faster than folding
         # straight into the whole result (3x3, 32 channels at 28 px: 11 ms against 14).
         dx = xp.empty((m, plan.in_channels, height, width), dtype=dy.dtype)

@@ -8,6 +8,7 @@ adds each offset's gradient back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from .._windows import crop2d, extract_windows, fold_windows, pad2d
 from . import _flat
 from ._plan import ConvPlan, concat_chunks
 
-__all__ = ["columns", "input_grad"]
+__all__ = ["column_grad", "columns", "input_grad"]
 
 
 def columns(plan: ConvPlan, x: Any) -> Any:
@@ -37,6 +38,17 @@ def columns(plan: ConvPlan, x: Any) -> Any:
     return xp.reshape(windows, (plan.groups, plan.patch, n * plan.positions))
 
 
+def column_grad(plan: ConvPlan, kernels_t: Any, dy: Any) -> Any:
+    """The columns' gradient ``W^T @ dY`` of a chunk of the cotangent ``(n, O, OH, OW)``,
+    channel-major: ``(groups, C/groups * kh * kw, n * OH * OW)``."""
+    xp = plan.xp
+    dy_cm = xp.reshape(
+        xp.permute_dims(dy, (1, 0, 2, 3)),
+        (plan.groups, plan.out_channels // plan.groups, dy.shape[0] * math.prod(plan.out_size)),
+    )
+    return kernels_t @ dy_cm
+
+
 def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     """dX: the columns' gradient ``W^T @ dY`` folded back onto the input (col2im)."""
     if plan.stride == (1, 1):
@@ -50,12 +62,8 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     kernels_t = xp.matrix_transpose(_flat.kernels(plan, weight))
 
     def chunk(start: int, stop: int) -> Any:
-        m = stop - start
-        dy_cm = xp.reshape(
-            xp.permute_dims(dy[start:stop, ...], (1, 0, 2, 3)),
-            (plan.groups, plan.out_channels // plan.groups, m * oh * ow),
-        )
-        dcols = xp.reshape(kernels_t @ dy_cm, (plan.in_channels, kk, m, oh, ow))
+        dcols = column_grad(plan, kernels_t, dy[start:stop, ...])
+        dcols = xp.reshape(dcols, (plan.in_channels, kk, stop - start, oh, ow))
         dpadded = fold_windows(
             xp, dcols, plan.padded, plan.kernel, plan.stride, plan.dilation, window_axis=1
         )

@@ -164,14 +164,20 @@ def _forward(
         y = add_into(y, plan.per_channel(bias))
     new_mean, new_var = running_mean, running_var
     if training and running_mean is not None:
-        # torch updates running_var with the unbiased variance: count / (count - 1) goes
-        # into the momentum, a Python number.
-        unbiased_momentum = momentum * plan.count / (plan.count - 1)
-        new_mean = (1.0 - momentum) * running_mean + momentum * xp.reshape(mean, (plan.channels,))
-        new_var = (1.0 - momentum) * running_var + unbiased_momentum * xp.reshape(
-            var, (plan.channels,)
-        )
+        per_channel = (xp.reshape(mean, (plan.channels,)), xp.reshape(var, (plan.channels,)))
+        new_mean, new_var = _running_update(plan, running_mean, running_var, *per_channel, momentum)
     return (y, new_mean, new_var), centred, inv_std, scale
+
+
+def _running_update(
+    plan: _NormPlan, running_mean: Any, running_var: Any, mean: Any, var: Any, momentum: float
+) -> tuple[Any, Any]:
+    """The running statistics after a batch of ``(C,)`` ``mean`` and biased ``var``."""
+    # torch updates running_var with the unbiased variance: count / (count - 1) goes into
+    # the momentum, a Python number.
+    unbiased_momentum = momentum * plan.count / (plan.count - 1)
+    new_mean = (1.0 - momentum) * running_mean + momentum * mean
+    return new_mean, (1.0 - momentum) * running_var + unbiased_momentum * var
 
 
 _KERNELS = f"{__package__}._compiled_kernels"
@@ -214,11 +220,8 @@ def _compiled_forward(
     _numba.run_shared(kernel, args, _numba.shares(plan.channels, int(flat.size)))
     new_mean, new_var = running_mean, running_var
     if running_mean is not None:
-        # As the standard path: torch's update, the unbiased variance for running_var.
         mean, var = (xp.asarray(stats[k], dtype=x.dtype) for k in (0, 1))
-        unbiased_momentum = momentum * plan.count / (plan.count - 1)
-        new_mean = (1.0 - momentum) * running_mean + momentum * mean
-        new_var = (1.0 - momentum) * running_var + unbiased_momentum * var
+        new_mean, new_var = _running_update(plan, running_mean, running_var, mean, var, momentum)
     return (xp.reshape(y, tuple(x.shape)), new_mean, new_var), (flat, stats)
 
 
