@@ -203,13 +203,26 @@ def test_numpy_without_numba_takes_the_standard_path(
 ) -> None:
     from xpnet.functional.conv import _plan
 
-    monkeypatch.setattr(_numba, "_numba_loads", lambda: False)
+    monkeypatch.setattr(_numba, "load", lambda module: None)  # as without Numba
     x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
     with xpnet.use_backend("numpy"):
         assert _plan.plan(x, w, None, 1, 1, 1, 1).strategy == "flat"
         y = F.conv2d(x, w, padding=1)
     assert kernel_spy == []
     assert float(y[0, 0, 0, 0]) == 12.0  # a corner window: 4 of 9 taps on 3 channels
+
+
+def test_a_kernel_module_that_will_not_load_leaves_the_standard_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Say Numba found nowhere to cache its code: a warning, once, and no compiled kernels.
+    monkeypatch.setattr(_numba, "_numba_loads", lambda: True)
+    _numba.load.cache_clear()  # the warning comes once per module and process
+    missing = "xpnet.functional.conv._no_such_kernels"
+    with pytest.warns(RuntimeWarning, match=r"_no_such_kernels are unavailable .* standard path"):
+        assert _numba.load(missing) is None
+    with xpnet.use_backend("numpy"):
+        assert not _numba.applies(xpnet.get_namespace(), kernels=missing)
 
 
 def test_the_switch_is_checked() -> None:

@@ -14,6 +14,7 @@ import functools
 import importlib
 import importlib.util
 import itertools
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,19 +55,32 @@ def available() -> bool:
 
 @functools.cache
 def load(module: str) -> Any:
-    """The kernel module ``module`` (absolute name), or ``None`` without a working Numba."""
-    return importlib.import_module(module) if _numba_loads() else None
+    """The kernel module ``module`` (absolute name), or ``None`` without a working Numba or
+    where the module will not load (say, no folder Numba may cache compiled code in): then
+    a warning, once, and the standard path."""
+    if not _numba_loads():
+        return None
+    try:
+        return importlib.import_module(module)
+    except Exception as error:
+        warnings.warn(
+            f"xpnet: NumPy's compiled kernels in {module} are unavailable ({error}); "
+            "those ops take the standard path",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
 
 
-def applies(xp: Any, *arrays: Any) -> bool:
-    """Whether an op on ``arrays`` of namespace ``xp`` may take a compiled kernel now:
-    NumPy, Numba loads, :func:`xpnet.config.native_kernels` is on, and every array is
-    float32 or float64."""
+def applies(xp: Any, *arrays: Any, kernels: str) -> bool:
+    """Whether an op on ``arrays`` of namespace ``xp`` may take a compiled kernel of the
+    module ``kernels`` now: NumPy, :func:`xpnet.config.native_kernels` on, every array
+    float32 or float64, and the module loaded (see :func:`load`)."""
     return (
         get_native_kernels()
         and array_api_compat.is_numpy_namespace(xp)
-        and _numba_loads()
         and all(compilable(a) for a in arrays)
+        and load(kernels) is not None
     )
 
 

@@ -35,15 +35,18 @@ __all__ = [
 ]
 
 
+_KERNELS = f"{__package__}._compiled_kernels"
+
+
 def _kernels() -> Any:
-    return _numba.load(f"{__package__}._compiled_kernels")
+    return _numba.load(_KERNELS)
 
 
 def applies(plan: ConvPlan) -> bool:
     """Whether this plan's convolution may take the compiled kernels (NumPy with Numba,
     :func:`xpnet.config.native_kernels` on); other dtypes than float32 and float64 fall
     back inside each pass."""
-    return _numba.applies(plan.xp)
+    return _numba.applies(plan.xp, kernels=_KERNELS)
 
 
 def _front(plan: ConvPlan) -> tuple[int, int]:

@@ -188,7 +188,7 @@ def _takes_compiled(plan: _NormPlan, training: bool, *arrays: Any) -> bool:
     passes, three over the activations forward and two backward, against the standard
     path's seven and four."""
     present = [a for a in arrays if a is not None]
-    return training and plan.count > 0 and _numba.applies(plan.xp, *present)
+    return training and plan.count > 0 and _numba.applies(plan.xp, *present, kernels=_KERNELS)
 
 
 def _compiled_forward(

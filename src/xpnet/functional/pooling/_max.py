@@ -187,7 +187,11 @@ def _takes_compiled(plan: PoolPlan, x: Any) -> bool:
     """Tiling windows on NumPy with Numba (see :mod:`xpnet.functional._numba`): one
     compiled pass forward and one back, where the standard path de-interleaves the planes
     and selects per offset. Offsets are kept as uint8."""
-    return plan.tiles and plan.kernel[0] * plan.kernel[1] <= 256 and _numba.applies(plan.xp, x)
+    return (
+        plan.tiles
+        and plan.kernel[0] * plan.kernel[1] <= 256
+        and _numba.applies(plan.xp, x, kernels=_KERNELS)
+    )
 
 
 def _compiled_tiled_max(plan: PoolPlan, x: Any, record: bool) -> tuple[Any, Any]:
