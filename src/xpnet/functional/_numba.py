@@ -27,10 +27,12 @@ __all__ = [
     "applies",
     "available",
     "compilable",
+    "contiguous",
     "load",
     "run_shared",
     "shares",
     "threads",
+    "vector_or_empty",
 ]
 
 # Shares of a kernel smaller than this many elements are not worth a thread hand-off.
@@ -87,6 +89,20 @@ def applies(xp: Any, *arrays: Any, kernels: str) -> bool:
 def compilable(x: Any) -> bool:
     """Whether the kernels take ``x``'s dtype (float32 and float64)."""
     return str(x.dtype) in ("float32", "float64")
+
+
+def contiguous(xp: Any, x: Any, shape: tuple[int, ...] | None = None) -> Any:
+    """``x`` (a NumPy array: only the NumPy path takes the kernels) reshaped to ``shape``
+    and C-contiguous, as the kernels' flat indexing needs: a view where it already is,
+    else one copy."""
+    shape = tuple(x.shape) if shape is None else shape
+    return xp.reshape(x, shape, copy=None if x.flags.c_contiguous else True)
+
+
+def vector_or_empty(xp: Any, v: Any, dtype: Any) -> Any:
+    """An optional per-channel vector for a kernel: itself (C-contiguous), or an empty one
+    that the kernel reads as absent."""
+    return xp.empty((0,), dtype=dtype) if v is None else contiguous(xp, v)
 
 
 @functools.cache

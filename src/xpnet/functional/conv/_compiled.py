@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
-
 from .. import _numba
 from . import _depthwise, _flat, _gemm, _strided
 from ._plan import ConvPlan, chunks, concat_chunks
@@ -63,7 +61,7 @@ def columns(plan: ConvPlan, x: Any) -> Any:
     n = x.shape[0]
     kk = plan.kernel[0] * plan.kernel[1]
     cols = xp.empty((plan.in_channels * kk, n * plan.positions), dtype=x.dtype)
-    x = numpy.ascontiguousarray(x)  # the kernels index flat arrays
+    x = _numba.contiguous(xp, x)  # the kernels index flat arrays
     args = (x, plan.kernel, plan.stride, plan.dilation, _front(plan), plan.out_size, cols)
     _numba.run_shared(_kernels().im2col, args, _numba.shares(int(cols.shape[0]), int(cols.size)))
     return xp.reshape(cols, (plan.groups, plan.patch, n * plan.positions))
@@ -82,7 +80,7 @@ def forward_biased(plan: ConvPlan, x: Any, weight: Any, bias: Any) -> Any:
     xp = plan.xp
     kernels = _flat.kernels(plan, weight)
     y = xp.empty((plan.batch, plan.out_channels, *plan.out_size), dtype=x.dtype)
-    shift = numpy.ascontiguousarray(bias)
+    shift = _numba.contiguous(xp, bias)
     for start, stop in chunks(plan, x, _gemm.temporaries_per_image(plan)):
         product = _gemm.product_of(plan, columns(plan, x[start:stop, ...]), kernels)
         product = xp.reshape(product, (plan.out_channels, (stop - start) * plan.positions))
@@ -131,7 +129,7 @@ def _by_images(batch: int, elements: int) -> list[tuple[tuple[int, int]]]:
 
 def _taps(plan: ConvPlan, weight: Any) -> Any:
     """The depthwise weight ``(O, 1, kh, kw)`` as C-contiguous ``(O, kh, kw)``."""
-    return numpy.ascontiguousarray(plan.xp.reshape(weight, (plan.out_channels, *plan.kernel)))
+    return _numba.contiguous(plan.xp, weight, (plan.out_channels, *plan.kernel))
 
 
 def depthwise_forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
@@ -140,7 +138,7 @@ def depthwise_forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[
     :mod:`._gemm` for other dtypes)."""
     if not _numba.compilable(x):
         return _gemm.forward(plan, x, weight, keep)
-    x = numpy.ascontiguousarray(x)
+    x = _numba.contiguous(plan.xp, x)
     y = plan.xp.empty((plan.batch, plan.out_channels, *plan.out_size), dtype=x.dtype)
     args = (x, _taps(plan, weight), plan.stride, plan.dilation, _front(plan), y)
     _numba.run_shared(_kernels().depthwise_forward, args, _by_images(plan.batch, int(y.size)))
@@ -151,7 +149,7 @@ def depthwise_input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     """dX of a depthwise convolution, directly (the standard pullback for other dtypes)."""
     if not _numba.compilable(dy):
         return _depthwise.input_grad(plan, weight, dy)
-    dy = numpy.ascontiguousarray(dy)
+    dy = _numba.contiguous(plan.xp, dy)
     height = plan.padded[0] - plan.pads[0] - plan.pads[1]
     width = plan.padded[1] - plan.pads[2] - plan.pads[3]
     dx = plan.xp.empty((plan.batch, plan.in_channels, height, width), dtype=dy.dtype)
@@ -165,7 +163,7 @@ def depthwise_weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
     pullback for other dtypes)."""
     if not _numba.compilable(dy):
         return _depthwise.weight_grad(plan, x, dy, saved)
-    x, dy = numpy.ascontiguousarray(x), numpy.ascontiguousarray(dy)
+    x, dy = _numba.contiguous(plan.xp, x), _numba.contiguous(plan.xp, dy)
     dtaps = plan.xp.empty((plan.out_channels, *plan.kernel), dtype=dy.dtype)
     args = (x, dy, plan.stride, plan.dilation, _front(plan), dtaps)
     shares = [(part,) for part in _numba.shares(plan.out_channels, int(dy.size))]

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
-import numpy
 
 from ...backends import device_profile
 from .. import _numba
@@ -204,14 +203,13 @@ def _compiled_forward(
     """The training forward by the compiled kernel: the outputs, and what its pullback
     needs (the input as ``(N, C, S)`` and the per-channel statistics, float64)."""
     xp = plan.xp
-    flat = numpy.ascontiguousarray(x).reshape(int(x.shape[0]), plan.channels, -1)
-    y = numpy.empty_like(flat)
-    stats = numpy.empty((3, plan.channels))  # mean, variance, 1 / std
-    none = numpy.empty(0, dtype=flat.dtype)
+    flat = _numba.contiguous(xp, x, (int(x.shape[0]), plan.channels, -1))
+    y = xp.empty_like(flat)
+    stats = xp.empty((3, plan.channels), dtype=xp.float64)  # mean, variance, 1 / std
     args = (
         flat,
-        none if weight is None else numpy.ascontiguousarray(weight),
-        none if bias is None else numpy.ascontiguousarray(bias),
+        _numba.vector_or_empty(xp, weight, flat.dtype),
+        _numba.vector_or_empty(xp, bias, flat.dtype),
         float(eps),
         y,
         stats,
@@ -231,18 +229,11 @@ def _compiled_pullback(
     """The training pullback by the compiled kernel."""
     xp = plan.xp
     flat, stats = saved
-    grad = numpy.ascontiguousarray(dy, dtype=flat.dtype).reshape(flat.shape)
-    dx = numpy.empty_like(flat)
-    sums = numpy.empty((2, plan.channels))  # sum(dy), sum(dy * xhat)
-    none = numpy.empty(0, dtype=flat.dtype)
-    args = (
-        flat,
-        grad,
-        stats,
-        none if weight is None else numpy.ascontiguousarray(weight),
-        dx,
-        sums,
-    )
+    grad = _numba.contiguous(xp, xp.astype(dy, flat.dtype, copy=False), tuple(flat.shape))
+    dx = xp.empty_like(flat)
+    sums = xp.empty((2, plan.channels), dtype=xp.float64)  # sum(dy), sum(dy * xhat)
+    weights = _numba.vector_or_empty(xp, weight, flat.dtype)
+    args = (flat, grad, stats, weights, dx, sums)
     kernel = _numba.load(_KERNELS).backward
     _numba.run_shared(kernel, args, _numba.shares(plan.channels, int(flat.size)))
     dweight = None if weight is None else xp.asarray(sums[1], dtype=flat.dtype)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
 from numba import njit, uintp
 
 __all__ = ["tiled_max", "tiled_max_pullback"]
@@ -42,7 +41,7 @@ def tiled_max(
                     offsets[out + q] = 0
             for k in range(1, kh * kw):
                 read = corner + uintp((k // kw) * width + k % kw)
-                tap = numpy.uint8(k)
+                tap = offsets.dtype.type(k)
                 for q in range(uintp(ow)):
                     value = source[read + q * uintp(kw)]
                     best = target[out + q]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_compat
-import numpy
 
 from .. import _numba
 from .._autodiff import Pullback, defvjp, primitive
@@ -199,9 +198,10 @@ def _compiled_tiled_max(plan: PoolPlan, x: Any, record: bool) -> tuple[Any, Any]
     ``None``)."""
     n, c, height, width = (int(s) for s in x.shape)
     (oh, ow), planes = plan.out_size, n * c
-    source = numpy.ascontiguousarray(x).reshape(planes, height, width)
-    y = numpy.empty((planes, oh, ow), dtype=source.dtype)
-    taps = numpy.empty((planes, oh, ow) if record else (1, 1, 1), dtype=numpy.uint8)
+    xp = plan.xp
+    source = _numba.contiguous(xp, x, (planes, height, width))
+    y = xp.empty((planes, oh, ow), dtype=source.dtype)
+    taps = xp.empty((planes, oh, ow) if record else (1, 1, 1), dtype=xp.uint8)
     kernel = _numba.load(_KERNELS).tiled_max
     args = (source, plan.kernel, y, taps, record)
     _numba.run_shared(kernel, args, _numba.shares(planes, int(source.size)))
@@ -211,8 +211,9 @@ def _compiled_tiled_max(plan: PoolPlan, x: Any, record: bool) -> tuple[Any, Any]
 def _compiled_tiled_max_pullback(plan: PoolPlan, taps: Any, dy: Any) -> Any:
     n, c, oh, ow = (int(s) for s in dy.shape)
     (height, width), planes = plan.size, n * c
-    grad = numpy.ascontiguousarray(dy).reshape(planes, oh, ow)
-    dx = numpy.empty((planes, height, width), dtype=grad.dtype)
+    xp = plan.xp
+    grad = _numba.contiguous(xp, dy, (planes, oh, ow))
+    dx = xp.empty((planes, height, width), dtype=grad.dtype)
     kernel = _numba.load(_KERNELS).tiled_max_pullback
     _numba.run_shared(kernel, (grad, taps, plan.kernel, dx), _numba.shares(planes, dx.size))
     return dx.reshape(n, c, height, width)
