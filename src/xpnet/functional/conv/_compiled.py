@@ -29,7 +29,6 @@ __all__ = [
     "depthwise_weight_grad",
     "forward_biased",
     "input_grad",
-    "takes_bias",
 ]
 
 
@@ -67,11 +66,6 @@ def columns(plan: ConvPlan, x: Any) -> Any:
     return xp.reshape(cols, (plan.groups, plan.patch, n * plan.positions))
 
 
-def takes_bias(x: Any) -> bool:
-    """Whether :func:`forward_biased` takes ``x``'s dtype."""
-    return _numba.compilable(x)
-
-
 def forward_biased(plan: ConvPlan, x: Any, weight: Any, bias: Any) -> Any:
     """The convolution of a batched ``x`` plus ``bias``, chunk by chunk: each chunk's GEMM
     product laid out as ``(N, O, OH, OW)`` with the bias added by one compiled pass,
@@ -98,8 +92,7 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     xp = plan.xp
     kk = plan.kernel[0] * plan.kernel[1]
     oh, ow = plan.out_size
-    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
-    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    height, width = plan.size
     kernels_t = xp.matrix_transpose(_flat.kernels(plan, weight))
 
     def chunk(start: int, stop: int) -> Any:
@@ -123,10 +116,6 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     return concat_chunks(plan, dy, per_image + plan.in_channels * height * width, chunk)
 
 
-def _by_images(batch: int, elements: int) -> list[tuple[tuple[int, int]]]:
-    return [(images,) for images in _numba.shares(batch, elements)]
-
-
 def _taps(plan: ConvPlan, weight: Any) -> Any:
     """The depthwise weight ``(O, 1, kh, kw)`` as C-contiguous ``(O, kh, kw)``."""
     return _numba.contiguous(plan.xp, weight, (plan.out_channels, *plan.kernel))
@@ -141,7 +130,7 @@ def depthwise_forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[
     x = _numba.contiguous(plan.xp, x)
     y = plan.xp.empty((plan.batch, plan.out_channels, *plan.out_size), dtype=x.dtype)
     args = (x, _taps(plan, weight), plan.stride, plan.dilation, _front(plan), y)
-    _numba.run_shared(_kernels().depthwise_forward, args, _by_images(plan.batch, int(y.size)))
+    _numba.run_shared(_kernels().depthwise_forward, args, _numba.shares(plan.batch, int(y.size)))
     return y, None
 
 
@@ -150,11 +139,12 @@ def depthwise_input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     if not _numba.compilable(dy):
         return _depthwise.input_grad(plan, weight, dy)
     dy = _numba.contiguous(plan.xp, dy)
-    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
-    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    height, width = plan.size
     dx = plan.xp.empty((plan.batch, plan.in_channels, height, width), dtype=dy.dtype)
     args = (dy, _taps(plan, weight), plan.stride, plan.dilation, _front(plan), dx)
-    _numba.run_shared(_kernels().depthwise_input_grad, args, _by_images(plan.batch, int(dy.size)))
+    _numba.run_shared(
+        _kernels().depthwise_input_grad, args, _numba.shares(plan.batch, int(dy.size))
+    )
     return dx
 
 
@@ -166,6 +156,6 @@ def depthwise_weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
     x, dy = _numba.contiguous(plan.xp, x), _numba.contiguous(plan.xp, dy)
     dtaps = plan.xp.empty((plan.out_channels, *plan.kernel), dtype=dy.dtype)
     args = (x, dy, plan.stride, plan.dilation, _front(plan), dtaps)
-    shares = [(part,) for part in _numba.shares(plan.out_channels, int(dy.size))]
+    shares = _numba.shares(plan.out_channels, int(dy.size))
     _numba.run_shared(_kernels().depthwise_weight_grad, args, shares)
     return plan.xp.reshape(dtaps, (plan.out_channels, 1, *plan.kernel))

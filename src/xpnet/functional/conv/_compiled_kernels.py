@@ -143,10 +143,11 @@ def depthwise_forward(
     dilation: tuple[int, int],
     front: tuple[int, int],
     y: Any,
-    images: tuple[int, int],
+    start: int,
+    stop: int,
 ) -> None:
-    """One input channel per group: overwrite the ``images`` of a C-contiguous ``y`` ``(n,
-    O, OH, OW)`` with the windows of ``x`` ``(n, G, H, W)`` weighted by ``taps`` ``(O, kh,
+    """One input channel per group: overwrite images ``start:stop`` of a C-contiguous
+    ``y`` ``(n, O, OH, OW)`` with the windows of ``x`` ``(n, G, H, W)`` weighted by ``taps`` ``(O, kh,
     kw)`` (output channel ``o`` reads input channel ``o // (O / G)``)."""
     _, groups, height, width = x.shape
     _, out_channels, oh, ow = y.shape
@@ -154,7 +155,7 @@ def depthwise_forward(
     multiplier = out_channels // groups
     sh, sw = stride
     source, target, weights = x.reshape(-1), y.reshape(-1), taps.reshape(-1)
-    for b in range(images[0], images[1]):
+    for b in range(start, stop):
         for o in range(out_channels):
             plane_out = uintp((b * out_channels + o) * oh * ow)
             for q in range(uintp(oh * ow)):
@@ -190,9 +191,10 @@ def depthwise_input_grad(
     dilation: tuple[int, int],
     front: tuple[int, int],
     dx: Any,
-    images: tuple[int, int],
+    start: int,
+    stop: int,
 ) -> None:
-    """The adjoint of :func:`depthwise_forward` in ``x``: overwrite the ``images`` of a
+    """The adjoint of :func:`depthwise_forward` in ``x``: overwrite images ``start:stop`` of a
     C-contiguous ``dx`` ``(n, G, H, W)`` from ``dy`` ``(n, O, OH, OW)``."""
     _, groups, height, width = dx.shape
     _, out_channels, oh, ow = dy.shape
@@ -200,7 +202,7 @@ def depthwise_input_grad(
     multiplier = out_channels // groups
     sh, sw = stride
     source, target, weights = dy.reshape(-1), dx.reshape(-1), taps.reshape(-1)
-    for b in range(images[0], images[1]):
+    for b in range(start, stop):
         for g in range(groups):
             plane_in = uintp((b * groups + g) * height * width)
             for q in range(uintp(height * width)):
@@ -237,10 +239,11 @@ def depthwise_weight_grad(
     dilation: tuple[int, int],
     front: tuple[int, int],
     dtaps: Any,
-    channels: tuple[int, int],
+    start: int,
+    stop: int,
 ) -> None:
-    """The adjoint of :func:`depthwise_forward` in the taps: write the ``channels`` (output
-    channels) of a C-contiguous ``dtaps`` ``(O, kh, kw)``, each a sum over the batch and the
+    """The adjoint of :func:`depthwise_forward` in the taps: write output channels
+    ``start:stop`` of a C-contiguous ``dtaps`` ``(O, kh, kw)``, each a sum over the batch and the
     output positions, accumulated in float64."""
     n, groups, height, width = x.shape
     _, out_channels, oh, ow = dy.shape
@@ -248,7 +251,7 @@ def depthwise_weight_grad(
     multiplier = out_channels // groups
     sh, sw = stride
     image, grad, target = x.reshape(-1), dy.reshape(-1), dtaps.reshape(-1)
-    for o in range(channels[0], channels[1]):
+    for o in range(start, stop):
         for i in range(kh):
             for j in range(kw):
                 offset = j * dilation[1] - front[1]

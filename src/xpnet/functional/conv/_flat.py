@@ -186,8 +186,7 @@ def _phase_fold(plan: ConvPlan, spread: Callable[[int, int, int], Any], margin: 
     order = (*range(2, 2 + rank), 2 + rank, 0, 3 + rank, 1)  # (..., hph, sh, wph, sw)
     images = xp.reshape(xp.permute_dims(split, order), (*lead, hph * sh, wph * sw))
     top, _, left, _ = plan.pads
-    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
-    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    height, width = plan.size
     return images[..., top : top + height, left : left + width]
 
 

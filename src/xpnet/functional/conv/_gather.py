@@ -45,8 +45,7 @@ def _tables(plan: ConvPlan, like: Any, transposed: bool) -> tuple[Any, Any]:
     Built from per-axis terms (a few hundred Python ints) broadcast on the device, so a
     table of millions of entries costs a handful of operations, once.
     """
-    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
-    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    height, width = plan.size
     key = ("conv2d gather", transposed, plan.in_channels, height, width, plan.kernel,
            plan.stride, plan.dilation, plan.pads)  # fmt: skip
 
@@ -236,8 +235,7 @@ def _rows(plan: ConvPlan, dy: Any, start: int, stop: int) -> Any:
 def _input_grad_per_image(plan: ConvPlan) -> int:
     """Temporaries per image of :func:`input_grad`: the cotangent's rows, the column
     gradient then the gathered readers then their masked copy, and the summed result."""
-    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
-    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    height, width = plan.size
     spread = _readers_per_element(plan) * plan.in_channels * height * width
     columns = plan.groups * plan.patch * _positions(plan)
     # The column gradient lives until the gather, the gather until its masked copy.
@@ -281,8 +279,7 @@ def input_grad(plan: ConvPlan, weight: Any, dy: Any) -> Any:
     """dX: the column gradients ``dY @ W``, gathered back per input element and summed."""
     xp = plan.xp
     index, valid = _tables(plan, dy, transposed=True)
-    height = plan.padded[0] - plan.pads[0] - plan.pads[1]
-    width = plan.padded[1] - plan.pads[2] - plan.pads[3]
+    height, width = plan.size
     readers = index.shape[0] // (plan.in_channels * height * width)
     kernels = xp.reshape(weight, (plan.groups, plan.out_channels // plan.groups, plan.patch))
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 
+from .. import _numba
 from .._inplace import add_into
 from .._windows import fold_taps, pad_axis
 from . import _compiled, _depthwise, _flat, _gather, _gemm, _strided
@@ -105,7 +106,7 @@ class Conv2dPass(ConvPass):
         return self._strategy.forward(self.plan, x, weight, keep)  # type: ignore[no-any-return]
 
     def forward_biased(self, x: Any, weight: Any, bias: Any, keep: bool) -> tuple[Any, Any]:
-        if self.plan.strategy == "compiled" and bias is not None and _compiled.takes_bias(x):
+        if self.plan.strategy == "compiled" and bias is not None and _numba.compilable(x):
             # The product's layout copy and the bias in one compiled pass (nothing saved:
             # on a CPU the weight gradient rebuilds its columns).
             return _compiled.forward_biased(self.plan, x, weight, bias), None

@@ -70,6 +70,12 @@ class ConvPlan:
         return self.strategy == "depthwise" and self.stride == (1, 1)
 
     @property
+    def size(self) -> tuple[int, int]:
+        """Height and width of the (unpadded) input."""
+        top, bottom, left, right = self.pads
+        return self.padded[0] - top - bottom, self.padded[1] - left - right
+
+    @property
     def phase_size(self) -> tuple[int, int]:
         """Height and width of one phase of the padded image (``padded[p::sh, q::sw]``),
         rounded up so that all phases are equal; the padded image itself at stride 1."""
