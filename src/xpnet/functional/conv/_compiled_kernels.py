@@ -147,8 +147,8 @@ def depthwise_forward(
     stop: int,
 ) -> None:
     """One input channel per group: overwrite images ``start:stop`` of a C-contiguous
-    ``y`` ``(n, O, OH, OW)`` with the windows of ``x`` ``(n, G, H, W)`` weighted by ``taps`` ``(O, kh,
-    kw)`` (output channel ``o`` reads input channel ``o // (O / G)``)."""
+    ``y`` ``(n, O, OH, OW)`` with the windows of ``x`` ``(n, G, H, W)`` weighted by
+    ``taps`` ``(O, kh, kw)`` (output channel ``o`` reads input channel ``o // (O / G)``)."""
     _, groups, height, width = x.shape
     _, out_channels, oh, ow = y.shape
     _, kh, kw = taps.shape
