@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,8 @@ import pytest
 import xpnet
 from test_cli import ROOT, run_main
 from test_train import loaders, tiny
-from xpnet import optim
-from xpnet.train import CheckpointError, fit, load_checkpoint
+from xpnet import _atomic, optim
+from xpnet.train import Checkpoint, CheckpointError, fit, load_checkpoint, save_checkpoint
 from xpnet.train import loop as loop_module
 from xpnet.train._guard import CheckpointLock, lock_path
 
@@ -127,6 +130,64 @@ def test_abandoned_temporary_files_are_removed_and_live_ones_kept(tmp_path: Path
     other.write_bytes(b"")
     _fit(path, resume=True, epochs=2)
     assert other.exists()
+
+
+class _Stopped(Exception):
+    """What the test's SIGTERM handler raises (the CLI raises its Terminated)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
+@pytest.mark.parametrize("moment", ["created", "written", "renamed"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_at_any_moment_of_a_checkpoint_write_leaves_one_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str, signum: int
+) -> None:
+    """CI once found a temporary file left after SIGTERM: the signal landed between
+    mkstemp creating the file and the code that would remove it. Each moment gets a signal
+    here, raised from inside the step, which is the worst place for it to land."""
+    assert threading.current_thread() is threading.main_thread()  # where handlers run
+    path = tmp_path / "model.safetensors"
+    with xpnet.use_backend("numpy"):
+        model = tiny()
+        save_checkpoint(path, Checkpoint(model.state_dict(), {}, {"epoch": 1}))
+        hooked = {"created": (tempfile, "mkstemp"), "written": (os, "fsync"),
+                  "renamed": (os, "replace")}[moment]  # fmt: skip
+        original = getattr(*hooked)
+
+        def then_signal(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            signal.raise_signal(signum)
+            return result
+
+        previous = signal.signal(signal.SIGTERM, _stop)
+        try:
+            monkeypatch.setattr(getattr(_atomic, hooked[0].__name__), hooked[1], then_signal)
+            expected = _Stopped if signum == signal.SIGTERM else KeyboardInterrupt
+            with pytest.raises(expected):
+                save_checkpoint(path, Checkpoint(model.state_dict(), {}, {"epoch": 2}))
+        finally:
+            monkeypatch.undo()
+            signal.signal(signal.SIGTERM, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    # The rename is the commit point: a signal after it keeps the new checkpoint.
+    assert load_checkpoint(path).meta["epoch"] == (2 if moment == "renamed" else 1)
+
+
+def test_signals_held_in_a_critical_section_arrive_once_after_it() -> None:
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with _atomic.signals_held():
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+            assert seen == []
+        assert seen == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._atomic import replacing
 from .cifar import CIFAR_LAYOUTS
 from .files import MNIST_MD5, DatasetError, md5sum
 
@@ -63,28 +63,21 @@ def _fetch(
 ) -> None:
     """Stream ``url`` into a temporary file beside ``destination``; rename it into place
     only if its MD5 is ``md5``."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
     digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as src:
-            total = src.headers.get("Content-Length")
-            report(f"downloading {url}" + (f" ({int(total):,} bytes)" if total else ""))
-            for block in iter(lambda: src.read(_CHUNK), b""):
-                digest.update(block)
-                out.write(block)
+    with (
+        replacing(destination) as out,
+        urllib.request.urlopen(url, timeout=timeout) as src,
+    ):
+        total = src.headers.get("Content-Length")
+        report(f"downloading {url}" + (f" ({int(total):,} bytes)" if total else ""))
+        for block in iter(lambda: src.read(_CHUNK), b""):
+            digest.update(block)
+            out.write(block)
         got = digest.hexdigest()
         if got != md5:
             raise DatasetError(
                 f"{url}: checksum mismatch: md5 {got}, expected {md5} (not the official file)"
             )
-        # mkstemp makes the file private; a dataset is read by others as any file would be.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def download(

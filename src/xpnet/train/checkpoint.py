@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import backends
-
-try:  # POSIX
-    import fcntl
-
-    HAVE_FLOCK = True
-except ImportError:  # pragma: no cover - Windows
-    HAVE_FLOCK = False
+from .._atomic import replacing
 
 __all__ = [
     "Checkpoint",
@@ -161,46 +154,10 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Pat
         "optimizer": json.dumps(scalars),
     }
     payload = save(tensors, metadata=metadata)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            if HAVE_FLOCK:
-                # Held while writing: whoever cleans up abandoned temporaries skips it.
-                fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(target.parent)
+    # Locked while written: whoever cleans up abandoned temporaries skips this one.
+    with replacing(target, lock=True) as stream:
+        stream.write(payload)
     return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _ordered(table: dict[str, Any], order: list[str]) -> dict[str, Any]:

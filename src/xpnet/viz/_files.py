@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +11,7 @@ import array_api_compat
 import numpy as np
 
 from .. import backends, nn
+from .._atomic import replacing
 from ..data import DataLoader, Dataset
 
 if TYPE_CHECKING:
@@ -65,20 +64,8 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None 
             f"path: {target} has the format {kind!r}, which matplotlib cannot write; "
             f"choose one of {', '.join(sorted(supported))}"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name, created with open() so that it gets the mode any new file gets.
-    temporary = target.with_name(
-        f".{target.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp"
-    )
-    try:
-        with open(temporary, "xb") as stream:
-            fig.savefig(stream, format=kind, dpi="figure" if dpi is None else dpi)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with replacing(target) as stream:
+        fig.savefig(stream, format=kind, dpi="figure" if dpi is None else dpi)
     return target
 
 
