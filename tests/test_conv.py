@@ -199,6 +199,10 @@ def test_gpu_profile_chooses_the_gather_strategy_and_cpu_the_layouts(backend) ->
         # NumPy with Numba: the compiled columns, but for one input channel per group.
         compiled = backend.name.startswith("numpy") and _numba.available()
         assert plan(x, w, None, 2, 1, 1, 1).strategy == ("compiled" if compiled else "flat")
+        # Thin (3 -> 4 channels) at stride 1, directly; 3 -> 9 (27 > 24) by columns.
+        assert plan(x, w, None, 1, 1, 1, 1).strategy == ("compiled_direct" if compiled else "flat")
+        wider = backend.asarray(np.ones((9, 3, 3, 3)))
+        assert plan(x, wider, None, 1, 1, 1, 1).strategy == ("compiled" if compiled else "flat")
         expected = "compiled_depthwise" if compiled else "depthwise"
         assert plan(x, depthwise, None, 1, 1, 1, 3).strategy == expected
     with assume_device_profile(CPU_PROFILE), config.native_kernels(False):

@@ -12,7 +12,7 @@ import xpnet
 import xpnet.functional as F
 from helpers import BackendCase, assert_close, random_cotangent, to_numpy
 from xpnet.functional import _numba
-from xpnet.functional.conv import _native
+from xpnet.functional.conv import _native, _plan
 
 # (op, input shape, weight shape, keyword arguments)
 CASES = [
@@ -34,6 +34,9 @@ CASES = [
     (F.conv1d, (2, 4, 12), (4, 1, 3), {"stride": 2, "dilation": 2, "groups": 4}),
     (F.conv3d, (1, 2, 4, 5, 6), (2, 1, 2, 3, 2), {"padding": (1, 0, 1), "groups": 2}),
     (F.conv_transpose2d, (2, 3, 4, 5), (3, 1, 3, 3), {"stride": 2, "groups": 3}),
+    # Thin (NumPy computes them directly): asymmetric padding, and transposed.
+    (F.conv2d, (2, 2, 7, 8), (3, 2, 2, 3), {"padding": "same"}),
+    (F.conv_transpose2d, (2, 3, 5, 6), (3, 2, 3, 3), {"padding": 1}),
 ]  # fmt: skip
 
 
@@ -78,13 +81,30 @@ def kernel_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 #: The compiled NumPy kernels a convolution's forward and pullback run.
 COLUMNS = ["col2im", "im2col"]
 DEPTHWISE = ["depthwise_forward", "depthwise_input_grad", "depthwise_weight_grad"]
+DIRECT = ["col2im", "direct_forward", "direct_weight_grad"]  # the input gradient by columns
+
+
+def _thin(w_shape: Any, kwargs: Any) -> bool:
+    """Whether the 2-D pass of this convolution is thin: one group, stride and dilation 1
+    across its two axes, and few channels (a 3-D pass stacks the depth taps beside them)."""
+
+    def last_two(name: str) -> tuple[int, ...]:
+        value = kwargs.get(name, 1)
+        return ((value,) * (len(w_shape) - 2) if isinstance(value, int) else value)[-2:]
+
+    channels = w_shape[0] * w_shape[1] * (w_shape[2] if len(w_shape) == 5 else 1)
+    return (
+        kwargs.get("groups", 1) == 1
+        and set(last_two("stride")) == set(last_two("dilation")) == {1}
+        and channels <= _plan.MAX_DIRECT_CHANNELS
+    )
 
 
 def _compiled_kernels(backend: BackendCase, w_shape: Any, kwargs: Any, op: Any) -> list[str]:
     """The compiled kernels that should run on this backend: none without NumPy and
     Numba, else the direct depthwise passes for one input channel per group in the 2-D
-    pass (a 3-D pass stacks the depth taps beside the channels), else the columns' (and the
-    biased layout of a 2-D product)."""
+    pass (a 3-D pass stacks the depth taps beside the channels), the direct thin passes
+    (:func:`_thin`), else the columns' (and the biased layout of a 2-D product)."""
     if not (backend.name.startswith("numpy") and _numba.available()):
         return []
     groups = kwargs.get("groups", 1)
@@ -93,6 +113,8 @@ def _compiled_kernels(backend: BackendCase, w_shape: Any, kwargs: Any, op: Any) 
         per_group *= w_shape[2]
     if per_group == 1 and groups > 1:
         return DEPTHWISE
+    if _thin(w_shape, kwargs):
+        return DIRECT
     # A 2-D convolution's bias goes in with the product's layout copy (every case has one).
     return sorted([*COLUMNS, "lay_out_biased"]) if op is F.conv2d else COLUMNS
 
@@ -152,49 +174,57 @@ needs_numba = pytest.mark.skipif(
 @needs_numba
 @pytest.mark.parametrize("batch", [1, 5])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("kind", ["columns", "depthwise", "direct"])
 def test_compiled_kernels_shared_among_threads_equal_the_standard_path(
-    monkeypatch: pytest.MonkeyPatch, kernel_spy: list[str], batch: int, dtype: str, groups: int
+    monkeypatch: pytest.MonkeyPatch, kernel_spy: list[str], batch: int, dtype: str, kind: str
 ) -> None:
     # Every share as small as one row, image or channel, on three threads: the split
     # (by images for the batch of 5, by channels for the batch of 1) must not change the
-    # results. groups=4: depthwise with a channel multiplier of 2.
+    # results. Depthwise with a channel multiplier of 2; direct: thin (4 -> 5 channels).
     monkeypatch.setattr(_numba, "MIN_SHARE", 1)
     monkeypatch.setattr(_numba, "threads", lambda: 3)
     rng = np.random.default_rng(3)
-    out_channels = 8 if groups > 1 else 6
+    groups, out_channels = {"columns": (1, 6), "depthwise": (4, 8), "direct": (1, 5)}[kind]
+    stride, dilation = ((1, 1), (1, 1)) if kind == "direct" else ((2, 1), (1, 2))
     x = rng.standard_normal((batch, 4, 11, 9)).astype(dtype)
     w = rng.standard_normal((out_channels, 4 // groups, 3, 3)).astype(dtype)
     b = rng.standard_normal(out_channels).astype(dtype)
-    dy = rng.standard_normal((batch, out_channels, 7, 7)).astype(dtype)
 
     def run() -> list[Any]:
-        y, pullback = F.vjp(F.conv2d, x, w, b, (2, 1), (2, 1), (1, 2), groups)
+        y, pullback = F.vjp(F.conv2d, x, w, b, stride, (2, 1), dilation, groups)
+        dy = rng.standard_normal(tuple(y.shape)).astype(dtype)
         return [y, *pullback(dy)[:3]]
 
     with xpnet.use_backend("numpy"):
+        rng = np.random.default_rng(4)
         compiled = run()
+        rng = np.random.default_rng(4)
         with xpnet.config.native_kernels(False):
             standard = run()
-    columns = sorted([*COLUMNS, "lay_out_biased"])
-    assert sorted(set(kernel_spy)) == (DEPTHWISE if groups > 1 else columns)
+    expected = {"columns": sorted([*COLUMNS, "lay_out_biased"]), "depthwise": DEPTHWISE,
+                "direct": DIRECT}[kind]  # fmt: skip
+    assert sorted(set(kernel_spy)) == expected
     tolerance = 1e-5 if dtype == "float32" else 1e-12
-    for got, expected in zip(compiled, standard, strict=True):
+    for got, expected_value in zip(compiled, standard, strict=True):
         assert got.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(got, expected_value, rtol=tolerance, atol=tolerance)
 
 
 @needs_numba
-def test_compiled_columns_read_a_strided_input(kernel_spy: list[str]) -> None:
-    # A transposed view (not C-contiguous) against the same values laid out afresh.
+@pytest.mark.parametrize(("out_channels", "kernel"), [(9, "im2col"), (2, "direct_forward")])
+def test_compiled_kernels_read_a_strided_input(
+    kernel_spy: list[str], out_channels: int, kernel: str
+) -> None:
+    # A transposed view (not C-contiguous) against the same values laid out afresh, by
+    # columns and (a thin convolution) directly.
     rng = np.random.default_rng(4)
     x = rng.standard_normal((9, 3, 8, 2)).transpose(3, 1, 2, 0)  # (2, 3, 8, 9)
-    w = rng.standard_normal((5, 3, 3, 3))
+    w = rng.standard_normal((out_channels, 3, 3, 3))
     with xpnet.use_backend("numpy"):
         y = F.conv2d(x, w, padding=1)
         with xpnet.config.native_kernels(False):
             expected = F.conv2d(np.ascontiguousarray(x), w, padding=1)
-    assert kernel_spy == ["im2col"]
+    assert kernel_spy == [kernel]
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 

@@ -27,6 +27,9 @@ __all__ = [
     "depthwise_forward",
     "depthwise_input_grad",
     "depthwise_weight_grad",
+    "direct_forward",
+    "direct_forward_biased",
+    "direct_weight_grad",
     "forward_biased",
     "input_grad",
 ]
@@ -159,3 +162,51 @@ def depthwise_weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
     shares = _numba.shares(plan.out_channels, int(dy.size))
     _numba.run_shared(_kernels().depthwise_weight_grad, args, shares)
     return plan.xp.reshape(dtaps, (plan.out_channels, 1, *plan.kernel))
+
+
+def direct_forward_biased(plan: ConvPlan, x: Any, weight: Any, bias: Any) -> Any:
+    """A thin convolution (the ``"compiled_direct"`` strategy: see :func:`._plan.choose`)
+    plus ``bias`` (or ``None``), straight from the input: no columns. By images where there
+    are enough for every thread, else by output channels."""
+    xp = plan.xp
+    x = _numba.contiguous(xp, x)
+    y = xp.empty((plan.batch, plan.out_channels, *plan.out_size), dtype=x.dtype)
+    if plan.batch >= _numba.threads():
+        split = [(images, (0, plan.out_channels)) for images in _numba.shares(plan.batch, y.size)]
+    else:
+        split = [((0, plan.batch), part) for part in _numba.shares(plan.out_channels, y.size)]
+    parts = [
+        (*share, xp.zeros((plan.in_channels, *plan.padded), dtype=x.dtype),
+         xp.empty((plan.out_size[1],), dtype=x.dtype))
+        for share in split
+    ]  # fmt: skip
+    shift = xp.zeros((plan.out_channels,), dtype=x.dtype) if bias is None else bias
+    weight = _numba.contiguous(xp, weight)
+    _numba.run_shared(_kernels().direct_forward, (x, weight, shift, _front(plan), y), parts)
+    return y
+
+
+def direct_forward(plan: ConvPlan, x: Any, weight: Any, keep: bool) -> tuple[Any, Any]:
+    """:func:`direct_forward_biased` without a bias (the column GEMM of :mod:`._gemm` for
+    other dtypes); nothing is kept: the weight gradient reads the input."""
+    if not _numba.compilable(x):
+        return _gemm.forward(plan, x, weight, keep)
+    return direct_forward_biased(plan, x, weight, None), None
+
+
+def direct_weight_grad(plan: ConvPlan, x: Any, dy: Any, saved: Any) -> Any:
+    """dW of a thin convolution, straight from the input and the cotangent, by output
+    channels (the column GEMM of :mod:`._gemm` for other dtypes)."""
+    if not _numba.compilable(dy):
+        return _gemm.weight_grad(plan, x, dy, saved)
+    xp = plan.xp
+    x, dy = _numba.contiguous(xp, x), _numba.contiguous(xp, dy)
+    shape = (plan.out_channels, plan.in_channels, *plan.kernel)
+    dweight = xp.empty(shape, dtype=xp.float64)
+    parts = [
+        (start, stop, xp.zeros((plan.in_channels, *plan.padded), dtype=x.dtype),
+         xp.zeros((stop - start, *shape[1:], plan.out_size[1]), dtype=x.dtype))
+        for start, stop in _numba.shares(plan.out_channels, int(dy.size))
+    ]  # fmt: skip
+    _numba.run_shared(_kernels().direct_weight_grad, (x, dy, _front(plan), dweight), parts)
+    return xp.astype(dweight, dy.dtype)

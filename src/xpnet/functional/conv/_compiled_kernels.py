@@ -20,6 +20,8 @@ __all__ = [
     "depthwise_forward",
     "depthwise_input_grad",
     "depthwise_weight_grad",
+    "direct_forward",
+    "direct_weight_grad",
     "im2col",
     "lay_out_biased",
 ]
@@ -79,6 +81,9 @@ def im2col(
                     if sw == 1:  # a contiguous run, which the compiler vectorises
                         for q in range(uintp(hi - lo)):
                             target[out + q] = source[read + q]
+                    elif sw == 2:  # a constant stride the compiler vectorises
+                        for q in range(uintp(hi - lo)):
+                            target[out + q] = source[read + q * uintp(2)]
                     else:
                         step = uintp(sw)
                         for q in range(uintp(hi - lo)):
@@ -288,3 +293,92 @@ def lay_out_biased(product: Any, bias: Any, y: Any, start: int, stop: int) -> No
             row = uintp(o)
             for q in range(uintp(positions)):
                 target[first + q] = product[row, read + q] + shift
+
+
+@njit(cache=True, nogil=True)
+def _pad_image(x: Any, b: int, front: tuple[int, int], padded: Any) -> None:
+    """Copy image ``b`` of ``x`` ``(n, C, H, W)`` into ``padded`` ``(C, H', W')`` at
+    ``front`` (its margins stay as they are: zero)."""
+    _, channels, height, width = x.shape
+    for c in range(channels):
+        for h in range(height):
+            for w in range(width):
+                padded[c, front[0] + h, front[1] + w] = x[b, c, h, w]
+
+
+@njit(cache=True, nogil=True)
+def direct_forward(
+    x: Any,
+    weight: Any,
+    bias: Any,
+    front: tuple[int, int],
+    y: Any,
+    images: tuple[int, int],
+    channels: tuple[int, int],
+    padded: Any,
+    row: Any,
+) -> None:
+    """A thin convolution (stride 1, no dilation, one group) computed directly: overwrite
+    the ``images`` and output ``channels`` ranges of ``y`` ``(n, O, OH, OW)`` with the
+    windows of ``x`` ``(n, C, H, W)`` weighted by ``weight`` ``(O, C, kh, kw)``, plus
+    ``bias`` ``(O,)``. Each image is first copied into
+    ``padded`` ``(C, H', W')``, this share's zeroed scratch plane, so that every window is
+    whole and every row of taps a contiguous run the compiler vectorises; ``row`` ``(OW,)``
+    is scratch too."""
+    in_channels = x.shape[1]
+    _, _, oh, ow = y.shape
+    _, _, kh, kw = weight.shape
+    for b in range(images[0], images[1]):
+        _pad_image(x, b, front, padded)
+        for o in range(channels[0], channels[1]):
+            shift = bias[o]
+            for r in range(oh):
+                row[:] = 0
+                for c in range(in_channels):
+                    for i in range(kh):
+                        for j in range(kw):
+                            tap = weight[o, c, i, j]
+                            for q in range(ow):
+                                row[q] += tap * padded[c, r + i, q + j]
+                for q in range(ow):
+                    y[b, o, r, q] = row[q] + shift
+
+
+@njit(cache=True, nogil=True)
+def direct_weight_grad(
+    x: Any,
+    dy: Any,
+    front: tuple[int, int],
+    dweight: Any,
+    start: int,
+    stop: int,
+    padded: Any,
+    partial: Any,
+) -> None:
+    """The adjoint of :func:`direct_forward` in the weight: overwrite output channels
+    ``start:stop`` of a float64 ``dweight`` ``(O, C, kh, kw)`` with each tap's sum over
+    the batch and the output positions. One image's products accumulate per output column
+    in ``partial`` ``(stop - start, C, kh, kw, OW)`` (zeroed scratch, the input's dtype),
+    the images' sums in float64; ``padded`` is scratch as in :func:`direct_forward`."""
+    n, in_channels = x.shape[0], x.shape[1]
+    _, _, oh, ow = dy.shape
+    _, _, kh, kw = dweight.shape
+    dweight[start:stop] = 0
+    for b in range(n):
+        _pad_image(x, b, front, padded)
+        for o in range(start, stop):
+            for r in range(oh):
+                for c in range(in_channels):
+                    for i in range(kh):
+                        for j in range(kw):
+                            for q in range(ow):
+                                partial[o - start, c, i, j, q] += (
+                                    dy[b, o, r, q] * padded[c, r + i, q + j]
+                                )
+        for o in range(start, stop):
+            for c in range(in_channels):
+                for i in range(kh):
+                    for j in range(kw):
+                        for q in range(ow):
+                            dweight[o, c, i, j] += partial[o - start, c, i, j, q]
+                            partial[o - start, c, i, j, q] = 0

@@ -56,6 +56,9 @@ STRATEGIES = {
     "flat": _Strategy(_gemm.forward, _as_is, _flat.input_grad, _gemm.weight_grad),
     "strided": _Strategy(_gemm.forward, _as_is, _strided.input_grad, _gemm.weight_grad),
     "compiled": _Strategy(_gemm.forward, _as_is, _compiled.input_grad, _gemm.weight_grad),
+    "compiled_direct": _Strategy(
+        _compiled.direct_forward, _as_is, _compiled.input_grad, _compiled.direct_weight_grad
+    ),
     "compiled_depthwise": _Strategy(
         _compiled.depthwise_forward,
         _as_is,
@@ -110,6 +113,8 @@ class Conv2dPass(ConvPass):
             # The product's layout copy and the bias in one compiled pass (nothing saved:
             # on a CPU the weight gradient rebuilds its columns).
             return _compiled.forward_biased(self.plan, x, weight, bias), None
+        if self.plan.strategy == "compiled_direct" and _numba.compilable(x):
+            return _compiled.direct_forward_biased(self.plan, x, weight, bias), None
         return super().forward_biased(x, weight, bias, keep)
 
     def lay_out(self, dy: Any) -> Any:
