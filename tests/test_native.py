@@ -22,6 +22,11 @@ CASES = [
     (F.conv2d, (4, 9, 9), (5, 4, 1, 1), {}),  # unbatched
     (F.conv1d, (2, 3, 17), (4, 3, 5), {"stride": 3, "padding": 2}),
     (F.conv3d, (2, 2, 5, 6, 7), (3, 2, 3, 2, 3), {"stride": (1, 2, 1), "padding": 1}),
+    # Output rows as wide as the input's (NumPy copies each window as one run): dilated,
+    # asymmetric (an even kernel), and 1-D.
+    (F.conv2d, (2, 5, 7, 6), (6, 5, 3, 3), {"padding": 2, "dilation": 2}),
+    (F.conv2d, (2, 5, 6, 7), (6, 5, 2, 4), {"padding": "same"}),
+    (F.conv1d, (2, 5, 9), (6, 5, 3), {"padding": "same"}),
     (F.conv_transpose2d, (2, 4, 5, 6), (4, 3, 3, 3), {"stride": 2, "padding": 1,
                                                      "output_padding": 1}),
     (F.conv_transpose1d, (2, 4, 7), (4, 2, 3), {"stride": 2, "groups": 2}),

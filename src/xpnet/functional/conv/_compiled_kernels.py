@@ -38,6 +38,50 @@ def _inside(offset: int, stride: int, count: int, size: int) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
+def _flat_rows(
+    source: Any,
+    target: Any,
+    first: int,
+    c: int,
+    top: int,
+    offset: int,
+    lo: int,
+    hi: int,
+    shape: tuple[int, int, int, int],
+    oh: int,
+) -> None:
+    """One row of :func:`im2col` where an output row is as wide as an input row (stride 1,
+    "same" width): then each image's window is one contiguous run of the input plane,
+    shifted by ``top`` rows and ``offset`` columns, so it is copied as one run (a few
+    output rows of 8 to 32 elements are too short to stream) and the positions that
+    wrapped round a row's edge are zeroed after. Row ``r``'s columns start at ``first``."""
+    n, channels, height, width = shape
+    positions = oh * width
+    y0, y1 = _inside(top, 1, oh, height)  # the output rows that read inside the image
+    shift = top * width + offset  # input index - output index, within a plane
+    for b in range(n):
+        row = uintp(first + b * positions)
+        plane = (b * channels + c) * height * width
+        # Read only inside the plane: the runs' ends beyond it are wrapped positions.
+        t0 = max(y0 * width, -shift)
+        t1 = max(min(y1 * width, height * width - shift), t0)
+        for t in range(uintp(t0)):
+            target[row + t] = 0
+        read = uintp(plane + shift + t0)
+        out = row + uintp(t0)
+        for t in range(uintp(t1 - t0)):
+            target[out + t] = source[read + t]
+        for t in range(uintp(t1), uintp(positions)):
+            target[row + t] = 0
+        for y in range(y0, y1):
+            edge = row + uintp(y * width)
+            for q in range(uintp(lo)):
+                target[edge + q] = 0
+            for q in range(uintp(hi), uintp(width)):
+                target[edge + q] = 0
+
+
+@njit(cache=True, nogil=True)
 def im2col(
     x: Any,
     kernel: tuple[int, int],
@@ -65,6 +109,20 @@ def im2col(
         c, i, j = r // (kh * kw), (r // kw) % kh, r % kw
         offset = j * dilation[1] - front[1]
         lo, hi = _inside(offset, sw, ow, width)
+        if sh == 1 and sw == 1 and ow == width:
+            _flat_rows(
+                source,
+                target,
+                r * total,
+                c,
+                i * dilation[0] - front[0],
+                offset,
+                lo,
+                hi,
+                x.shape,
+                oh,
+            )
+            continue
         for b in range(n):
             for y in range(oh):
                 h = y * sh - front[0] + i * dilation[0]
