@@ -151,6 +151,40 @@ def im2col(
 
 
 @njit(cache=True, nogil=True)
+def _add_flat_rows(
+    source: Any,
+    target: Any,
+    row: int,
+    plane: int,
+    top: int,
+    offset: int,
+    lo: int,
+    hi: int,
+    oh: int,
+    shape: tuple[int, int, int, int],
+) -> None:
+    """The adjoint of :func:`_flat_rows` for one image and kernel offset: add the column
+    gradient starting at ``row`` onto the input plane starting at ``plane`` as one run. The
+    wrapped positions are zeroed in the column gradient first (a temporary of the caller's,
+    read once), so that the run adds nothing where :func:`im2col` wrote zeros."""
+    height, width = shape[2], shape[3]
+    y0, y1 = _inside(top, 1, oh, height)
+    for y in range(y0, y1):
+        edge = uintp(row + y * width)
+        for q in range(uintp(lo)):
+            source[edge + q] = 0
+        for q in range(uintp(hi), uintp(width)):
+            source[edge + q] = 0
+    shift = top * width + offset
+    t0 = max(y0 * width, -shift)
+    t1 = max(min(y1 * width, height * width - shift), t0)
+    read = uintp(row + t0)
+    out = uintp(plane + shift + t0)
+    for t in range(uintp(t1 - t0)):
+        target[out + t] += source[read + t]
+
+
+@njit(cache=True, nogil=True)
 def col2im(
     cols: Any,
     kernel: tuple[int, int],
@@ -182,6 +216,13 @@ def col2im(
                     offset = j * dilation[1] - front[1]
                     lo, hi = _inside(offset, sw, ow, width)
                     if hi <= lo:
+                        continue
+                    if sh == 1 and sw == 1 and ow == width:
+                        top = i * dilation[0] - front[0]
+                        row = r * total + b * positions
+                        _add_flat_rows(
+                            source, target, row, first, top, offset, lo, hi, oh, dx.shape
+                        )
                         continue
                     for y in range(oh):
                         h = y * sh - front[0] + i * dilation[0]
