@@ -93,17 +93,11 @@ def _conv_rule(rank: int) -> Any:
         )
 
         def pullback(dy: Any) -> tuple[Any, Any, Any]:
-            dy = _batched(geometry, dy)
-            dx = dweight = dbias = None
-            if needs & {"input", "weight"}:
-                laid = passes.lay_out(dy)
-            if "input" in needs:
-                dx = _unbatched(geometry, passes.input_grad(weight, laid))
-            if "weight" in needs:
-                dweight = passes.weight_grad(_batched(geometry, input), laid, saved)
-            if bias is not None and "bias" in needs:
-                dbias = _bias_grad(geometry, dy)
-            return dx, dweight, dbias
+            wanted = ("input" in needs, "weight" in needs, bias is not None and "bias" in needs)
+            dx, dweight, dbias = passes.gradients(
+                _batched(geometry, input), weight, _batched(geometry, dy), saved, wanted
+            )
+            return (None if dx is None else _unbatched(geometry, dx)), dweight, dbias
 
         return y, pullback
 

@@ -96,6 +96,24 @@ class TorchConvPass(ConvPass):
         )
         return dweight
 
+    def gradients(
+        self, x: Any, weight: Any, dy: Any, saved: Any, wanted: tuple[bool, bool, bool]
+    ) -> tuple[Any, Any, Any]:
+        # One call for all three, as torch's autograd makes it (LeNet-5's second layer at
+        # batch 64: 1.7 ms as two calls and a sum, against 1.2).
+        if not any(wanted):
+            return None, None, None
+        g = self.g
+        bias_sizes = [g.out_channels] if wanted[2] else None
+        if not wanted[0]:  # the input's values are read for dweight only: a ghost weight
+            weight = self._ghost(x, (g.out_channels, g.in_channels // g.groups, *g.kernel))
+        if not wanted[1]:  # and the weight's for dx only: a ghost input
+            x = self._ghost(dy, (int(dy.shape[0]), g.in_channels, *g.size))
+        dx, dweight, dbias = self.torch.ops.aten.convolution_backward(
+            dy, x, weight, bias_sizes, *self.options, list(wanted)
+        )
+        return dx, dweight, dbias
+
 
 class JaxConvPass(ConvPass):
     """A convolution of any rank by ``jax.lax.conv_general_dilated``, without bias."""

@@ -97,6 +97,24 @@ class ConvPass:
         """The weight's gradient, in the weight's shape."""
         raise NotImplementedError
 
+    def gradients(
+        self, x: Any, weight: Any, dy: Any, saved: Any, wanted: tuple[bool, bool, bool]
+    ) -> tuple[Any, Any, Any]:
+        """``(dx, dweight, dbias)`` from the cotangent ``dy``, each only where ``wanted``
+        says (input, weight, bias; ``None`` otherwise): the cotangent laid out once for
+        both products. A backend whose kernel computes them in one call overrides this."""
+        dx = dweight = dbias = None
+        if wanted[0] or wanted[1]:
+            laid = self.lay_out(dy)
+            if wanted[0]:
+                dx = self.input_grad(weight, laid)
+            if wanted[1]:
+                dweight = self.weight_grad(x, laid, saved)
+        if wanted[2]:
+            xp = array_api_compat.array_namespace(dy)
+            dbias = xp.sum(dy, axis=(0, *range(2, dy.ndim)))
+        return dx, dweight, dbias
+
 
 class Conv2dPass(ConvPass):
     """A 2-D convolution by the strategy its plan chose."""
