@@ -3,6 +3,7 @@ and what came."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,10 +27,11 @@ __all__ = [
 ]
 
 
-# The namespace and the laziness of an array are functions of its type, which
-# array_api_compat works out by a chain of checks on every call; every op asks several
-# times per call, so each answer is kept per type (about 6% of a LeNet-5 step's
-# bookkeeping on the torch backend).
+# Whether an array is lazy is a function of its type, and so is its namespace where that is
+# a module (NumPy, torch, CuPy, JAX, array-api-strict; not a namespace object an array
+# hands out per instance, like the counting backend's); array_api_compat works either out
+# by a chain of checks on every call, and every op asks several times per call, so the
+# answers are kept per type.
 _NAMESPACES: dict[type, Any] = {}
 _LAZY: dict[type, bool] = {}
 
@@ -44,7 +46,9 @@ def _namespace(x: Any) -> Any:
     kind = type(x)
     xp = _NAMESPACES.get(kind)
     if xp is None:
-        xp = _NAMESPACES[kind] = array_api_compat.array_namespace(x)
+        xp = array_api_compat.array_namespace(x)
+        if isinstance(xp, types.ModuleType):
+            _NAMESPACES[kind] = xp
     return xp
 
 
