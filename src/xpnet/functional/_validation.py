@@ -13,6 +13,7 @@ from ..backends import device_profile
 from ..config import get_value_checks
 
 __all__ = [
+    "array_namespace",
     "as_pair",
     "as_tuple",
     "check_float",
@@ -42,7 +43,10 @@ def _is_array(value: Any) -> bool:
     return value is not None and array_api_compat.is_array_api_obj(value)
 
 
-def _namespace(x: Any) -> Any:
+def array_namespace(x: Any) -> Any:
+    """``array_api_compat.array_namespace(x)``, remembered per array type where the
+    namespace is a module (asked afresh for libraries whose arrays hand out namespaces of
+    their own)."""
     kind = type(x)
     xp = _NAMESPACES.get(kind)
     if xp is None:
@@ -68,12 +72,14 @@ def namespace_of(**arrays: Any) -> Any:
             raise TypeError(f"{name}: expected an array, got {type(value).__name__}")
     names = list(present)
     first = names[0]
-    xp = _namespace(present[first])
+    xp = array_namespace(present[first])
+    if len(names) == 1:
+        return xp  # no device to compare with
     # A traced array (inside jax.jit) has no device to compare; the trace's owner decides.
     traced = any(is_lazy(a) for a in present.values())
     first_device = None if traced else array_api_compat.device(present[first])
     for name in names[1:]:
-        other = _namespace(present[name])
+        other = array_namespace(present[name])
         if other is not xp:
             raise TypeError(
                 f"{name}: expected an array of the same library as {first} "

@@ -17,13 +17,13 @@ carries no gradient. The inputs a caller does not differentiate are wrapped as c
 from __future__ import annotations
 
 import itertools
-import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import array_api_compat
 
 from ... import backends
+from .._validation import array_namespace as namespace_of
 
 __all__ = [
     "DifferentiationError",
@@ -321,23 +321,6 @@ class TrackedArray:
             "it would drop the gradient. Use the array's own namespace "
             "(xp = array_api_compat.array_namespace(x)), or xpnet.to_numpy(x) for the value"
         )
-
-
-_namespaces: dict[type, Any] = {}
-
-
-def namespace_of(value: Any) -> Any:
-    """``array_api_compat.array_namespace(value)``, remembered per array type where the
-    namespace is a module (NumPy's, torch's, JAX's...: the type decides it, and a training
-    step asks once per parameter); asked afresh for libraries whose arrays hand out
-    namespaces of their own (one per device, say)."""
-    kind = type(value)
-    found = _namespaces.get(kind)
-    if found is None:
-        found = array_api_compat.array_namespace(value)
-        if isinstance(found, types.ModuleType):
-            _namespaces[kind] = found
-    return found
 
 
 def is_tracked(x: Any) -> bool:
