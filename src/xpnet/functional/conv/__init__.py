@@ -30,7 +30,7 @@ from .._autodiff import Pullback, defvjp, primitive
 from .._windows import pad_axis
 from ._geometry import ConvGeometry, check_conv, check_conv_transpose
 from ._native import native_pass
-from ._passes import ConvPass, add_channel_bias, make_pass
+from ._passes import ConvPass, add_channel_bias, bias_grad, make_pass
 
 __all__ = [
     "conv1d",
@@ -51,10 +51,6 @@ def _batched(geometry: ConvGeometry, a: Any) -> Any:
 
 def _unbatched(geometry: ConvGeometry, a: Any) -> Any:
     return a[0, ...] if geometry.unbatched else a
-
-
-def _bias_grad(geometry: ConvGeometry, dy: Any) -> Any:
-    return geometry.xp.sum(dy, axis=(0, *range(2, geometry.rank + 2)))
 
 
 def _passes(geometry: ConvGeometry) -> ConvPass:
@@ -287,7 +283,7 @@ def _conv_transpose_rule(rank: int) -> Any:
             if "weight" in needs:
                 dweight = passes.weight_grad(dy, laid, saved)
             if bias is not None and "bias" in needs:
-                dbias = _bias_grad(geometry, dy)
+                dbias = bias_grad(dy)
             return dx, dweight, dbias
 
         return y, pullback

@@ -38,6 +38,35 @@ def _inside(offset: int, stride: int, count: int, size: int) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
+def _run_bounds(
+    top: int, offset: int, oh: int, height: int, width: int
+) -> tuple[int, int, int, int, int]:
+    """Where an output row is as wide as an input row (stride 1, "same" width), the
+    windows of one kernel offset, ``top`` rows and ``offset`` columns from the output
+    position, are one run of the input plane: ``(y0, y1, shift, t0, t1)``, the output rows
+    that read inside the image, input index minus output index within a plane, and the
+    output indices ``[t0, t1)`` whose reads stay inside the plane (the run's ends beyond it
+    are wrapped positions)."""
+    y0, y1 = _inside(top, 1, oh, height)
+    shift = top * width + offset
+    t0 = max(y0 * width, -shift)
+    t1 = max(min(y1 * width, height * width - shift), t0)
+    return y0, y1, shift, t0, t1
+
+
+@njit(cache=True, nogil=True)
+def _zero_wrapped(a: Any, row: int, y0: int, y1: int, lo: int, hi: int, width: int) -> None:
+    """Zero the positions outside ``[lo, hi)`` of output rows ``y0:y1`` of the run starting
+    at ``row``: those that wrapped round a row's edge."""
+    for y in range(y0, y1):
+        edge = uintp(row + y * width)
+        for q in range(uintp(lo)):
+            a[edge + q] = 0
+        for q in range(uintp(hi), uintp(width)):
+            a[edge + q] = 0
+
+
+@njit(cache=True, nogil=True)
 def _flat_rows(
     source: Any,
     target: Any,
@@ -50,21 +79,16 @@ def _flat_rows(
     shape: tuple[int, int, int, int],
     oh: int,
 ) -> None:
-    """One row of :func:`im2col` where an output row is as wide as an input row (stride 1,
-    "same" width): then each image's window is one contiguous run of the input plane,
-    shifted by ``top`` rows and ``offset`` columns, so it is copied as one run (a few
-    output rows of 8 to 32 elements are too short to stream) and the positions that
-    wrapped round a row's edge are zeroed after. Row ``r``'s columns start at ``first``."""
+    """Row ``(c, i, j)`` of :func:`im2col`, starting at ``first``, where each image's window
+    is one run (:func:`_run_bounds`): copied as one run (output rows of 8 to 32 elements
+    are too short to stream), then the wrapped positions zeroed."""
     n, channels, height, width = shape
     positions = oh * width
-    y0, y1 = _inside(top, 1, oh, height)  # the output rows that read inside the image
-    shift = top * width + offset  # input index - output index, within a plane
+    y0, y1, shift, t0, t1 = _run_bounds(top, offset, oh, height, width)
     for b in range(n):
-        row = uintp(first + b * positions)
+        start = first + b * positions
+        row = uintp(start)
         plane = (b * channels + c) * height * width
-        # Read only inside the plane: the runs' ends beyond it are wrapped positions.
-        t0 = max(y0 * width, -shift)
-        t1 = max(min(y1 * width, height * width - shift), t0)
         for t in range(uintp(t0)):
             target[row + t] = 0
         read = uintp(plane + shift + t0)
@@ -73,12 +97,7 @@ def _flat_rows(
             target[out + t] = source[read + t]
         for t in range(uintp(t1), uintp(positions)):
             target[row + t] = 0
-        for y in range(y0, y1):
-            edge = row + uintp(y * width)
-            for q in range(uintp(lo)):
-                target[edge + q] = 0
-            for q in range(uintp(hi), uintp(width)):
-                target[edge + q] = 0
+        _zero_wrapped(target, start, y0, y1, lo, hi, width)
 
 
 @njit(cache=True, nogil=True)
@@ -168,16 +187,8 @@ def _add_flat_rows(
     wrapped positions are zeroed in the column gradient first (a temporary of the caller's,
     read once), so that the run adds nothing where :func:`im2col` wrote zeros."""
     height, width = shape[2], shape[3]
-    y0, y1 = _inside(top, 1, oh, height)
-    for y in range(y0, y1):
-        edge = uintp(row + y * width)
-        for q in range(uintp(lo)):
-            source[edge + q] = 0
-        for q in range(uintp(hi), uintp(width)):
-            source[edge + q] = 0
-    shift = top * width + offset
-    t0 = max(y0 * width, -shift)
-    t1 = max(min(y1 * width, height * width - shift), t0)
+    y0, y1, shift, t0, t1 = _run_bounds(top, offset, oh, height, width)
+    _zero_wrapped(source, row, y0, y1, lo, hi, width)
     read = uintp(row + t0)
     out = uintp(plane + shift + t0)
     for t in range(uintp(t1 - t0)):

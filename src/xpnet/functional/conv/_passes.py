@@ -27,7 +27,7 @@ from . import _compiled, _depthwise, _flat, _gather, _gemm, _strided
 from ._geometry import ConvGeometry
 from ._plan import ConvPlan, plan_of
 
-__all__ = ["Conv2dPass", "ConvPass", "add_channel_bias", "make_pass"]
+__all__ = ["Conv2dPass", "ConvPass", "add_channel_bias", "bias_grad", "make_pass"]
 
 
 def add_channel_bias(y: Any, bias: Any) -> Any:
@@ -37,6 +37,12 @@ def add_channel_bias(y: Any, bias: Any) -> Any:
         return y
     xp = array_api_compat.array_namespace(y, bias)
     return add_into(y, xp.reshape(bias, (1, int(bias.shape[0])) + (1,) * (y.ndim - 2)))
+
+
+def bias_grad(dy: Any) -> Any:
+    """The gradient of a per-channel bias: ``dy`` summed over every axis but axis 1."""
+    xp = array_api_compat.array_namespace(dy)
+    return xp.sum(dy, axis=(0, *range(2, dy.ndim)))
 
 
 class _Strategy(NamedTuple):
@@ -111,8 +117,7 @@ class ConvPass:
             if wanted[1]:
                 dweight = self.weight_grad(x, laid, saved)
         if wanted[2]:
-            xp = array_api_compat.array_namespace(dy)
-            dbias = xp.sum(dy, axis=(0, *range(2, dy.ndim)))
+            dbias = bias_grad(dy)
         return dx, dweight, dbias
 
 
