@@ -16,7 +16,7 @@ from ._autodiff import Pullback, defvjp, primitive
 from ._validation import check_float, namespace_of
 from ._windows import pad_axis
 
-__all__ = ["pad"]
+__all__ = ["pad", "pad_one"]
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
@@ -97,7 +97,9 @@ def _crop(x: Any, axis: int, before: int, after: int) -> Any:
     return x[_axis_slice(x.ndim, axis, slice(before, int(x.shape[axis]) - after))]
 
 
-def _pad_one(xp: Any, x: Any, axis: int, before: int, after: int, mode: str, value: Any) -> Any:
+def pad_one(xp: Any, x: Any, axis: int, before: int, after: int, mode: str, value: Any) -> Any:
+    """``x`` padded on one ``axis`` by ``mode`` (one of :data:`PAD_MODES`; ``value`` fills
+    the constant mode), any dtype: the standard ops :func:`pad` records as one step."""
     size = int(x.shape[axis])
     if mode == "constant":
         # A negative pad crops, as in torch.
@@ -189,7 +191,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | N
     xp, plan = _check(input, pad, mode, value)
     fill = _fill(xp, input, value)
     for axis, before, after in plan:
-        input = _pad_one(xp, input, axis, before, after, mode, fill)
+        input = pad_one(xp, input, axis, before, after, mode, fill)
     return input
 
 
@@ -203,7 +205,7 @@ def _pad_vjp(
     y = input
     for axis, before, after in plan:
         sizes.append(int(y.shape[axis]))
-        y = _pad_one(xp, y, axis, before, after, mode, fill)
+        y = pad_one(xp, y, axis, before, after, mode, fill)
 
     def pullback(dy: Any) -> tuple[Any]:
         for (axis, before, after), size in zip(reversed(plan), reversed(sizes), strict=True):
