@@ -37,12 +37,13 @@ BACKEND_PACKAGES = {
     # bundled digits that the README's main command trains on.
     # matplotlib (viz) everywhere: the pictures are checked on every backend. Numba on
     # NumPy: its compiled convolution kernels, checked against the standard path (which
-    # the oldest-NumPy session, without Numba, runs throughout).
-    "numpy": [".[strict,digits,viz,numba]"],
-    "array_api_strict": [".[strict,viz]"],
-    "torch": [".[viz]"],
-    "jax": [".[jax,viz]"],
-    "cupy": [".[cupy,viz]"],
+    # the oldest-NumPy session, without Numba, runs throughout). onnx and onnxruntime
+    # (onnx) everywhere: imported graphs run on every backend.
+    "numpy": [".[strict,digits,viz,numba,onnx]"],
+    "array_api_strict": [".[strict,viz,onnx]"],
+    "torch": [".[viz,onnx]"],
+    "jax": [".[jax,viz,onnx]"],
+    "cupy": [".[cupy,viz,onnx]"],
 }
 # The test-only read-only NumPy backend rides along with the numpy session.
 SELECTED = {"numpy": ["numpy", "numpy_readonly"]}
@@ -130,7 +131,7 @@ def docs(session: nox.Session) -> None:
     The HTML lands in ``docs/_build/html``. The tutorial's MNIST examples need the data
     (``XPNET_MNIST_DIR`` or ``../shared/data/mnist``) and are skipped without it.
     """
-    session.install(".[docs,viz,strict]")  # strict: the backend examples use it
+    session.install(".[docs,viz,strict,onnx]")  # strict: the backend examples use it
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
@@ -140,5 +141,5 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
-    session.install("mypy>=1.11", ".[viz]")
+    session.install("mypy>=1.11", ".[viz,onnx]")
     session.run("mypy")

@@ -13,7 +13,7 @@ LAYERS = {
     "backends": 0, "config": 0, "random": 0, "_version": 0, "_atomic": 0,
     "functional": 1, "testing": 1,
     "nn": 2,
-    "data": 3, "models": 3, "optim": 3,
+    "data": 3, "models": 3, "optim": 3, "onnx": 3,
     "train": 4, "viz": 4,
     "distributed": 5,
     "bench": 6,
