@@ -369,12 +369,9 @@ def _group_norm(call: Call) -> Any:
 @operator("LayerNormalization")
 def _layer_norm(call: Call) -> Any:
     x, scale, offset = call.array(0), call.array(1, "Scale"), call.optional(2)
-    axis = call.int_attr("axis", -1)
     eps = call.float_attr("epsilon", 1e-5)
     dims = shape(x)
-    if not -len(dims) <= axis < len(dims):
-        raise call.fail(f"axis: {axis} is out of range for rank {len(dims)}")
-    axis %= len(dims)
+    axis = call.axis_attr(len(dims), -1)
     normalized = dims[axis:]
     affine = shape(scale) == normalized and (offset is None or shape(offset) == normalized)
     if affine:
@@ -394,29 +391,22 @@ def _layer_norm(call: Call) -> Any:
 # -------------------------------------------------------------------------- activations
 
 
-@operator("Relu")
-def _relu(call: Call) -> Any:
-    return F.relu(call.array(0))
+def _activation(name: str, function: Any, **defaults: float) -> None:
+    """Register ``function(x, *float attributes)`` as the ONNX activation ``name``."""
+
+    def run(call: Call) -> Any:
+        return function(call.array(0), *(call.float_attr(k, v) for k, v in defaults.items()))
+
+    operator(name)(run)
 
 
-@operator("LeakyRelu")
-def _leaky_relu(call: Call) -> Any:
-    return F.leaky_relu(call.array(0), call.float_attr("alpha", 0.01))
-
-
-@operator("Sigmoid")
-def _sigmoid(call: Call) -> Any:
-    return F.sigmoid(call.array(0))
-
-
-@operator("Tanh")
-def _tanh(call: Call) -> Any:
-    return F.tanh(call.array(0))
-
-
-@operator("Elu")
-def _elu(call: Call) -> Any:
-    return F.elu(call.array(0), call.float_attr("alpha", 1.0))
+_activation("Relu", F.relu)
+_activation("LeakyRelu", F.leaky_relu, alpha=0.01)
+_activation("Sigmoid", F.sigmoid)
+_activation("Tanh", F.tanh)
+_activation("Elu", F.elu, alpha=1.0)
+_activation("Mish", F.mish)
+_activation("HardSwish", F.hardswish)
 
 
 @operator("Selu")
@@ -432,11 +422,6 @@ def _softplus(call: Call) -> Any:
     return namespace(x).logaddexp(x, x * 0)  # log(exp(x) + 1), stable
 
 
-@operator("Mish")
-def _mish(call: Call) -> Any:
-    return F.mish(call.array(0))
-
-
 @operator("Gelu")
 def _gelu(call: Call) -> Any:
     approximate = call.attr("approximate", "none")
@@ -450,11 +435,6 @@ def _hard_sigmoid(call: Call) -> Any:
     x = call.array(0)
     alpha, beta = call.float_attr("alpha", 0.2), call.float_attr("beta", 0.5)
     return namespace(x).clip(x * alpha + beta, 0.0, 1.0)
-
-
-@operator("HardSwish")
-def _hard_swish(call: Call) -> Any:
-    return F.hardswish(call.array(0))
 
 
 @operator("PRelu")
@@ -492,10 +472,7 @@ def _softmax(call: Call, log: bool) -> Any:
     dims = shape(x)
     function = F.log_softmax if log else F.softmax
     if call.opset >= 13:
-        axis = call.int_attr("axis", -1)
-        if not -len(dims) <= axis < len(dims):
-            raise call.fail(f"axis: {axis} is out of range for rank {len(dims)}")
-        return function(x, dim=axis % len(dims))
+        return function(x, dim=call.axis_attr(len(dims), -1))
     # Before opset 13: the input as a 2-D matrix, rows from the axes before ``axis``.
     axis = call.int_attr("axis", 1) % max(len(dims), 1)
     xp = namespace(x)

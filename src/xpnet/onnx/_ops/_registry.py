@@ -151,6 +151,14 @@ class Call:
             raise self.fail(f"attribute {name!r}: expected a list of ints, got {value!r}")
         return [int(v) for v in value]
 
+    def axis_attr(self, rank: int, default: Any = _REQUIRED, name: str = "axis") -> int:
+        """The axis attribute ``name`` of an operator on a rank-``rank`` input, made
+        non-negative (ONNX counts negative axes from the end)."""
+        axis = self.int_attr(name, default)
+        if not -rank <= axis < rank:
+            raise self.fail(f"attribute {name!r}: {axis} is out of range for rank {rank}")
+        return axis % rank
+
     # -- inputs -----------------------------------------------------------------------------
 
     def count(self) -> int:

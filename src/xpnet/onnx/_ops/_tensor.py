@@ -363,11 +363,8 @@ def _unsqueeze(call: Call) -> Any:
 @operator("Concat")
 def _concat(call: Call) -> Any:
     arrays = [call.array(i) for i in range(call.count()) if call.has(i)]
-    rank = arrays[0].ndim
-    axis = call.int_attr("axis")
-    if not -rank <= axis < rank:
-        raise call.fail(f"axis: {axis} is out of range for rank {rank}")
-    return namespace(*arrays).concat(arrays, axis=axis % rank)
+    axis = call.axis_attr(arrays[0].ndim)
+    return namespace(*arrays).concat(arrays, axis=axis)
 
 
 def _slice_axis(x: Any, axis: int, start: int, stop: int, step: int) -> Any:
@@ -417,10 +414,7 @@ def _slice(call: Call) -> Any:
 def _split(call: Call) -> Any:
     x = call.array(0)
     dims = shape(x)
-    axis = call.int_attr("axis", 0)
-    if not -len(dims) <= axis < len(dims):
-        raise call.fail(f"axis: {axis} is out of range for rank {len(dims)}")
-    axis %= len(dims)
+    axis = call.axis_attr(len(dims), 0)
     count = len(call.node.outputs)
     sizes = call.host_ints(1, "split") if call.opset >= 13 else call.ints_attr("split", None)
     if sizes is None:
@@ -438,10 +432,7 @@ def _split(call: Call) -> Any:
 def _gather(call: Call) -> Any:
     data = call.array(0)
     dims = shape(data)
-    axis = call.int_attr("axis", 0)
-    if not -len(dims) <= axis < len(dims):
-        raise call.fail(f"axis: {axis} is out of range for rank {len(dims)}")
-    axis %= len(dims)
+    axis = call.axis_attr(len(dims), 0)
     xp = namespace(data)
     indices_value = call.values[1]
     if isinstance(indices_value, Host):
