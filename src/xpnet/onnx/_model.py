@@ -68,6 +68,7 @@ class OnnxModel(Module):
             self._slots[name] = (role, module, leaf)
             keys[name] = key
         self.initializer_keys = keys
+        self._release = _last_reads(graph)
         self.eval()
 
     def forward(self, *inputs: Any, **named: Any) -> Any:
@@ -123,6 +124,8 @@ class OnnxModel(Module):
             for name, value in zip(node.outputs, results, strict=False):
                 if name:
                     env[name] = Host(value) if on_host and not isinstance(value, Host) else value
+            for name in self._release[node.index]:  # read for the last time: let it go
+                env.pop(name, None)
 
     def _feeds(self, inputs: tuple[Any, ...], named: dict[str, Any]) -> dict[str, Any]:
         expected = self.graph.inputs
@@ -165,6 +168,23 @@ def _place(value: np.ndarray, like: Any) -> Any:
     reference = primal(like)
     xp = array_api_compat.array_namespace(reference)
     return xp.asarray(np.array(value), device=array_api_compat.device(reference))
+
+
+def _last_reads(graph: GraphSpec) -> list[tuple[str, ...]]:
+    """For each node, the values it is the last to read (graph outputs excepted): dropped
+    once it has run, so that a forward pass holds each activation only as long as a
+    hand-written one would (recording keeps what the gradients need)."""
+    last: dict[str, int] = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            if name:
+                last[name] = node.index
+    keep = set(graph.outputs)
+    release: list[list[str]] = [[] for _ in graph.nodes]
+    for name, index in last.items():
+        if name not in keep:
+            release[index].append(name)
+    return [tuple(names) for names in release]
 
 
 def _check_operators(graph: GraphSpec) -> None:
