@@ -28,13 +28,13 @@ import argparse
 import io
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from zoo import interleaved_ms  # this folder is on the path when run as a script
 
 import xpnet
 import xpnet.onnx
@@ -85,18 +85,6 @@ def imported(name: str, native: Any) -> Any:
                           opset_version=17, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})  # fmt: skip
     return xpnet.onnx.load(buffer.getvalue())
-
-
-def interleaved_ms(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    for run in runs.values():
-        run()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return times
 
 
 def compare(name: str, repeats: int) -> list[str]:

@@ -27,6 +27,7 @@ __all__ = [
     "MIN_OPSET",
     "GraphSpec",
     "NodeSpec",
+    "numpy_dtype",
     "read_model",
 ]
 
@@ -66,9 +67,7 @@ class GraphSpec:
     nodes: tuple[NodeSpec, ...]
     initializers: dict[str, np.ndarray]
     inputs: tuple[str, ...]  # the graph inputs that are not initializers, in order
-    input_shapes: dict[str, tuple[int | str | None, ...] | None]
     outputs: tuple[str, ...]
-    producer: str
 
 
 def _onnx() -> Any:
@@ -128,7 +127,6 @@ def read_model(model: Any) -> GraphSpec:
                 f"{source}, opset {opset}: graph input or output {value.name!r} is a "
                 f"{kind.replace('_type', '')}; xpnet runs graphs of tensors"
             )
-    input_shapes = {value.name: _shape(value) for value in graph.input}
     outputs = tuple(value.name for value in graph.output)
     _check_order(source, nodes, set(initializers) | set(inputs), outputs)
     return GraphSpec(
@@ -137,9 +135,7 @@ def read_model(model: Any) -> GraphSpec:
         nodes=nodes,
         initializers=initializers,
         inputs=inputs,
-        input_shapes=input_shapes,
         outputs=outputs,
-        producer=f"{proto.producer_name} {proto.producer_version}".strip(),
     )
 
 
@@ -175,19 +171,6 @@ def _opset(proto: Any, source: str) -> int:
     return opset
 
 
-def _shape(value: Any) -> tuple[int | str | None, ...] | None:
-    kind = value.type.WhichOneof("value")
-    if kind != "tensor_type" or not value.type.tensor_type.HasField("shape"):
-        return None
-    dims: list[int | str | None] = []
-    for dim in value.type.tensor_type.shape.dim:
-        which = dim.WhichOneof("value")
-        dims.append(
-            int(dim.dim_value) if which == "dim_value" else dim.dim_param if which else None
-        )
-    return tuple(dims)
-
-
 def _tensor(onnx: Any, tensor: Any, what: str, base_dir: Path | None) -> np.ndarray:
     """A ``TensorProto`` as a NumPy array, its size and data checked first."""
     dims = [int(d) for d in tensor.dims]
@@ -199,14 +182,8 @@ def _tensor(onnx: Any, tensor: Any, what: str, base_dir: Path | None) -> np.ndar
             f"{what}: shape {tuple(dims)} has {count} elements, more than the "
             f"{MAX_ELEMENTS} xpnet reads"
         )
-    try:
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
-    except Exception:
-        raise OnnxImportError(
-            f"{what}: unsupported data type {tensor.data_type} "
-            f"({onnx.TensorProto.DataType.Name(tensor.data_type) if tensor.data_type in onnx.TensorProto.DataType.values() else 'unknown'})"  # noqa: E501
-        ) from None
-    if dtype.kind not in "biuf" or dtype.itemsize > 8 or str(dtype) == "float16":
+    dtype = numpy_dtype(tensor.data_type)
+    if isinstance(dtype, str):
         raise OnnxImportError(
             f"{what}: unsupported data type {dtype}; xpnet reads float32, float64, "
             "integers and bool"
@@ -227,6 +204,20 @@ def _tensor(onnx: Any, tensor: Any, what: str, base_dir: Path | None) -> np.ndar
             f"{what}: {array.size} values for shape {tuple(dims)} ({count} expected)"
         )
     return np.array(array.reshape(dims), order="C")  # a 0-d tensor stays 0-d
+
+
+def numpy_dtype(code: int) -> np.dtype[Any] | str:
+    """The NumPy dtype of ONNX data type ``code`` where xpnet computes with it (float32,
+    float64, integers, bool), else the type's name, for the error."""
+    onnx = _onnx()
+    try:
+        dtype: np.dtype[Any] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
+    except Exception:  # a code onnx has no NumPy type for (bfloat16, float8, ...)
+        names = onnx.TensorProto.DataType
+        return str(names.Name(code)) if code in names.values() else f"code {code}"
+    if dtype.kind not in "biuf" or dtype.itemsize > 8 or dtype == np.float16:
+        return str(dtype)
+    return dtype
 
 
 def _load_external(onnx: Any, tensor: Any, what: str, base_dir: Path | None, expected: int) -> None:
@@ -282,7 +273,7 @@ def _node(onnx: Any, index: int, node: Any, source: str, base_dir: Path | None) 
         raise OnnxImportError(
             f"{source}: {spec.label}: operator domain {node.domain!r} is not supported"
         )
-    attributes: dict[str, Any] = {}
+    attributes = spec.attributes  # filled in place: the spec is made once
     for attribute in node.attribute:
         what = f"{source}: {spec.label}: attribute {attribute.name!r}"
         kind = attribute.type
@@ -307,14 +298,7 @@ def _node(onnx: Any, index: int, node: Any, source: str, base_dir: Path | None) 
             attributes[attribute.name] = value
         else:
             raise OnnxImportError(f"{what}: attribute type {kind} is not supported")
-    return NodeSpec(
-        index=index,
-        name=node.name,
-        op_type=node.op_type,
-        inputs=tuple(node.input),
-        outputs=tuple(node.output),
-        attributes=attributes,
-    )
+    return spec
 
 
 def _check_order(

@@ -6,12 +6,11 @@ import math
 from functools import reduce
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
 from ... import functional as F
-from ...functional._autodiff import primal
 from ...functional.padding import pad_one
+from .._reader import numpy_dtype
 from ._registry import Call, Host, namespace, operator, shape
 
 __all__: list[str] = []
@@ -207,13 +206,8 @@ _reduction("ReduceProd", "prod", 18)
 
 
 def _onnx_dtype(call: Call, code: int) -> np.dtype[Any]:
-    import onnx
-
-    try:
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
-    except Exception:
-        raise call.unsupported(f"data type {code} is not supported") from None
-    if dtype.kind not in "biuf" or dtype.itemsize > 8 or dtype == np.float16:
+    dtype = numpy_dtype(code)
+    if isinstance(dtype, str):
         raise call.unsupported(f"data type {dtype} is not supported")
     return dtype
 
@@ -285,8 +279,6 @@ def _range(call: Call) -> Any:
 @operator("Reshape", host_inputs=(1,))
 def _reshape(call: Call) -> Any:
     x = call.array(0)
-    if call.opset < 5:  # pragma: no cover - below the opsets read
-        raise call.unsupported("Reshape with a shape attribute")
     target = call.host_ints(1, "shape") or []
     allow_zero = call.int_attr("allowzero", 0) if call.opset >= 14 else 0
     dims = shape(x)
@@ -441,10 +433,7 @@ def _gather(call: Call) -> Any:
             raise call.fail(f"indices: out of range for axis {axis} of size {dims[axis]}")
         host = np.where(host < 0, host + dims[axis], host)
         index_shape = host.shape
-        indices = (
-            host.reshape(-1) if call.on_host
-            else xp.asarray(host.reshape(-1), device=_device(data))
-        )  # fmt: skip
+        indices = call.place_host(host.reshape(-1), data)
     else:
         indices = call.array(1)
         index_shape = shape(indices)
@@ -452,10 +441,6 @@ def _gather(call: Call) -> Any:
         indices = xp.where(xp.less(indices, 0), indices + dims[axis], indices)
     taken = xp.take(data, indices, axis=axis)
     return xp.reshape(taken, (*dims[:axis], *index_shape, *dims[axis + 1 :]))
-
-
-def _device(x: Any) -> Any:
-    return array_api_compat.device(primal(x))
 
 
 @operator("Expand", host_inputs=(1,))
