@@ -38,6 +38,15 @@ class _RuleEntry:
 
 _RULES: dict[Callable[..., Any], _RuleEntry] = {}
 
+Handler = Callable[[Callable[..., Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+
+
+#: Array types a primitive hands its whole call to, instead of running ``fn``: tracked
+#: arrays record one step; ONNX export's symbolic arrays (``xpnet.onnx``) write one node.
+#: ``handler(op, fn, args, kwargs)``, looked up by exact type.
+#: (Tracked arrays are entered below ``_call_recorded``.)
+HANDLERS: dict[type, Handler] = {}
+
 
 def _is_primitive(fn: Any) -> bool:
     return bool(getattr(fn, "__xpnet_primitive__", False))
@@ -76,14 +85,16 @@ def primitive(fn: _F) -> _F:
     if _is_primitive(fn):
         return fn
 
+    handlers = HANDLERS
+
     @functools.wraps(fn)
     def op(*args: Any, **kwargs: Any) -> Any:
         for value in args:
-            if type(value) is TrackedArray:
-                return _call_recorded(op, fn, args, kwargs)
+            if type(value) in handlers:
+                return handlers[type(value)](op, fn, args, kwargs)
         for value in kwargs.values():
-            if type(value) is TrackedArray:
-                return _call_recorded(op, fn, args, kwargs)
+            if type(value) in handlers:
+                return handlers[type(value)](op, fn, args, kwargs)
         return fn(*args, **kwargs)
 
     op.__xpnet_primitive__ = True  # type: ignore[attr-defined]
@@ -207,6 +218,9 @@ def _call_recorded(
         first = record(name, xp, output[0], tuple(parents), pullback)
         return (first, *(_wrap_outputs(item, xp) for item in output[1:]))
     return record(name, xp, output, tuple(parents), pullback)
+
+
+HANDLERS[TrackedArray] = _call_recorded
 
 
 def _is_array(value: Any) -> bool:
