@@ -1,5 +1,5 @@
 """ONNX models in xpnet: import a graph as a :class:`~xpnet.nn.Module` that runs, and
-trains, on any backend.
+trains, on any backend; export an xpnet model as a graph.
 
 >>> import xpnet.onnx                                         # doctest: +SKIP
 >>> model = xpnet.onnx.load("resnet.onnx")                     # doctest: +SKIP
@@ -11,6 +11,10 @@ gradients come from recording it like any other model. A model file is untrusted
 is checked whole before anything is allocated, and anything xpnet cannot run is an error
 that names the node, its operator and the opset, never a partial model.
 
+:func:`export` traces a model's own ``forward`` and writes each layer as its ONNX operator
+(``Conv``, ``BatchNormalization``, ``Gemm``, ...), its parameters as initializers named by
+their ``state_dict`` keys.
+
 Needs the ``onnx`` extra (``pip install 'xpnet[onnx]'``).
 """
 
@@ -18,19 +22,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import OnnxImportError, UnsupportedOnnxError
+from ._errors import OnnxExportError, OnnxImportError, UnsupportedOnnxError
+from ._export import DEFAULT_EXPORT_OPSET, EXPORT_OPSETS, export
 from ._model import OnnxModel
 from ._ops import OPERATORS
 from ._reader import MAX_OPSET, MIN_OPSET, GraphSpec, NodeSpec, read_model
 
 __all__ = [
+    "DEFAULT_EXPORT_OPSET",
+    "EXPORT_OPSETS",
     "MAX_OPSET",
     "MIN_OPSET",
     "GraphSpec",
     "NodeSpec",
+    "OnnxExportError",
     "OnnxImportError",
     "OnnxModel",
     "UnsupportedOnnxError",
+    "export",
     "load",
     "supported_operators",
 ]

@@ -1,0 +1,616 @@
+"""The array namespace a traced array gives to code written against the standard: each
+function computes on the backend and writes its ONNX node(s); called on arrays that do not
+depend on the input it is the backend's own (the result enters the graph as a constant)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._errors import OnnxExportError
+from ._graph import INT64_MAX, INT64_MIN, BatchSize, ExportArray, Graph, onnx_type
+
+__all__ = ["export_namespace", "getitem"]
+
+
+def _raw(value: Any) -> Any:
+    return value._value if type(value) is ExportArray else value
+
+
+def _traced(values: Sequence[Any]) -> list[ExportArray]:
+    return [v for v in values if type(v) is ExportArray]
+
+
+def _aligned_batch(values: Sequence[Any], ndim: int) -> int | None:
+    """The output's batch axis for a broadcasting op over ``values``."""
+    for value in _traced(values):
+        if value.batch_axis is not None:
+            return value.batch_axis + ndim - value.ndim
+    return None
+
+
+# ---------------------------------------------------------------------------- element-wise
+
+_UNARY = {
+    "abs": "Abs", "negative": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt",
+    "tanh": "Tanh", "sin": "Sin", "cos": "Cos", "tan": "Tan", "asin": "Asin",
+    "acos": "Acos", "atan": "Atan", "sinh": "Sinh", "cosh": "Cosh", "asinh": "Asinh",
+    "acosh": "Acosh", "atanh": "Atanh", "floor": "Floor", "ceil": "Ceil", "round": "Round",
+    "sign": "Sign", "reciprocal": "Reciprocal", "isnan": "IsNaN", "isinf": "IsInf",
+    "logical_not": "Not", "erf": "Erf",
+}  # fmt: skip
+
+_BINARY = {
+    "add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div", "pow": "Pow",
+    "maximum": "Max", "minimum": "Min", "equal": "Equal", "less": "Less",
+    "greater": "Greater", "less_equal": "LessOrEqual", "greater_equal": "GreaterOrEqual",
+    "logical_and": "And", "logical_or": "Or", "logical_xor": "Xor",
+}  # fmt: skip
+
+_COMPARISONS = frozenset({"equal", "not_equal", "less", "greater", "less_equal", "greater_equal"})
+
+
+def _unary(xp: Any, name: str) -> Callable[..., Any]:
+    backend = getattr(xp, name)
+
+    def call(x: Any, /) -> Any:
+        if type(x) is not ExportArray:
+            return backend(x)
+        graph = x.graph
+        value = backend(x._value)
+        if name == "positive":
+            return x
+        if name == "square":
+            out = graph.one("Mul", [x.name, x.name])
+        elif name == "log1p":
+            one = graph.scalar(1.0, x.dtype)
+            out = graph.one("Log", [graph.one("Add", [x.name, one])])
+        elif name == "expm1":
+            one = graph.scalar(1.0, x.dtype)
+            out = graph.one("Sub", [graph.one("Exp", [x.name]), one])
+        else:
+            out = graph.one(_UNARY[name], [x.name])
+        return graph.wrap(value, out, x.batch_axis)
+
+    call.__name__ = name
+    return call
+
+
+def _binary(xp: Any, name: str) -> Callable[..., Any]:
+    backend = getattr(xp, name)
+
+    def call(a: Any, b: Any, /) -> Any:
+        traced = _traced((a, b))
+        if not traced:
+            return backend(a, b)
+        graph = traced[0].graph
+        value = backend(_raw(a), _raw(b))
+        # The operands in one type (ONNX does not promote): the result's, or for a
+        # comparison the one the backend compared in.
+        arrays = [_raw(v) for v in (a, b) if not isinstance(v, int | float | bool)]
+        common = xp.result_type(*arrays) if name in _COMPARISONS else None
+        like = value.dtype if common is None else common
+        if name in ("logical_and", "logical_or", "logical_xor"):
+            like = xp.bool
+        inputs = [graph.name_of(v, like) for v in (a, b)]
+        if name == "not_equal":
+            out = graph.one("Not", [graph.one("Equal", inputs)])
+        elif name == "matmul":
+            out = graph.one("MatMul", inputs)
+        elif name == "floor_divide":
+            quotient = graph.one("Div", inputs)
+            floating = xp.isdtype(value.dtype, "real floating")
+            out = graph.one("Floor", [quotient]) if floating else quotient
+            if not floating:
+                raise OnnxExportError("floor_divide of integers has no exact ONNX operator")
+        elif name == "remainder":
+            floating = xp.isdtype(value.dtype, "real floating")
+            out = graph.one("Mod", inputs, fmod=int(floating))
+            if floating:  # ONNX's fmod keeps the dividend's sign; the standard the divisor's
+                raise OnnxExportError("remainder of floats has no exact ONNX operator")
+        else:
+            out = graph.one(_BINARY[name], inputs)
+        batch = _aligned_batch((a, b), int(value.ndim))
+        if name == "matmul":
+            batch = _matmul_batch(a, b, int(value.ndim))
+        return graph.wrap(value, out, batch)
+
+    call.__name__ = name
+    return call
+
+
+def _matmul_batch(a: Any, b: Any, ndim: int) -> int | None:
+    if type(a) is ExportArray and a.batch_axis is not None and a.batch_axis < a.ndim - 1:
+        if a.ndim == 2 or a.batch_axis < a.ndim - 2:
+            return a.batch_axis + ndim - a.ndim
+        return a.batch_axis + ndim - a.ndim if a.ndim > 1 else None
+    if type(b) is ExportArray and b.batch_axis is not None and b.batch_axis < b.ndim - 2:
+        return b.batch_axis + ndim - b.ndim
+    return None
+
+
+# --------------------------------------------------------------------------- the namespace
+
+
+class ExportNamespace:
+    """The backend namespace ``xp``, writing ONNX nodes for traced arrays (module doc)."""
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+        self.__name__ = f"xpnet.onnx.export({getattr(xp, '__name__', xp)})"
+        for name in _UNARY.keys() | {"positive", "square", "log1p", "expm1"}:
+            if hasattr(xp, name):
+                setattr(self, name, _unary(xp, name))
+        for name in _BINARY.keys() | {"not_equal", "matmul", "floor_divide", "remainder"}:
+            setattr(self, name, _binary(xp, name))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name not in ("__array_api_version__",):
+            raise AttributeError(name)
+        attribute = getattr(self._xp, name)
+        if not callable(attribute) or isinstance(attribute, type):
+            return attribute
+        if name in _CREATION:
+            found: Any = _creation(self._xp, name, attribute)
+        else:
+            found = _refusing(name, attribute)
+        object.__setattr__(self, name, found)
+        return found
+
+    def __repr__(self) -> str:
+        return f"<{self.__name__}>"
+
+    # -- element-wise with arguments ------------------------------------------------------
+
+    def where(self, condition: Any, x1: Any, x2: Any, /) -> Any:
+        xp = self._xp
+        traced = _traced((condition, x1, x2))
+        if not traced:
+            return xp.where(condition, x1, x2)
+        graph = traced[0].graph
+        value = xp.where(_raw(condition), _raw(x1), _raw(x2))
+        inputs = [
+            graph.name_of(condition, xp.bool),
+            graph.name_of(x1, value.dtype),
+            graph.name_of(x2, value.dtype),
+        ]
+        out = graph.one("Where", inputs)
+        return graph.wrap(value, out, _aligned_batch((condition, x1, x2), int(value.ndim)))
+
+    def clip(self, x: Any, /, min: Any = None, max: Any = None) -> Any:
+        xp = self._xp
+        if not _traced((x, min, max)):
+            return xp.clip(x, min, max)
+        if type(x) is not ExportArray:
+            raise OnnxExportError("clip: bounds that depend on the input need a traced x")
+        graph = x.graph
+        value = xp.clip(x._value, _raw(min), _raw(max))
+        if type(min) is ExportArray or type(max) is ExportArray:
+            out = x.name
+            if min is not None:
+                out = graph.one("Max", [out, graph.name_of(min, x.dtype)])
+            if max is not None:
+                out = graph.one("Min", [out, graph.name_of(max, x.dtype)])
+        else:
+            bounds = [
+                "" if bound is None else graph.scalar(float(bound), x.dtype) for bound in (min, max)
+            ]
+            while bounds and not bounds[-1]:
+                bounds.pop()
+            out = graph.one("Clip", [x.name, *bounds])
+        return graph.wrap(value, out, x.batch_axis)
+
+    def astype(self, x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.astype(x, dtype, copy=copy)
+        value = self._xp.astype(x._value, dtype)
+        if value.dtype == x.dtype:
+            return x
+        graph = x.graph
+        out = graph.one("Cast", [x.name], to=onnx_type(graph.onnx, dtype))
+        return graph.wrap(value, out, x.batch_axis)
+
+    # -- shapes ---------------------------------------------------------------------------
+
+    def reshape(self, x: Any, /, shape: Sequence[int], *, copy: bool | None = None) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.reshape(x, tuple(shape))
+        return reshape(x, shape)
+
+    def permute_dims(self, x: Any, /, axes: Sequence[int]) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.permute_dims(x, tuple(axes))
+        axes = [int(a) % x.ndim for a in axes]
+        value = self._xp.permute_dims(x._value, tuple(axes))
+        out = x.graph.one("Transpose", [x.name], perm=axes)
+        batch = axes.index(x.batch_axis) if x.batch_axis is not None else None
+        return x.graph.wrap(value, out, batch)
+
+    def matrix_transpose(self, x: Any, /) -> Any:
+        axes = list(range(x.ndim))
+        axes[-2:] = axes[-1], axes[-2]
+        return self.permute_dims(x, axes)
+
+    def moveaxis(self, x: Any, source: Any, destination: Any, /) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.moveaxis(x, source, destination)
+        sources = [source] if isinstance(source, int) else list(source)
+        targets = [destination] if isinstance(destination, int) else list(destination)
+        sources = [s % x.ndim for s in sources]
+        targets = [t % x.ndim for t in targets]
+        order = [a for a in range(x.ndim) if a not in sources]
+        for target, src in sorted(zip(targets, sources, strict=True)):
+            order.insert(target, src)
+        return self.permute_dims(x, order)
+
+    def expand_dims(self, x: Any, /, axis: int = 0) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.expand_dims(x, axis=axis)
+        value = self._xp.expand_dims(x._value, axis=axis)
+        where = int(axis) % int(value.ndim)
+        out = x.graph.unsqueeze(x.name, [where])
+        batch = x.batch_axis
+        if batch is not None and batch >= where:
+            batch += 1
+        return x.graph.wrap(value, out, batch)
+
+    def squeeze(self, x: Any, /, axis: int | tuple[int, ...]) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.squeeze(x, axis=axis)
+        axes = sorted({int(a) % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)})
+        value = self._xp.squeeze(x._value, axis=tuple(axes))
+        out = x.graph.squeeze(x.name, axes)
+        batch = x.batch_axis
+        if batch is not None:
+            batch = None if batch in axes else batch - sum(a < batch for a in axes)
+        return x.graph.wrap(value, out, batch)
+
+    def broadcast_to(self, x: Any, /, shape: Sequence[int]) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.broadcast_to(x, tuple(shape))
+        value = self._xp.broadcast_to(x._value, tuple(int(n) for n in shape))
+        graph = x.graph
+        target = _shape_operand(graph, x, shape, "broadcast_to")
+        out = graph.one("Expand", [x.name, target])
+        return graph.wrap(value, out, _aligned_batch((x,), int(value.ndim)))
+
+    def concat(self, arrays: Sequence[Any], /, *, axis: int | None = 0) -> Any:
+        arrays = list(arrays)
+        traced = _traced(arrays)
+        if not traced:
+            return self._xp.concat(arrays, axis=axis)
+        graph = traced[0].graph
+        if axis is None:
+            arrays = [self.reshape(a, (-1,)) for a in arrays]
+            axis = 0
+        value = self._xp.concat([_raw(a) for a in arrays], axis=axis)
+        out = graph.one(
+            "Concat", [graph.name_of(a, value.dtype) for a in arrays], axis=int(axis) % value.ndim
+        )
+        batch = _aligned_batch(arrays, int(value.ndim))
+        if batch is not None and batch == int(axis) % value.ndim:
+            batch = None
+        return graph.wrap(value, out, batch)
+
+    def stack(self, arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
+        arrays = list(arrays)
+        if not _traced(arrays):
+            return self._xp.stack(arrays, axis=axis)
+        ndim = int(_raw(arrays[0]).ndim) + 1
+        expanded = [self.expand_dims(a, axis=int(axis) % ndim) for a in arrays]
+        return self.concat(expanded, axis=int(axis) % ndim)
+
+    def flip(self, x: Any, /, *, axis: int | tuple[int, ...] | None = None) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.flip(x, axis=axis)
+        value = self._xp.flip(x._value, axis=axis)
+        axes = _axes(axis, x.ndim)
+        graph = x.graph
+        count = len(axes)
+        inputs = [x.name, graph.ints([-1] * count), graph.ints([INT64_MIN] * count),
+                  graph.ints(axes), graph.ints([-1] * count)]  # fmt: skip
+        return graph.wrap(value, graph.one("Slice", inputs), x.batch_axis)
+
+    def take(self, x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
+        if type(x) is not ExportArray:
+            if type(indices) is ExportArray:
+                raise OnnxExportError("take: indices computed from the input need a traced x")
+            return self._xp.take(x, indices, axis=axis)
+        if axis is None:
+            x, axis = self.reshape(x, (-1,)), 0
+        value = self._xp.take(x._value, _raw(indices), axis=axis)
+        graph = x.graph
+        out = graph.one("Gather", [x.name, graph.name_of(indices)], axis=int(axis) % x.ndim)
+        batch = x.batch_axis if x.batch_axis is not None and x.batch_axis < axis else None
+        return graph.wrap(value, out, batch)
+
+    # -- reductions -----------------------------------------------------------------------
+
+    def _reduce(
+        self, name: str, op_type: str, x: Any, axis: Any, keepdims: bool, **extra: Any
+    ) -> Any:
+        if type(x) is not ExportArray:
+            return getattr(self._xp, name)(x, axis=axis, keepdims=keepdims, **extra)
+        value = getattr(self._xp, name)(x._value, axis=axis, keepdims=keepdims)
+        axes = _axes(axis, x.ndim)
+        graph = x.graph
+        out = graph.reduce(op_type, x.name, axes, keepdims)
+        return graph.wrap(value, out, _reduced_batch(x, axes, keepdims))
+
+    def sum(self, x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+        if dtype is not None:
+            x = self.astype(x, dtype)
+        return self._reduce("sum", "ReduceSum", x, axis, keepdims)
+
+    def prod(
+        self, x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False
+    ) -> Any:
+        if dtype is not None:
+            x = self.astype(x, dtype)
+        return self._reduce("prod", "ReduceProd", x, axis, keepdims)
+
+    def mean(self, x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._reduce("mean", "ReduceMean", x, axis, keepdims)
+
+    def max(self, x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._reduce("max", "ReduceMax", x, axis, keepdims)
+
+    def min(self, x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._reduce("min", "ReduceMin", x, axis, keepdims)
+
+    def var(
+        self, x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False
+    ) -> Any:
+        if type(x) is not ExportArray:
+            return self._xp.var(x, axis=axis, correction=correction, keepdims=keepdims)
+        axes = _axes(axis, x.ndim)
+        count = int(np.prod([x._value.shape[a] for a in axes]))
+        centred = x - self.mean(x, axis=tuple(axes), keepdims=True)
+        result = self.mean(centred * centred, axis=tuple(axes), keepdims=keepdims)
+        if correction:
+            result = result * (count / (count - correction))
+        return result
+
+    def std(
+        self, x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False
+    ) -> Any:
+        return self.sqrt(self.var(x, axis=axis, correction=correction, keepdims=keepdims))
+
+
+def _axes(axis: Any, ndim: int) -> list[int]:
+    if axis is None:
+        return list(range(ndim))
+    return sorted({int(a) % ndim for a in ((axis,) if isinstance(axis, int) else axis)})
+
+
+def _reduced_batch(x: ExportArray, axes: Sequence[int], keepdims: bool) -> int | None:
+    batch = x.batch_axis
+    if batch is None or batch in axes:
+        return None
+    return batch if keepdims else batch - sum(a < batch for a in axes)
+
+
+_CREATION = frozenset(
+    {"zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like", "empty_like"}
+)
+
+
+def _creation(xp: Any, name: str, backend: Callable[..., Any]) -> Callable[..., Any]:
+    """A creation function: a constant; the ``_like`` forms of a traced array are written as
+    ``ConstantOfShape`` of its shape, so the batch stays symbolic."""
+
+    @functools.wraps(backend)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if name.endswith("_like") and args and type(args[0]) is ExportArray:
+            x = args[0]
+            value = backend(x._value, *args[1:], **kwargs)
+            fill = {"zeros_like": 0, "empty_like": 0, "ones_like": 1}.get(name)
+            if fill is None:
+                fill = kwargs.get("fill_value", args[1] if len(args) > 1 else 0)
+            graph = x.graph
+            tensor = graph.onnx.numpy_helper.from_array(
+                np.asarray([fill], dtype=_host(value.dtype))
+            )
+            out = graph.one("ConstantOfShape", [graph.shape_of(x.name)], value=tensor)
+            return graph.wrap(value, out, x.batch_axis)
+        shape = kwargs.get("shape", args[0] if args else ())
+        sizes = (shape,) if isinstance(shape, int) else tuple(shape)
+        if any(type(n) is BatchSize for n in sizes):
+            from ._graph import active_graph
+
+            active_graph().fix_batch(f"xp.{name} with the batch size in its shape")
+        return backend(*args, **kwargs)
+
+    return call
+
+
+def _host(dtype: Any) -> Any:
+    from ._graph import host_dtype
+
+    return host_dtype(dtype)
+
+
+def _refusing(name: str, backend: Callable[..., Any]) -> Callable[..., Any]:
+    """A function with no ONNX form: the backend's on constants, an error on traced arrays."""
+
+    @functools.wraps(backend)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        values = [*args, *kwargs.values()]
+        flat = [v for a in values for v in (a if isinstance(a, list | tuple) else (a,))]
+        if _traced(flat):
+            raise OnnxExportError(
+                f"xp.{name} is not exported to ONNX; the model calls it on an array computed "
+                "from its input. Use the functions xpnet.functional or the standard's "
+                "arithmetic, reshaping, reductions and indexing offer"
+            )
+        return backend(*args, **kwargs)
+
+    return call
+
+
+_namespaces: dict[int, tuple[Any, ExportNamespace]] = {}
+
+
+def export_namespace(xp: Any) -> ExportNamespace:
+    """The export namespace around the backend namespace ``xp`` (one per backend)."""
+    known = _namespaces.get(id(xp))
+    if known is None or known[0] is not xp:
+        known = _namespaces[id(xp)] = (xp, ExportNamespace(xp))
+    return known[1]
+
+
+# ---------------------------------------------------------------------- shapes and indexing
+
+
+def _shape_operand(graph: Graph, x: ExportArray, shape: Sequence[int], what: str) -> str:
+    """A shape input for ``Expand``: the batch entry read from ``x`` where it is one."""
+    sizes = list(shape)
+    if not any(type(n) is BatchSize for n in sizes):
+        if x.batch_axis is not None:
+            graph.fix_batch(f"{what} to a shape given as numbers")
+        return graph.ints(sizes)
+    parts: list[str] = []
+    for n in sizes:
+        if type(n) is BatchSize and x.batch_axis is not None:
+            axis = x.batch_axis
+            parts.append(graph.shape_of(x.name, axis, axis + 1))
+        else:
+            parts.append(graph.ints([n]))
+    return graph.one("Concat", parts, axis=0)
+
+
+def reshape(x: ExportArray, shape: Sequence[int]) -> ExportArray:
+    """``Reshape``, keeping the batch symbolic where ``shape`` carries it."""
+    graph = x.graph
+    sizes = [shape] if isinstance(shape, int) else list(shape)
+    value = graph.xp.reshape(x._value, tuple(int(n) for n in sizes))
+    target = [int(n) for n in sizes]
+    batch = None
+    for i, n in enumerate(sizes):
+        if type(n) is BatchSize:
+            batch = i
+    if batch is not None and x.batch_axis == batch and -1 not in target:
+        target[batch] = 0  # ONNX: this dimension as the input's
+    elif batch is not None and -1 not in target:
+        target[batch] = -1
+    elif batch is not None:
+        # The batch and another inferred size: take the batch from the graph.
+        parts = [graph.ints(target[:batch])] if batch else []
+        if x.batch_axis is None:
+            graph.fix_batch("a reshape of an array the batch no longer indexes")
+            return graph.wrap(value, graph.one("Reshape", [x.name, graph.ints(sizes)]), None)
+        parts.append(graph.shape_of(x.name, x.batch_axis, x.batch_axis + 1))
+        if batch + 1 < len(target):
+            parts.append(graph.ints(target[batch + 1 :]))
+        shape_name = graph.one("Concat", parts, axis=0)
+        return graph.wrap(value, graph.one("Reshape", [x.name, shape_name]), batch)
+    elif x.batch_axis is not None and (-1 not in target or _batch_size(x) in target):
+        # A size that is the batch size as a plain number (int(x.shape[0])) would stay
+        # that number in the graph.
+        graph.fix_batch("a reshape to a shape given as numbers")
+    elif x.batch_axis is not None:
+        # -1 absorbs the batch: still right at any batch size when the others are known.
+        batch = _kept_leading(x, target)
+    out = graph.one("Reshape", [x.name, graph.ints(target)])
+    return graph.wrap(value, out, batch)
+
+
+def _batch_size(x: ExportArray) -> int:
+    assert x.batch_axis is not None
+    return int(x._value.shape[x.batch_axis])
+
+
+def _kept_leading(x: ExportArray, target: list[int]) -> int | None:
+    """The batch axis of ``reshape(x, target)`` when ``target`` starts with ``-1`` that
+    merges only the batch axis (``(-1, C, H, W)`` of an ``(N, C, H, W)``)."""
+    rest = [int(n) for n in x._value.shape[1:]]
+    if x.batch_axis == 0 and target and target[0] == -1 and list(target[1:]) == rest:
+        return 0
+    return None
+
+
+def getitem(x: ExportArray, key: Any) -> ExportArray:
+    """Basic indexing (ints, slices, ``None``, ``...``) as ``Slice``, ``Squeeze`` and
+    ``Unsqueeze``; one integer-array index as ``Gather``."""
+    graph = x.graph
+    value = x._value[_raw_key(key)]
+    items = list(key) if isinstance(key, tuple) else [key]
+    if any(type(k) is ExportArray or hasattr(k, "shape") for k in items):
+        return _gather(x, items, value)
+    if items.count(Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis")
+    used = sum(1 for k in items if k is not None and k is not Ellipsis)
+    if Ellipsis in items:
+        where = items.index(Ellipsis)
+        items[where : where + 1] = [slice(None)] * (x.ndim - used)
+    else:
+        items += [slice(None)] * (x.ndim - used)
+    starts, ends, steps, axes, dropped, inserted = [], [], [], [], [], []
+    axis = 0
+    out_axis = 0
+    batch: int | None = None
+    for k in items:
+        if k is None:
+            inserted.append(out_axis)
+            out_axis += 1
+            continue
+        if isinstance(k, slice):
+            if k != slice(None):
+                step = 1 if k.step is None else int(k.step)
+                start = k.start if k.start is not None else (0 if step > 0 else INT64_MAX)
+                stop = k.stop if k.stop is not None else (INT64_MAX if step > 0 else INT64_MIN)
+                starts.append(int(start))
+                ends.append(int(stop))
+                steps.append(step)
+                axes.append(axis)
+            elif axis == x.batch_axis:
+                batch = out_axis
+            axis += 1
+            out_axis += 1
+            continue
+        position = int(k)
+        starts.append(position)
+        ends.append(position + 1 if position != -1 else INT64_MAX)
+        steps.append(1)
+        axes.append(axis)
+        dropped.append(axis)
+        axis += 1
+    name = x.name
+    if axes:
+        inputs = [name, graph.ints(starts), graph.ints(ends), graph.ints(axes)]
+        if any(s != 1 for s in steps):
+            inputs.append(graph.ints(steps))
+        name = graph.one("Slice", inputs)
+    if dropped:
+        name = graph.squeeze(name, dropped)
+    if inserted:
+        name = graph.unsqueeze(name, inserted)
+    return graph.wrap(value, name, batch)
+
+
+def _gather(x: ExportArray, items: list[Any], value: Any) -> ExportArray:
+    """``x[:, ..., idx]`` with one integer array ``idx`` after full slices: ``Gather``."""
+    full = slice(None)
+    arrays = [i for i, k in enumerate(items) if type(k) is ExportArray or hasattr(k, "shape")]
+    axis = arrays[0]
+    if len(arrays) != 1 or any(k != full for k in items[:axis] + items[axis + 1 :]):
+        raise OnnxExportError(
+            "indexing with arrays is exported for one integer array among full slices "
+            "(x[:, idx]); take the rest in steps"
+        )
+    index = items[axis]
+    if "bool" in str(index.dtype):
+        raise OnnxExportError("boolean-mask indexing has a data-dependent shape in ONNX")
+    graph = x.graph
+    out = graph.one("Gather", [x.name, graph.name_of(index)], axis=axis)
+    batch = x.batch_axis if x.batch_axis is not None and x.batch_axis < axis else None
+    return graph.wrap(value, out, batch)
+
+
+def _raw_key(key: Any) -> Any:
+    if isinstance(key, tuple):
+        return tuple(_raw(k) for k in key)
+    return _raw(key)
