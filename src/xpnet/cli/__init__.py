@@ -23,7 +23,7 @@ from .. import backends, data
 from ..train import CheckpointError, TrainingDiverged, load_checkpoint
 from ._common import DEFAULTS, CommandError, Terminated
 from ._parser import _parser
-from ._saved import _cmd_evaluate, _cmd_predict
+from ._saved import _cmd_evaluate, _cmd_export, _cmd_predict
 from ._tools import _cmd_backends, _cmd_bench
 from ._train import _cmd_train
 
@@ -35,6 +35,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "export": _cmd_export,
 }
 
 

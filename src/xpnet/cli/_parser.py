@@ -308,4 +308,20 @@ def _parser() -> argparse.ArgumentParser:
                 help="compute the predictions on a Dask cluster (e.g. tcp://host:8786), "
                 "in chunks of --batch-size images (pip install 'dask[array]' distributed)",
             )
+
+    export = commands.add_parser(
+        "export",
+        help="write saved weights as an ONNX model (needs the onnx extra)",
+        description="Write a checkpoint's model as an ONNX graph, one node per layer, with a "
+        "symbolic batch dimension; the input normalisation it was trained with goes into the "
+        "file's metadata (xpnet.normalisation). Runs in onnxruntime and other ONNX runtimes.",
+    )
+    export.add_argument("weights", help="a checkpoint written by 'xpnet train --save'")
+    export.add_argument("output", help="the .onnx file to write (whole or not at all)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 21 (default 17)")
+    export.add_argument("--overwrite", action="store_true", help="replace OUTPUT when it exists")
+    export.add_argument(
+        "--backend", default=None, help="the backend that traces the model (default numpy)"
+    )
+    export.add_argument("--device", default=None, help="device on that backend")
     return parser

@@ -1,11 +1,15 @@
-"""``xpnet evaluate`` and ``xpnet predict``: saved weights on their test data."""
+"""``xpnet evaluate``, ``xpnet predict`` and ``xpnet export``: saved weights on their test
+data, or written as an ONNX model."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import backends, data, models, nn
 from ..train import (
@@ -201,3 +205,44 @@ def _predictions(
     with client:
         images = da.from_array(shown.images, chunks=(chunk, -1, -1, -1))
         yield predict(model, images, mean=norm[0], std=norm[1]).compute()
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Write a checkpoint's model as ONNX, with what its inputs need in the file's metadata."""
+    try:
+        from .. import onnx as xonnx
+    except ImportError:  # pragma: no cover - the extra is installed where tested
+        raise CommandError("xpnet export needs the onnx extra: pip install 'xpnet[onnx]'") from None
+    target = Path(args.output)
+    if target.is_dir():
+        raise CommandError(f"{target} is a folder; name the .onnx file to write")
+    if target.exists() and not args.overwrite:
+        raise CommandError(f"{target} exists; pass --overwrite to replace it")
+    if args.opset not in xonnx.EXPORT_OPSETS:
+        opsets = xonnx.EXPORT_OPSETS
+        raise CommandError(
+            f"--opset: expected {opsets.start} to {opsets.stop - 1}, got {args.opset}"
+        )
+    model, meta = _restore(args)
+    channels, side = meta["in_channels"], meta["image_size"]
+    dtype = backends.to_numpy(next(iter(model.parameters()))).dtype
+    example = backends.asarray(np.zeros((1, channels, side, side), dtype=dtype))
+    normalisation = meta.get("normalisation")
+    metadata = {
+        "xpnet.model": str(meta["model"]),
+        "xpnet.input": f"(N, {channels}, {side}, {side}) images",
+        "xpnet.output": f"(N, {meta['num_classes']}) class logits",
+    }
+    if normalisation is not None:
+        mean, std = normalisation
+        metadata["xpnet.normalisation"] = json.dumps({"mean": mean, "std": std})
+    if "source" in meta:
+        metadata["xpnet.dataset"] = str(meta["source"])
+    proto = xonnx.export(model, example, target, opset=args.opset, metadata=metadata)
+    print(f"wrote {target}: {meta['model']}, opset {args.opset}, {len(proto.graph.node)} nodes, "
+          f"{model.num_parameters():,} parameters")  # fmt: skip
+    print(f"input 'input': {dtype} (batch, {channels}, {side}, {side})", end="")
+    if normalisation is not None:
+        print(f", normalised as in training: (x - {mean}) / {std}", end="")
+    print(f"\noutput 'output': (batch, {meta['num_classes']}) class logits")
+    return 0
