@@ -721,3 +721,84 @@ def test_batch_norm_on_an_empty_training_batch_keeps_its_statistics(backend: Any
     assert tuple(dx.shape) == (0, 2, 4, 4)
     np.testing.assert_array_equal(xpnet.to_numpy(dweight), [0.0, 0.0])
     np.testing.assert_array_equal(xpnet.to_numpy(dbias), [0.0, 0.0])
+
+
+# -- hostile ONNX files ----------------------------------------------------------------------
+
+
+def test_hostile_onnx_files_get_clear_errors_and_flips_never_a_traceback(tmp_path: Path) -> None:
+    # An ONNX file is untrusted input, like a checkpoint: truncated, an oversized dimension,
+    # external data that leaves the model's folder, and a cycle are each an OnnxImportError
+    # naming what; a byte flipped anywhere either loads a model that runs, or is one too.
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    from onnx import TensorProto, helper
+
+    import xpnet.onnx as xo
+
+    with xpnet.use_backend("numpy"):
+        model = xpnet.models.build_model("lenet5", 1, 10, 28)
+        good = xo.export(model, xpnet.asarray(np.zeros((1, 1, 28, 28), np.float32)))
+    data = good.SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(xo.OnnxImportError, match=f"{re.escape(str(path))}.*not an ONNX model"):
+        xo.load(path)
+
+    huge = onnx.ModelProto()
+    huge.CopyFrom(good)
+    weight = huge.graph.initializer[0]
+    weight.dims[0] = 2**62
+    with pytest.raises(xo.OnnxImportError, match=f"'{weight.name}'.*more than"):
+        xo.load(huge)
+
+    escape = onnx.ModelProto()
+    escape.CopyFrom(good)
+    tensor = escape.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../../etc/passwd")
+    (tmp_path / "models").mkdir()
+    escaping = tmp_path / "models" / "escape.onnx"
+    escaping.write_bytes(escape.SerializeToString())
+    with pytest.raises(xo.OnnxImportError, match="external data") as caught:
+        xo.load(escaping)
+    assert "../../etc/passwd" in str(caught.value)
+
+    cyclic = helper.make_graph(
+        [helper.make_node("Relu", ["b"], ["a"]), helper.make_node("Neg", ["a"], ["b"])],
+        "cycle", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2])],
+    )  # fmt: skip
+    with pytest.raises(xo.OnnxImportError, match="topologically sorted.*'b'"):
+        xo.load(helper.make_model(cyclic, opset_imports=[helper.make_opsetid("", 17)]))
+
+    rng = np.random.default_rng(0)
+    x = np.random.default_rng(1).standard_normal((1, 1, 28, 28)).astype(np.float32)
+    outcomes = {"refused": 0, "failed naming the node": 0, "ran": 0}
+    refusals: list[str] = []
+    failures: list[str] = []
+    # The graph's structure: its nodes and attributes come first, its inputs, outputs and
+    # opsets last (a flip in the weights' bytes loads other weights, as in any ONNX runtime).
+    structure = [*range(0, 1500), *range(len(data) - 600, len(data))]
+    for _ in range(300):
+        flipped = bytearray(data)
+        spot = structure[int(rng.integers(len(structure)))]
+        flipped[spot] ^= 1 << int(rng.integers(8))
+        with xpnet.use_backend("numpy"):
+            try:
+                loaded = xo.load(bytes(flipped))
+            except xo.OnnxImportError as exc:
+                refusals.append(str(exc))
+                outcomes["refused"] += 1
+                continue
+            try:  # a valid graph whose shapes no longer fit: named at the node
+                y = loaded(xpnet.asarray(x))
+            except ValueError as exc:
+                failures.append(str(exc))
+                outcomes["failed naming the node"] += 1
+                continue
+        assert np.asarray(xpnet.to_numpy(y)).shape[0] == 1
+        outcomes["ran"] += 1
+    assert all(outcomes.values()), outcomes  # each kind of flip was met
+    assert all(message.startswith("<bytes>: ") for message in refusals), refusals
+    assert all(re.match(r"<bytes>: node \d+ '.*' \(\w+\): ", m) for m in failures), failures

@@ -101,6 +101,16 @@ def read_model(model: Any) -> GraphSpec:
         raise TypeError(
             f"model: expected a path, bytes or an onnx.ModelProto, got {type(model).__name__}"
         )
+    try:
+        return _read_graph(onnx, proto, source, base_dir)
+    except UnicodeDecodeError:  # protobuf keeps a string field's bytes until it is read
+        raise OnnxImportError(
+            f"{source}: not a valid ONNX model (a name or string is not UTF-8 text)"
+        ) from None
+
+
+def _read_graph(onnx: Any, proto: Any, source: str, base_dir: Path | None) -> GraphSpec:
+    """The checked graph of a parsed model (see :func:`read_model`)."""
     opset = _opset(proto, source)
     graph = proto.graph
     # The tensors first, by xpnet's own checks (external data read in, only from the
