@@ -22,6 +22,7 @@ import pytest
 
 import xpnet
 from test_cli import ROOT, run_main
+from test_cli import xpnet as xpnet_command
 from test_train import loaders, tiny
 from xpnet import _atomic, optim
 from xpnet.train import Checkpoint, CheckpointError, fit, load_checkpoint, save_checkpoint
@@ -266,8 +267,28 @@ def _rewrite(
         table["meta"] = json.dumps(meta(json.loads(table["meta"])))
     table.update(metadata or {})
     arrays.update(tensors(arrays) if tensors is not None else {})
-    out.write_bytes(save(arrays, metadata=table))
+    table.pop("digest")
+    out.write_bytes(_signed(save(arrays, metadata=table)))
     return out
+
+
+def _signed(data: bytes) -> bytes:
+    """A safetensors file with xpnet's digests of what it holds (as a writer that put this
+    content there would sign it): what then fails is the check of the content itself."""
+    import hashlib
+    import json
+
+    from xpnet.train.checkpoint import _header_digest
+
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    table = dict(header.pop("__metadata__"))
+    digest = {"sha256_data": hashlib.sha256(data[8 + size :]).hexdigest(),
+              "sha256_header": _header_digest(header, table)}  # fmt: skip
+    table["digest"] = json.dumps(digest)
+    text = json.dumps({**header, "__metadata__": table}).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def _set(table: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
@@ -420,7 +441,157 @@ def _drop_tensors(path: Path, unwanted: Any) -> None:
     arrays = load(raw)
     kept = {key: value for key, value in arrays.items() if not unwanted(key)}
     assert len(kept) < len(arrays)
-    path.write_bytes(save(kept, metadata=table))
+    table = {key: value for key, value in table.items() if key != "digest"}
+    path.write_bytes(_signed(save(kept, metadata=table)))
+
+
+def _header_and_data(data: bytes) -> tuple[dict[str, Any], bytes]:
+    import json
+
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size]), data[8 + size :]
+
+
+def test_every_byte_of_a_checkpoint_is_covered_by_its_digests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], good_checkpoint: Path
+) -> None:
+    # safetensors has no checksum: xpnet writes SHA-256 digests of the data and the header
+    # and checks them on every load. A flipped bit in a weight, or a changed digit in the
+    # metadata that leaves valid JSON, is a damaged file, named; never loaded silently.
+    import json
+
+    data = good_checkpoint.read_bytes()
+    header, payload = _header_and_data(data)
+    rng = np.random.default_rng(0)
+    start = len(data) - len(payload)
+    for spot in rng.integers(start, len(data), size=12):  # anywhere in the tensors' bytes
+        flipped = bytearray(data)
+        flipped[spot] ^= 1 << int(rng.integers(8))
+        path = tmp_path / "flipped.safetensors"
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(CheckpointError, match="tensor data do not match the digest"):
+            load_checkpoint(path)
+    text = data[8:start]
+    for old, new in [(b'\\"epoch\\": 1', b'\\"epoch\\": 2'),  # the metadata, still valid JSON
+                     (b'"shape":[', b'"shape": [')]:  # fmt: skip
+        assert old in text, old
+        changed = text.replace(old, new, 1)
+        if old == b'\\"epoch\\": 1':  # and its history grown to match, as a forger would
+            table = json.loads(changed)
+            meta = json.loads(table["__metadata__"]["meta"])
+            meta["history"] = meta["history"] * 2
+            table["__metadata__"]["meta"] = json.dumps(meta)
+            changed = json.dumps(table).encode()
+        path = tmp_path / "edited.safetensors"
+        path.write_bytes(len(changed).to_bytes(8, "little") + changed + payload)
+        if old.startswith(b'"shape"'):  # white space: the same header, still verified
+            assert load_checkpoint(path).meta == load_checkpoint(good_checkpoint).meta
+            continue
+        with pytest.raises(CheckpointError, match="header .* does not match the digest"):
+            load_checkpoint(path)
+        status, _, err = run_main(capsys, "evaluate", str(path))
+        assert status == 2 and "was damaged after it was saved" in err and err.count("\n") == 1
+    # The files stay plain safetensors: safetensors' own loader reads them.
+    from safetensors.numpy import load
+
+    assert set(load(data)) == set(header) - {"__metadata__"}
+
+
+def test_a_checkpoint_written_before_digests_loads_with_a_one_line_warning(
+    tmp_path: Path, good_checkpoint: Path
+) -> None:
+    from safetensors.numpy import load, save
+
+    from xpnet.train import UnverifiedCheckpointWarning
+
+    data = good_checkpoint.read_bytes()
+    header, _ = _header_and_data(data)
+    table = {k: v for k, v in header["__metadata__"].items() if k != "digest"}
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(save(load(data), metadata=table))  # as the writer before digests did
+    with pytest.warns(UnverifiedCheckpointWarning, match=f"{re.escape(str(old))}: written before"):
+        loaded = load_checkpoint(old)
+    assert loaded.meta == load_checkpoint(good_checkpoint).meta
+    result = xpnet_command("evaluate", str(old))  # a process of its own: warnings as printed
+    assert result.returncode == 0 and "accuracy" in result.stdout
+    assert result.stderr == f"xpnet: warning: {old}: written before checkpoints carried a digest, so its " \
+        "contents cannot be verified (saving it again adds one)\n"  # fmt: skip
+
+
+def test_a_checkpoint_is_read_through_one_handle_while_another_run_saves(
+    tmp_path: Path, good_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A save landing between the reads of the header and of the data replaces the file under
+    # another name; the read goes on through its one handle and sees one whole checkpoint,
+    # never epoch 1's metadata with epoch 2's weights (nor a false "damaged").
+    from xpnet.train import checkpoint as checkpoint_module
+
+    path = tmp_path / "live.safetensors"
+    path.write_bytes(good_checkpoint.read_bytes())
+    first = load_checkpoint(path)
+    newer = Checkpoint(model={k: v + 1 for k, v in first.model.items()},
+                       optimizer=first.optimizer, meta={**first.meta})  # fmt: skip
+    read_data = checkpoint_module._read_exactly
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    def save_meanwhile(stream: Any, buffer: Any) -> int:
+        save_checkpoint(path, newer)  # another run's epoch lands now
+        return read_data(stream, buffer)
+
+    monkeypatch.setattr(checkpoint_module, "_read_exactly", save_meanwhile)
+    monkeypatch.setattr(checkpoint_module.os, "open", counting_open)
+    during = load_checkpoint(path)
+    monkeypatch.undo()
+    assert opened.count(str(path)) == 1  # (the others: the save's temporary file)
+    for key, value in first.model.items():
+        np.testing.assert_array_equal(during.model[key], value)
+    after = load_checkpoint(path)
+    for key, value in newer.model.items():
+        np.testing.assert_array_equal(after.model[key], value)
+
+
+def test_hostile_checkpoint_headers_and_paths_are_clear_errors(tmp_path: Path) -> None:
+    # Headers that make other readers crash or allocate, and paths that are not files.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    cases = [
+        (deep, "its header nests too deeply"),
+        ({"model/w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}},
+         "its dtype should be a name such as F32, found ['F32']"),
+        ({"model/w": {"dtype": {"F": 32}, "shape": [1], "data_offsets": [0, 4]}},
+         "its dtype should be a name"),
+        ({"model/w": {"dtype": "F32", "shape": [2**70], "data_offsets": [0, 4]}},
+         "holds more values than the file has bytes"),
+        ({"model/w": {"dtype": "F32", "shape": [2**40, 2**40, 0], "data_offsets": [0, 4]}},
+         "holds more values than the file has bytes"),
+        ({"model/w": {"dtype": "F32", "shape": "4", "data_offsets": [0, 4]}},
+         "its shape should be a list of sizes"),
+        ({"model/w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}},
+         "starts at byte 4 of the data, expected 0"),
+        ({"model/w": {"dtype": "F32", "shape": [1], "data_offsets": [0, True]}},
+         "its data_offsets should be two byte positions"),
+    ]  # fmt: skip
+    for header, words in cases:
+        import json
+
+        text = header if isinstance(header, bytes) else json.dumps(
+            {"__metadata__": {"format": "xpnet-checkpoint/1"}, **header}).encode()  # fmt: skip
+        path = tmp_path / "hostile.safetensors"
+        path.write_bytes(len(text).to_bytes(8, "little") + text + b"\0" * 8)
+        with pytest.raises(CheckpointError, match=re.escape(words)):
+            load_checkpoint(path)
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.safetensors"
+    zero.symlink_to("/dev/zero")
+    for path, kind in [(fifo, "a FIFO (named pipe)"), (zero, "a character device"),
+                       (tmp_path, "a folder")]:  # fmt: skip
+        with pytest.raises(CheckpointError, match=re.escape(f"{path}: is {kind}")):
+            load_checkpoint(path)  # at once: a FIFO is not waited on
 
 
 # -- data files ------------------------------------------------------------------------------

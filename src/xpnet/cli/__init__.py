@@ -16,8 +16,10 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 from .. import backends, data
 from ..train import CheckpointError, TrainingDiverged, load_checkpoint
@@ -55,6 +57,21 @@ def _sigterm_as_exception() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings as ``xpnet: warning: ...``, one line each, as the errors are printed."""
+    previous = warnings.formatwarning
+
+    def one_line(message: Any, category: Any, filename: Any, lineno: Any, line: Any = None) -> str:
+        return f"xpnet: warning: {message}\n"
+
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
 
 
 def _what_was_kept(args: argparse.Namespace) -> str:
@@ -103,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        with _sigterm_as_exception():
+        with _sigterm_as_exception(), _one_line_warnings():
             return COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"

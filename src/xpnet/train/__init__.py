@@ -3,6 +3,7 @@
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
+    UnverifiedCheckpointWarning,
     architecture_mismatch,
     load_checkpoint,
     save_checkpoint,
@@ -16,6 +17,7 @@ __all__ = [
     "CompileWarning",
     "TrainStep",
     "TrainingDiverged",
+    "UnverifiedCheckpointWarning",
     "architecture_mismatch",
     "compile_step",
     "evaluate",
