@@ -532,3 +532,91 @@ def test_an_exported_then_imported_resnet_fine_tunes_with_fit(backend: BackendCa
     np.testing.assert_allclose(results["imported"], results["native"], rtol=1e-4)
     before_loss, _, after_loss = results["imported"]
     assert after_loss < before_loss - 0.1, results
+
+
+_P = np.linspace(-1.0, 1.0, 5).astype(np.float32)
+_V = np.linspace(-1.0, 1.0, 4).astype(np.float32)
+# What user code does with the batch size, and what the export must do: keep the batch
+# symbolic and stay right at another batch size ("dynamic"), or fix it with a warning
+# ("fixed"); never a graph that is silently wrong at another size.
+BATCH_CASES: dict[str, tuple[Callable[[Any], Any], tuple[int, ...], str]] = {
+    "reshape (N, -1)": (lambda x: _ns(x).reshape(x, (x.shape[0], -1)), (3, 4, 6), "dynamic"),
+    "reshape (-1, C, H*W)": (lambda x: _ns(x).reshape(x, (-1, 4, 6)), (3, 4, 2, 3), "dynamic"),
+    "reshape (N*T, -1)": (
+        lambda x: _ns(x).reshape(x, (x.shape[0] * x.shape[1], -1)), (2, 4, 6), "fixed"),
+    "reshape (int(N), -1)": (
+        lambda x: _ns(x).reshape(x, (int(x.shape[0]), -1)), (3, 4, 6), "fixed"),
+    "concat on the batch, then reshape by its size": (
+        lambda x: (lambda y: _ns(y).reshape(y, (y.shape[0], -1)))(_ns(x).concat([x, 2 * x])),
+        (2, 4, 6), "fixed"),
+    "concat on the batch, then flatten": (
+        lambda x: F.flatten(_ns(x).concat([x, 2 * x], axis=0), 1), (2, 4, 6), "dynamic"),
+    "slice x[1:], then reshape by its size": (
+        lambda x: (lambda y: _ns(y).reshape(y, (y.shape[0], 2, -1)))(x[1:]), (3, 4, 6),
+        "fixed"),
+    "matrix times vector, then reshape": (
+        lambda x: (lambda z: _ns(z).reshape(z, (z.shape[0], -1)))(
+            (x @ _ns(x).asarray(_V))[:, None]), (3, 4), "dynamic"),
+    "variance with correction over the batch": (
+        lambda x: _ns(x).var(x, axis=0, correction=1), (3, 4), "fixed"),
+    "variance over other axes": (
+        lambda x: _ns(x).std(x, axis=1, correction=1), (3, 4), "dynamic"),
+    "mean over no axes": (
+        lambda x: x - _ns(x).mean(x, axis=tuple(range(2, x.ndim)), keepdims=True), (3, 4),
+        "dynamic"),
+    "integer array against a float": (
+        lambda x: _ns(x).astype(_ns(x).astype(x * 3, _ns(x).int64) >= 0.5, x.dtype), (3, 4),
+        "dynamic"),
+    "half the batch by slicing": (lambda x: x[: x.shape[0] // 2] * 2, (4, 3), "fixed"),
+    "a loop over range(N)": (
+        lambda x: _ns(x).stack([x[i] * i for i in range(x.shape[0])]), (3, 4), "fixed"),
+    "a Python loop over the batch": (
+        lambda x: _ns(x).stack([r * 2 for r in x]), (3, 4, 5), "fixed"),
+    "a parameter broadcast to the batch (a class token)": (
+        lambda x: _ns(x).concat([_ns(x).broadcast_to(_ns(x).asarray(_P)[None, None, :],
+                                                     (x.shape[0], 1, 5)), x], axis=1),
+        (2, 3, 5), "dynamic"),
+    "a scalar output": (lambda x: _ns(x).mean(x) * 2.0, (3, 4), "dynamic"),
+    "zeros of the batch's size": (
+        lambda x: _ns(x).concat([x, _ns(x).zeros((x.shape[0], 2), dtype=x.dtype)], axis=1),
+        (3, 4), "dynamic"),
+    "zeros of twice the batch's size": (
+        lambda x: _ns(x).zeros((2 * x.shape[0], 2), dtype=x.dtype) + 1.0 + 0 * x[:1, :2],
+        (3, 4), "fixed"),
+    "interpolate by 0.7 and 2.3": (
+        lambda x: F.interpolate(x, scale_factor=(0.7, 2.3), mode="bilinear"), (2, 3, 10, 10),
+        "dynamic"),
+    "dilated max pool, ceil mode, pad beyond the kernel": (
+        lambda x: F.max_pool2d(x, 2, 3, 1, dilation=3, ceil_mode=True), (2, 3, 11, 11),
+        "dynamic"),
+    "clip to array bounds": (
+        lambda x: _ns(x).clip(x, _ns(x).asarray(-_V), _ns(x).asarray(_V)), (3, 4), "dynamic"),
+    "dropout2d (evaluation)": (lambda x: F.dropout2d(x, 0.5, training=False), (2, 3, 4, 4),
+                               "dynamic"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(BATCH_CASES))
+def test_shapes_built_from_the_batch_stay_right_or_fix_the_batch(name: str) -> None:
+    fn, shape, expected = BATCH_CASES[name]
+    model = Fn(fn)
+    x = xpnet.asarray(np.random.default_rng(0).standard_normal(shape), "float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proto = xo.export(model, x)
+    fixed = [w for w in caught if "batch dimension is fixed" in str(w.message)]
+    assert ("fixed" if fixed else "dynamic") == expected, [str(w.message) for w in caught]
+    batches = (shape[0],) if fixed else (shape[0], shape[0] + 3)
+    _check_parity(model, proto, shape, batches, seed=10)
+    if fixed:
+        assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == shape[0]
+
+
+def test_integer_bitwise_operators_are_bitwise_from_opset_18() -> None:
+    model = Fn(lambda x: _ns(x).astype((_ns(x).astype(x * 8, _ns(x).int64) & 3) | 4, x.dtype))
+    x = xpnet.asarray(np.random.default_rng(0).standard_normal((3, 4)), "float32")
+    proto = xo.export(model, x, opset=18)
+    assert {"BitwiseAnd", "BitwiseOr"} <= {n.op_type for n in proto.graph.node}
+    _check_parity(model, proto, (3, 4), (3, 5), seed=11)
+    with pytest.raises(xo.OnnxExportError, match="needs opset 18 or later"):
+        xo.export(model, x, opset=17)

@@ -145,6 +145,8 @@ def export(
         graph.wrap(value, name, 0 if value.ndim else None)
         for value, name in zip(inputs, in_names, strict=True)
     ]
+    if traced_inputs[0].ndim:
+        graph.batch_source = (in_names[0], 0)
     outputs = _trace(model, graph, traced_inputs)
     out_names = _names(output_names, len(outputs), "output", "output_names")
     overlap = set(out_names) & set(in_names)

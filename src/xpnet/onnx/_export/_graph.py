@@ -29,7 +29,15 @@ import numpy as np
 from ... import backends
 from .._errors import OnnxExportError
 
-__all__ = ["BatchSize", "ExportArray", "Graph", "active_graph", "tracing"]
+__all__ = [
+    "BatchDerived",
+    "BatchSize",
+    "ExportArray",
+    "Graph",
+    "active_graph",
+    "batch_related",
+    "tracing",
+]
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -37,9 +45,48 @@ INT64_MIN = np.iinfo(np.int64).min
 
 class BatchSize(int):
     """The example's batch size as it appears in a traced array's ``shape``: an ``int``
-    that remembers where it came from (arithmetic on it gives plain ints)."""
+    that remembers where it came from. Arithmetic on it gives a :class:`BatchDerived`."""
 
     __slots__ = ()
+
+    def _derived(self, value: Any) -> Any:
+        return BatchDerived(value) if isinstance(value, int) else value
+
+    def __add__(self, other: Any) -> Any:
+        return self._derived(int(self) + other)
+
+    def __sub__(self, other: Any) -> Any:
+        return self._derived(int(self) - other)
+
+    def __mul__(self, other: Any) -> Any:
+        return self._derived(int(self) * other)
+
+    def __floordiv__(self, other: Any) -> Any:
+        return self._derived(int(self) // other)
+
+    def __mod__(self, other: Any) -> Any:
+        return self._derived(int(self) % other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._derived(other - int(self))
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return self._derived(other // int(self))
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+
+class BatchDerived(int):
+    """A number computed from the batch size (``2 * x.shape[0]``): the graph cannot keep it
+    symbolic, so where one reaches a shape the export fixes the batch."""
+
+    __slots__ = ()
+
+
+def batch_related(value: Any) -> bool:
+    """Whether ``value`` is the batch size or was computed from it."""
+    return type(value) is BatchSize or type(value) is BatchDerived
 
 
 def host_dtype(dtype: Any) -> np.dtype[Any]:
@@ -73,6 +120,8 @@ class Graph:
         self.scope: list[str] = []
         #: Why the batch dimension cannot stay symbolic (empty while it can).
         self.fixed_batch: list[str] = []
+        #: An input's ``(name, axis)`` that holds the batch, read where a shape needs it.
+        self.batch_source: tuple[str, int] | None = None
         self._taken: set[str] = set()
         self._counts: dict[str, int] = {}
         self._constants: dict[tuple[Any, ...], str] = {}
@@ -100,13 +149,14 @@ class Graph:
         """Add ``value`` under ``name`` (a parameter's state_dict key) once."""
         if name not in self.initializers:
             self.initializers[name] = self.onnx.numpy_helper.from_array(
-                np.ascontiguousarray(value), name
+                np.asarray(value, order="C"), name
             )
         return name
 
     def constant(self, value: Any, dtype: Any = None) -> str:
         """A constant (a host or backend array, or a Python number) as an initializer,
         in ``dtype`` when given; equal small constants are written once."""
+        # np.asarray, not ascontiguousarray: that one turns a 0-d constant into shape (1,).
         host = np.asarray(backends.to_numpy(value) if _is_backend_array(value) else value)
         if dtype is not None:
             host = host.astype(host_dtype(dtype))
@@ -179,9 +229,11 @@ class Graph:
 
     # -- arrays ---------------------------------------------------------------------------
 
-    def wrap(self, value: Any, name: str, batch_axis: int | None) -> ExportArray:
+    def wrap(
+        self, value: Any, name: str, batch_axis: int | None, lost: bool = False
+    ) -> ExportArray:
         """The traced array holding ``value`` under ``name``."""
-        return ExportArray(value, name, self, batch_axis)
+        return ExportArray(value, name, self, batch_axis, lost)
 
     def name_of(self, value: Any, dtype: Any = None) -> str:
         """The ONNX name of an operand: a traced array's own, or a constant (in ``dtype``
@@ -191,6 +243,13 @@ class Graph:
                 return self.one("Cast", [value.name], to=onnx_type(self.onnx, dtype))
             return value.name
         return self.constant(value, dtype)
+
+    def batch_size_name(self) -> str | None:
+        """A 1-element int64 value holding the batch size, read from an input's shape."""
+        if self.batch_source is None:
+            return None
+        name, axis = self.batch_source
+        return self.shape_of(name, axis, axis + 1)
 
     def fix_batch(self, reason: str) -> None:
         """Record that the batch size entered the graph as a number (``reason`` says where)."""
@@ -283,17 +342,22 @@ class ExportArray:
     could not repeat that for other inputs.
     """
 
-    __slots__ = ("_value", "batch_axis", "graph", "name")
+    __slots__ = ("_value", "batch_axis", "graph", "lost", "name")
 
     # NumPy defers to the reflected operators below instead of converting.
     __array_ufunc__ = None
     __array_priority__ = 1000
 
-    def __init__(self, value: Any, name: str, graph: Graph, batch_axis: int | None) -> None:
+    def __init__(
+        self, value: Any, name: str, graph: Graph, batch_axis: int | None, lost: bool = False
+    ) -> None:
         self._value = value
         self.name = name
         self.graph = graph
         self.batch_axis = batch_axis
+        #: Its shape depends on the batch in a way no axis says (a batch concatenated with
+        #: itself, merged into another axis): a shape built from its sizes fixes the batch.
+        self.lost = lost and batch_axis is None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -348,7 +412,11 @@ class ExportArray:
         return self.shape[0]
 
     def __iter__(self) -> Any:
-        return (self[i, ...] for i in range(len(self)))
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        if self.batch_axis == 0 or self.lost:
+            self.graph.fix_batch("a Python loop over the batch")
+        return (self[i, ...] for i in range(int(self._value.shape[0])))
 
     def __bool__(self) -> bool:
         raise _host_read("its truth value")
@@ -396,10 +464,12 @@ class ExportArray:
     __rpow__ = _binary("pow", reflected=True)
     __matmul__ = _binary("matmul")
     __rmatmul__ = _binary("matmul", reflected=True)
-    __and__ = _binary("logical_and")
-    __rand__ = _binary("logical_and", reflected=True)
-    __or__ = _binary("logical_or")
-    __ror__ = _binary("logical_or", reflected=True)
+    __and__ = _binary("bitwise_and")
+    __rand__ = _binary("bitwise_and", reflected=True)
+    __or__ = _binary("bitwise_or")
+    __ror__ = _binary("bitwise_or", reflected=True)
+    __xor__ = _binary("bitwise_xor")
+    __rxor__ = _binary("bitwise_xor", reflected=True)
     __lt__ = _binary("less")
     __le__ = _binary("less_equal")
     __gt__ = _binary("greater")
@@ -409,4 +479,4 @@ class ExportArray:
     __neg__ = _unary("negative")
     __pos__ = _unary("positive")
     __abs__ = _unary("abs")
-    __invert__ = _unary("logical_not")
+    __invert__ = _unary("bitwise_invert")

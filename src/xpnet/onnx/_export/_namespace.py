@@ -11,7 +11,17 @@ from typing import Any
 import numpy as np
 
 from .._errors import OnnxExportError
-from ._graph import INT64_MAX, INT64_MIN, BatchSize, ExportArray, Graph, onnx_type
+from ._graph import (
+    INT64_MAX,
+    INT64_MIN,
+    BatchDerived,
+    BatchSize,
+    ExportArray,
+    Graph,
+    active_graph,
+    batch_related,
+    onnx_type,
+)
 
 __all__ = ["export_namespace", "getitem"]
 
@@ -30,6 +40,10 @@ def _aligned_batch(values: Sequence[Any], ndim: int) -> int | None:
         if value.batch_axis is not None:
             return value.batch_axis + ndim - value.ndim
     return None
+
+
+def _lost(values: Sequence[Any]) -> bool:
+    return any(v.lost for v in _traced(values))
 
 
 # ---------------------------------------------------------------------------- element-wise
@@ -63,7 +77,9 @@ def _unary(xp: Any, name: str) -> Callable[..., Any]:
         value = backend(x._value)
         if name == "positive":
             return x
-        if name == "square":
+        if name == "bitwise_invert":
+            out = _bitwise(graph, "Not", "BitwiseNot", [x.name], value)
+        elif name == "square":
             out = graph.one("Mul", [x.name, x.name])
         elif name == "log1p":
             one = graph.scalar(1.0, x.dtype)
@@ -73,10 +89,22 @@ def _unary(xp: Any, name: str) -> Callable[..., Any]:
             out = graph.one("Sub", [graph.one("Exp", [x.name]), one])
         else:
             out = graph.one(_UNARY[name], [x.name])
-        return graph.wrap(value, out, x.batch_axis)
+        return graph.wrap(value, out, x.batch_axis, x.lost)
 
     call.__name__ = name
     return call
+
+
+def _bitwise(graph: Graph, logical: str, bitwise: str, inputs: list[str], value: Any) -> str:
+    """``&``, ``|``, ``^`` and ``~``: logical on booleans, bitwise on integers (ONNX 18+)."""
+    if "bool" in str(value.dtype):
+        return graph.one(logical, inputs)
+    if graph.opset < 18:
+        raise OnnxExportError(
+            f"bitwise {bitwise[7:].lower()} of integers needs opset 18 or later (ONNX's "
+            f"{bitwise}); export with opset=18"
+        )
+    return graph.one(bitwise, inputs)
 
 
 def _binary(xp: Any, name: str) -> Callable[..., Any]:
@@ -92,11 +120,19 @@ def _binary(xp: Any, name: str) -> Callable[..., Any]:
         # comparison the one the backend compared in.
         arrays = [_raw(v) for v in (a, b) if not isinstance(v, int | float | bool)]
         common = xp.result_type(*arrays) if name in _COMPARISONS else None
+        if (
+            common is not None
+            and not xp.isdtype(common, ("real floating", "bool"))
+            and any(isinstance(v, float) for v in (a, b))
+        ):  # an integer array against a float: compared as floats, as the backend does
+            common = xp.float64
         like = value.dtype if common is None else common
         if name in ("logical_and", "logical_or", "logical_xor"):
             like = xp.bool
         inputs = [graph.name_of(v, like) for v in (a, b)]
-        if name == "not_equal":
+        if name in _BITWISE:
+            out = _bitwise(graph, *_BITWISE[name], inputs, value)
+        elif name == "not_equal":
             out = graph.one("Not", [graph.one("Equal", inputs)])
         elif name == "matmul":
             out = graph.one("MatMul", inputs)
@@ -116,20 +152,33 @@ def _binary(xp: Any, name: str) -> Callable[..., Any]:
         batch = _aligned_batch((a, b), int(value.ndim))
         if name == "matmul":
             batch = _matmul_batch(a, b, int(value.ndim))
-        return graph.wrap(value, out, batch)
+        return graph.wrap(value, out, batch, _lost((a, b)))
 
     call.__name__ = name
     return call
 
 
 def _matmul_batch(a: Any, b: Any, ndim: int) -> int | None:
-    if type(a) is ExportArray and a.batch_axis is not None and a.batch_axis < a.ndim - 1:
-        if a.ndim == 2 or a.batch_axis < a.ndim - 2:
-            return a.batch_axis + ndim - a.ndim
-        return a.batch_axis + ndim - a.ndim if a.ndim > 1 else None
-    if type(b) is ExportArray and b.batch_axis is not None and b.batch_axis < b.ndim - 2:
-        return b.batch_axis + ndim - b.ndim
+    """The output axis of ``a @ b`` that an operand's batch axis becomes (``None`` where it
+    is contracted away, or an operand is 1-D)."""
+    for operand, is_left in ((a, True), (b, False)):
+        if type(operand) is not ExportArray or operand.batch_axis is None or operand.ndim < 2:
+            continue
+        axis, rank = operand.batch_axis, operand.ndim
+        if axis < rank - 2:  # a stacked (broadcast) axis
+            return axis + ndim - rank
+        if is_left and axis == rank - 2:  # the rows
+            return ndim - (2 if int(getattr(b, "ndim", 2)) >= 2 else 1)
+        if not is_left and axis == rank - 1:  # the columns
+            return ndim - 1
     return None
+
+
+_BITWISE = {
+    "bitwise_and": ("And", "BitwiseAnd"),
+    "bitwise_or": ("Or", "BitwiseOr"),
+    "bitwise_xor": ("Xor", "BitwiseXor"),
+}
 
 
 # --------------------------------------------------------------------------- the namespace
@@ -141,10 +190,11 @@ class ExportNamespace:
     def __init__(self, xp: Any) -> None:
         self._xp = xp
         self.__name__ = f"xpnet.onnx.export({getattr(xp, '__name__', xp)})"
-        for name in _UNARY.keys() | {"positive", "square", "log1p", "expm1"}:
+        for name in _UNARY.keys() | {"positive", "square", "log1p", "expm1", "bitwise_invert"}:
             if hasattr(xp, name):
                 setattr(self, name, _unary(xp, name))
-        for name in _BINARY.keys() | {"not_equal", "matmul", "floor_divide", "remainder"}:
+        extra = {"not_equal", "matmul", "floor_divide", "remainder", *_BITWISE}
+        for name in _BINARY.keys() | extra:
             setattr(self, name, _binary(xp, name))
 
     def __getattr__(self, name: str) -> Any:
@@ -178,7 +228,8 @@ class ExportNamespace:
             graph.name_of(x2, value.dtype),
         ]
         out = graph.one("Where", inputs)
-        return graph.wrap(value, out, _aligned_batch((condition, x1, x2), int(value.ndim)))
+        batch = _aligned_batch((condition, x1, x2), int(value.ndim))
+        return graph.wrap(value, out, batch, _lost((condition, x1, x2)))
 
     def clip(self, x: Any, /, min: Any = None, max: Any = None) -> Any:
         xp = self._xp
@@ -188,8 +239,8 @@ class ExportNamespace:
             raise OnnxExportError("clip: bounds that depend on the input need a traced x")
         graph = x.graph
         value = xp.clip(x._value, _raw(min), _raw(max))
-        if type(min) is ExportArray or type(max) is ExportArray:
-            out = x.name
+        if any(b is not None and not isinstance(b, int | float) for b in (min, max)):
+            out = x.name  # array bounds: element-wise
             if min is not None:
                 out = graph.one("Max", [out, graph.name_of(min, x.dtype)])
             if max is not None:
@@ -201,7 +252,7 @@ class ExportNamespace:
             while bounds and not bounds[-1]:
                 bounds.pop()
             out = graph.one("Clip", [x.name, *bounds])
-        return graph.wrap(value, out, x.batch_axis)
+        return graph.wrap(value, out, x.batch_axis, x.lost)
 
     def astype(self, x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Any:
         if type(x) is not ExportArray:
@@ -211,7 +262,7 @@ class ExportNamespace:
             return x
         graph = x.graph
         out = graph.one("Cast", [x.name], to=onnx_type(graph.onnx, dtype))
-        return graph.wrap(value, out, x.batch_axis)
+        return graph.wrap(value, out, x.batch_axis, x.lost)
 
     # -- shapes ---------------------------------------------------------------------------
 
@@ -227,7 +278,7 @@ class ExportNamespace:
         value = self._xp.permute_dims(x._value, tuple(axes))
         out = x.graph.one("Transpose", [x.name], perm=axes)
         batch = axes.index(x.batch_axis) if x.batch_axis is not None else None
-        return x.graph.wrap(value, out, batch)
+        return x.graph.wrap(value, out, batch, x.lost)
 
     def matrix_transpose(self, x: Any, /) -> Any:
         axes = list(range(x.ndim))
@@ -255,7 +306,7 @@ class ExportNamespace:
         batch = x.batch_axis
         if batch is not None and batch >= where:
             batch += 1
-        return x.graph.wrap(value, out, batch)
+        return x.graph.wrap(value, out, batch, x.lost)
 
     def squeeze(self, x: Any, /, axis: int | tuple[int, ...]) -> Any:
         if type(x) is not ExportArray:
@@ -266,16 +317,26 @@ class ExportNamespace:
         batch = x.batch_axis
         if batch is not None:
             batch = None if batch in axes else batch - sum(a < batch for a in axes)
-        return x.graph.wrap(value, out, batch)
+        return x.graph.wrap(value, out, batch, x.lost)
 
     def broadcast_to(self, x: Any, /, shape: Sequence[int]) -> Any:
+        sizes = tuple(shape)
         if type(x) is not ExportArray:
-            return self._xp.broadcast_to(x, tuple(shape))
-        value = self._xp.broadcast_to(x._value, tuple(int(n) for n in shape))
+            if not any(batch_related(n) for n in sizes):
+                return self._xp.broadcast_to(x, tuple(int(n) for n in sizes))
+            graph = active_graph()  # a constant spread over the batch (a class token)
+            x = graph.wrap(x, graph.constant(x), None)
+        value = self._xp.broadcast_to(x._value, tuple(int(n) for n in sizes))
         graph = x.graph
-        target = _shape_operand(graph, x, shape, "broadcast_to")
+        target = _shape_operand(graph, x, sizes, "broadcast_to")
         out = graph.one("Expand", [x.name, target])
-        return graph.wrap(value, out, _aligned_batch((x,), int(value.ndim)))
+        batch = _aligned_batch((x,), int(value.ndim))
+        if batch is None and type(sizes[0] if sizes else None) is BatchSize:
+            batch = 0
+        elif batch is None:
+            marked = [i for i, n in enumerate(sizes) if type(n) is BatchSize]
+            batch = marked[0] if marked and not graph.fixed_batch else None
+        return graph.wrap(value, out, batch, x.lost)
 
     def concat(self, arrays: Sequence[Any], /, *, axis: int | None = 0) -> Any:
         arrays = list(arrays)
@@ -291,9 +352,10 @@ class ExportNamespace:
             "Concat", [graph.name_of(a, value.dtype) for a in arrays], axis=int(axis) % value.ndim
         )
         batch = _aligned_batch(arrays, int(value.ndim))
+        lost = _lost(arrays)
         if batch is not None and batch == int(axis) % value.ndim:
-            batch = None
-        return graph.wrap(value, out, batch)
+            batch, lost = None, True  # the batch, concatenated: a size no axis names
+        return graph.wrap(value, out, batch, lost)
 
     def stack(self, arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
         arrays = list(arrays)
@@ -312,7 +374,7 @@ class ExportNamespace:
         count = len(axes)
         inputs = [x.name, graph.ints([-1] * count), graph.ints([INT64_MIN] * count),
                   graph.ints(axes), graph.ints([-1] * count)]  # fmt: skip
-        return graph.wrap(value, graph.one("Slice", inputs), x.batch_axis)
+        return graph.wrap(value, graph.one("Slice", inputs), x.batch_axis, x.lost)
 
     def take(self, x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
         if type(x) is not ExportArray:
@@ -325,7 +387,7 @@ class ExportNamespace:
         graph = x.graph
         out = graph.one("Gather", [x.name, graph.name_of(indices)], axis=int(axis) % x.ndim)
         batch = x.batch_axis if x.batch_axis is not None and x.batch_axis < axis else None
-        return graph.wrap(value, out, batch)
+        return graph.wrap(value, out, batch, x.lost)
 
     # -- reductions -----------------------------------------------------------------------
 
@@ -336,9 +398,11 @@ class ExportNamespace:
             return getattr(self._xp, name)(x, axis=axis, keepdims=keepdims, **extra)
         value = getattr(self._xp, name)(x._value, axis=axis, keepdims=keepdims)
         axes = _axes(axis, x.ndim)
+        if not axes:  # axis=(): nothing reduced (ONNX's empty axes would reduce them all)
+            return x
         graph = x.graph
         out = graph.reduce(op_type, x.name, axes, keepdims)
-        return graph.wrap(value, out, _reduced_batch(x, axes, keepdims))
+        return graph.wrap(value, out, _reduced_batch(x, axes, keepdims), x.lost)
 
     def sum(self, x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
         if dtype is not None:
@@ -367,6 +431,10 @@ class ExportNamespace:
         if type(x) is not ExportArray:
             return self._xp.var(x, axis=axis, correction=correction, keepdims=keepdims)
         axes = _axes(axis, x.ndim)
+        if not axes:  # over nothing: each value is its own mean
+            return x * 0.0
+        if correction and (x.batch_axis in axes or x.lost):
+            x.graph.fix_batch("a variance with a correction over the batch (its count)")
         count = int(np.prod([x._value.shape[a] for a in axes]))
         centred = x - self.mean(x, axis=tuple(axes), keepdims=True)
         result = self.mean(centred * centred, axis=tuple(axes), keepdims=keepdims)
@@ -415,14 +483,26 @@ def _creation(xp: Any, name: str, backend: Callable[..., Any]) -> Callable[..., 
                 np.asarray([fill], dtype=_host(value.dtype))
             )
             out = graph.one("ConstantOfShape", [graph.shape_of(x.name)], value=tensor)
-            return graph.wrap(value, out, x.batch_axis)
+            return graph.wrap(value, out, x.batch_axis, x.lost)
         shape = kwargs.get("shape", args[0] if args else ())
         sizes = (shape,) if isinstance(shape, int) else tuple(shape)
-        if any(type(n) is BatchSize for n in sizes):
-            from ._graph import active_graph
-
-            active_graph().fix_batch(f"xp.{name} with the batch size in its shape")
-        return backend(*args, **kwargs)
+        if not any(batch_related(n) for n in sizes):
+            return backend(*args, **kwargs)
+        graph = active_graph()
+        value = backend(*args, **kwargs)
+        marked = [i for i, n in enumerate(sizes) if type(n) is BatchSize]
+        if len(marked) != 1 or any(type(n) is BatchDerived for n in sizes) or name == "empty":
+            graph.fix_batch(f"xp.{name} with a size computed from the batch in its shape")
+            return value
+        # ConstantOfShape of a shape that reads the batch from the input: symbolic.
+        fill = {"zeros": 0, "ones": 1}.get(name)
+        if fill is None:
+            fill = kwargs.get("fill_value", args[1] if len(args) > 1 else 0)
+        tensor = graph.onnx.numpy_helper.from_array(np.asarray([fill], dtype=_host(value.dtype)))
+        like = graph.wrap(value, "", None)
+        target = _shape_operand(graph, like, sizes, f"xp.{name}")
+        out = graph.one("ConstantOfShape", [target], value=tensor)
+        return graph.wrap(value, out, marked[0] if not graph.fixed_batch else None)
 
     return call
 
@@ -466,56 +546,74 @@ def export_namespace(xp: Any) -> ExportNamespace:
 
 
 def _shape_operand(graph: Graph, x: ExportArray, shape: Sequence[int], what: str) -> str:
-    """A shape input for ``Expand``: the batch entry read from ``x`` where it is one."""
+    """A shape input for ``Expand``: the batch entry read from an input's shape."""
     sizes = list(shape)
-    if not any(type(n) is BatchSize for n in sizes):
-        if x.batch_axis is not None:
-            graph.fix_batch(f"{what} to a shape given as numbers")
-        return graph.ints(sizes)
-    parts: list[str] = []
-    for n in sizes:
-        if type(n) is BatchSize and x.batch_axis is not None:
-            axis = x.batch_axis
-            parts.append(graph.shape_of(x.name, axis, axis + 1))
-        else:
-            parts.append(graph.ints([n]))
+    if any(type(n) is BatchDerived for n in sizes):
+        graph.fix_batch(f"{what} to a size computed from the batch size")
+    elif not any(type(n) is BatchSize for n in sizes) and (x.batch_axis is not None or x.lost):
+        graph.fix_batch(f"{what} to a shape given as numbers")
+    batch = graph.batch_size_name() if any(type(n) is BatchSize for n in sizes) else None
+    if batch is None or graph.fixed_batch:
+        return graph.ints([int(n) for n in sizes])
+    parts = [batch if type(n) is BatchSize else graph.ints([int(n)]) for n in sizes]
     return graph.one("Concat", parts, axis=0)
 
 
 def reshape(x: ExportArray, shape: Sequence[int]) -> ExportArray:
-    """``Reshape``, keeping the batch symbolic where ``shape`` carries it."""
+    """``Reshape``, keeping the batch symbolic where ``shape`` carries it; fixing it where
+    a size in ``shape`` depends on the batch in a way the graph cannot follow."""
     graph = x.graph
     sizes = [shape] if isinstance(shape, int) else list(shape)
     value = graph.xp.reshape(x._value, tuple(int(n) for n in sizes))
     target = [int(n) for n in sizes]
-    batch = None
-    for i, n in enumerate(sizes):
-        if type(n) is BatchSize:
-            batch = i
-    if batch is not None and x.batch_axis == batch and -1 not in target:
-        target[batch] = 0  # ONNX: this dimension as the input's
-    elif batch is not None and -1 not in target:
-        target[batch] = -1
-    elif batch is not None:
-        # The batch and another inferred size: take the batch from the graph.
-        parts = [graph.ints(target[:batch])] if batch else []
-        if x.batch_axis is None:
-            graph.fix_batch("a reshape of an array the batch no longer indexes")
-            return graph.wrap(value, graph.one("Reshape", [x.name, graph.ints(sizes)]), None)
-        parts.append(graph.shape_of(x.name, x.batch_axis, x.batch_axis + 1))
-        if batch + 1 < len(target):
-            parts.append(graph.ints(target[batch + 1 :]))
-        shape_name = graph.one("Concat", parts, axis=0)
-        return graph.wrap(value, graph.one("Reshape", [x.name, shape_name]), batch)
-    elif x.batch_axis is not None and (-1 not in target or _batch_size(x) in target):
-        # A size that is the batch size as a plain number (int(x.shape[0])) would stay
-        # that number in the graph.
+    marked = [i for i, n in enumerate(sizes) if type(n) is BatchSize]
+    tied = x.batch_axis is not None or x.lost
+
+    def written(names: str, batch: int | None, lost: bool = False) -> ExportArray:
+        return graph.wrap(value, graph.one("Reshape", [x.name, names]), batch, lost)
+
+    if any(type(n) is BatchDerived for n in sizes) or len(marked) > 1:
+        graph.fix_batch("a reshape to a size computed from the batch size")
+        return written(graph.ints(target), None)
+    if marked:
+        (at,) = marked
+        if x.batch_axis == at and -1 not in target:
+            target[at] = 0  # ONNX: this dimension as the input's
+        elif -1 not in target:
+            target[at] = -1
+        else:  # the batch and another inferred size: the batch read from an input's shape
+            batch_name = graph.batch_size_name()
+            if batch_name is None:
+                graph.fix_batch("a reshape with the batch size and -1")
+                return written(graph.ints(target), at)
+            parts = ([graph.ints(target[:at])] if at else []) + [batch_name]
+            if at + 1 < len(target):
+                parts.append(graph.ints(target[at + 1 :]))
+            return written(graph.one("Concat", parts, axis=0), at)
+        return written(graph.ints(target), at)
+    if not tied:
+        return written(graph.ints(target), None)
+    if -1 not in target or (x.batch_axis is not None and _batch_size(x) in target):
+        # A size that is the batch as a plain number (int(x.shape[0])) would stay that
+        # number in the graph.
         graph.fix_batch("a reshape to a shape given as numbers")
-    elif x.batch_axis is not None:
-        # -1 absorbs the batch: still right at any batch size when the others are known.
-        batch = _kept_leading(x, target)
-    out = graph.one("Reshape", [x.name, graph.ints(target)])
-    return graph.wrap(value, out, batch)
+        return written(graph.ints(target), None)
+    if x.lost and not _merges_leading(x, target):
+        graph.fix_batch("a reshape of an array whose size depends on the batch")
+        return written(graph.ints(target), None)
+    # -1 absorbs the batch: right at any batch size, the other sizes being the input's own.
+    batch = _kept_leading(x, target)
+    return written(graph.ints(target), batch, lost=batch is None)
+
+
+def _merges_leading(x: ExportArray, target: list[int]) -> bool:
+    """Whether ``target`` is ``(-1, *x.shape[k:])``: leading axes merged, the rest kept."""
+    rest = [int(n) for n in x._value.shape]
+    return (
+        bool(target)
+        and target[0] == -1
+        and any(target[1:] == rest[k:] for k in range(len(rest) + 1))
+    )
 
 
 def _batch_size(x: ExportArray) -> int:
@@ -552,13 +650,18 @@ def getitem(x: ExportArray, key: Any) -> ExportArray:
     axis = 0
     out_axis = 0
     batch: int | None = None
+    lost = x.lost
     for k in items:
         if k is None:
             inserted.append(out_axis)
             out_axis += 1
             continue
         if isinstance(k, slice):
+            if any(batch_related(b) for b in (k.start, k.stop, k.step)):
+                graph.fix_batch("a slice bound computed from the batch size")
             if k != slice(None):
+                if axis == x.batch_axis:  # x[1:] has a size the batch sets; x[:2] does not
+                    lost = lost or not (k.stop is not None and k.stop >= 0 and (k.start or 0) >= 0)
                 step = 1 if k.step is None else int(k.step)
                 start = k.start if k.start is not None else (0 if step > 0 else INT64_MAX)
                 stop = k.stop if k.stop is not None else (INT64_MAX if step > 0 else INT64_MIN)
@@ -572,6 +675,8 @@ def getitem(x: ExportArray, key: Any) -> ExportArray:
             out_axis += 1
             continue
         position = int(k)
+        if axis == x.batch_axis or (x.lost and axis == 0):
+            graph.fix_batch("an entry of the batch taken by its index (a loop over the batch)")
         starts.append(position)
         ends.append(position + 1 if position != -1 else INT64_MAX)
         steps.append(1)
@@ -588,7 +693,7 @@ def getitem(x: ExportArray, key: Any) -> ExportArray:
         name = graph.squeeze(name, dropped)
     if inserted:
         name = graph.unsqueeze(name, inserted)
-    return graph.wrap(value, name, batch)
+    return graph.wrap(value, name, batch, lost)
 
 
 def _gather(x: ExportArray, items: list[Any], value: Any) -> ExportArray:
@@ -607,7 +712,7 @@ def _gather(x: ExportArray, items: list[Any], value: Any) -> ExportArray:
     graph = x.graph
     out = graph.one("Gather", [x.name, graph.name_of(index)], axis=axis)
     batch = x.batch_axis if x.batch_axis is not None and x.batch_axis < axis else None
-    return graph.wrap(value, out, batch)
+    return graph.wrap(value, out, batch, x.lost)
 
 
 def _raw_key(key: Any) -> Any:

@@ -86,7 +86,7 @@ def _tuple(value: Any, rank: int) -> list[int]:
 
 def _out(graph: Graph, value: Any, name: str, x: ExportArray) -> ExportArray:
     """The result of a layer that keeps its input's batch axis."""
-    return graph.wrap(value, name, x.batch_axis)
+    return graph.wrap(value, name, x.batch_axis, x.lost)
 
 
 def _unary(op_type: str, **attributes: Any) -> Rule:
@@ -190,11 +190,18 @@ def _max_pool(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     sizes = [int(n) for n in x.shape[2:]]
     outs = [int(n) for n in value.shape[2:]]
     ends = _end_pads(sizes, outs, kernel, stride, begins, dilation)
+    name = x.name
+    if any(p >= k for p, k in zip(begins + ends, kernel + kernel, strict=True)):
+        # ONNX runtimes take pads below the kernel size only: pad with -inf explicitly.
+        pads = [0, 0, *begins, 0, 0, *ends]
+        fill = graph.scalar(-np.inf, x.dtype)
+        name = graph.one("Pad", [name, graph.ints(pads), fill], mode="constant")
+        begins, ends = [0] * rank, [0] * rank
     attributes: dict[str, Any] = {"kernel_shape": kernel, "strides": stride,
                                   "pads": begins + ends}  # fmt: skip
     if any(d != 1 for d in dilation):
         attributes["dilations"] = dilation
-    return _out(graph, value, graph.one("MaxPool", [x.name], **attributes), x)
+    return _out(graph, value, graph.one("MaxPool", [name], **attributes), x)
 
 
 _rule(F.max_pool1d, F.max_pool2d, F.max_pool3d)(_max_pool)
@@ -531,7 +538,7 @@ def _linear(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     if bias is not None:
         name = graph.one("Add", [name, _name(graph, bias, x)])
     batch = x.batch_axis if x.batch_axis is not None and x.batch_axis < x.ndim - 1 else None
-    return graph.wrap(value, name, batch)
+    return graph.wrap(value, name, batch, x.lost)
 
 
 @_rule(F.flatten)
@@ -546,7 +553,7 @@ def _flatten(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     return reshape(x, (*shape[:start], -1, *shape[end + 1 :]))
 
 
-@_rule(F.dropout)
+@_rule(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d)
 def _dropout(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     x = _input(a)
     if a["training"] and float(a["p"]) > 0:
@@ -628,8 +635,17 @@ def _interpolate(graph: Graph, a: dict[str, Any], value: Any) -> Any:
             "align_corners" if a["align_corners"] else "pytorch_half_pixel"
         )
     factor = a["scale_factor"]
-    if factor is not None and not a["recompute_scale_factor"]:
+    sizes_in = [int(n) for n in x.shape[2:]]
+    factors = []
+    if factor is not None:
         factors = [float(factor)] * rank if isinstance(factor, int | float) else list(factor)
+    # ONNX sizes its output as floor(n * float32(scale)); where that differs from torch's
+    # double-precision floor, n * scale is a whole number, and the sizes form maps alike.
+    exact = factor is None or all(
+        math.floor(n * float(np.float32(f))) == o
+        for n, f, o in zip(sizes_in, factors, outs, strict=True)
+    )
+    if factor is not None and not a["recompute_scale_factor"] and exact:
         scales = graph.constant(np.asarray([1.0, 1.0, *factors], dtype=np.float32))
         inputs = [x.name, "", scales]
     else:  # the output size, after the input's own batch and channels
