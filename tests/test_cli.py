@@ -276,7 +276,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     for args, message in (
         (["train", "--model", "vgg99"], "invalid choice: 'vgg99'"),
         (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
-        (["train", "--epochs", "0"], "expected a positive integer, got '0'"),
+        (["train", "--epochs", "0"], "expected an integer from 1 to 1000000000, got '0'"),
         (["train", "--lr", "-1"], "expected a finite number >= 0"),
         (["train", "--resume"], "--resume needs --save PATH"),
         (["train", "--resume", "--save", "x", "--overwrite"], "contradict each other"),

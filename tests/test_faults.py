@@ -325,7 +325,7 @@ DAMAGED = [
     (
         "batch size 0",
         {"meta": lambda m: _set(m, "settings.batch_size", 0)},
-        "settings.batch_size should be a positive integer, found 0",
+        "settings.batch_size should be an integer from 1 to 10000000, found 0",
     ),
     ("meta not a table", {"metadata": {"meta": "[1, 2]"}}, "field 'meta' is not a JSON dict"),
     ("model_keys a number", {"metadata": {"model_keys": "7"}}, "'model_keys' is not a JSON list"),
@@ -973,3 +973,92 @@ def test_hostile_onnx_files_get_clear_errors_and_flips_never_a_traceback(tmp_pat
     assert all(outcomes.values()), outcomes  # each kind of flip was met
     assert all(message.startswith("<bytes>: ") for message in refusals), refusals
     assert all(re.match(r"<bytes>: node \d+ '.*' \(\w+\): ", m) for m in failures), failures
+
+
+# -- one set of bounds, where options are parsed and where checkpoints are read --------------
+
+
+def test_what_a_run_accepts_its_checkpoint_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], good_checkpoint: Path
+) -> None:
+    # Each number a checkpoint keeps is bounded once (xpnet._limits): an option beyond its
+    # bound is refused before training, with the bound the checkpoint reader applies, so
+    # no run saves what evaluate or --resume would then refuse.
+    from xpnet._limits import INT_BOUNDS
+    from xpnet.cli import main as xpnet_cli_main
+
+    options = {"batch_size": "--batch-size", "epochs": "--epochs", "seed": "--seed",
+               "num_classes": "--num-classes", "image_size": "--image-size",
+               "workers": "--workers"}  # fmt: skip
+    for name, option in options.items():
+        low, high = INT_BOUNDS[name]
+        for value in (high + 1, low - 1):
+            with pytest.raises(SystemExit) as stopped:  # argparse's usage error
+                xpnet_cli_main(["train", option, str(value)])
+            assert stopped.value.code == 2
+            err = capsys.readouterr().err
+            assert f"{option}: expected an integer from {low} to {high}, got '{value}'" in err
+    # The reader applies the same bounds to the fields it finds.
+    for field, value in [("settings.batch_size", 10**7 + 1), ("settings.seed", 2**64),
+                         ("settings.epochs", 10**10), ("num_classes", 10**6 + 1)]:  # fmt: skip
+        bad = _rewrite(good_checkpoint, tmp_path / "bad.safetensors",
+                       meta=lambda m, f=field, v=value: _set(m, f, v))  # fmt: skip
+        name = field.rpartition(".")[2]
+        low, high = INT_BOUNDS[name]
+        with pytest.raises(CheckpointError, match=f"{field} should be an integer from {low} "
+                                                  f"to {high}, found {value}"):  # fmt: skip
+            load_checkpoint(bad)
+    # And the product: every side within its bound, the image too large for a model.
+    big = _rewrite(
+        good_checkpoint,
+        tmp_path / "big.safetensors",
+        meta=lambda m: {**m, "model": "mlp", "in_channels": 4096, "image_size": 4096},
+    )
+    with pytest.raises(CheckpointError, match=r"4096 x 4096 x 4096 = 68,719,476,736 values"):
+        load_checkpoint(big)
+    with pytest.raises(ValueError, match="more than the 4,194,304 a model is built for"):
+        xpnet.models.build_model("mlp", 3, 10, 2048)
+
+
+def test_an_interrupted_run_says_truly_what_its_checkpoint_holds(
+    tmp_path: Path, good_checkpoint: Path
+) -> None:
+    import argparse
+
+    from xpnet.cli import _what_was_kept
+
+    def kept(path: Path) -> str:
+        return _what_was_kept(argparse.Namespace(command="train", save=str(path)))
+
+    assert "nothing was saved" in kept(tmp_path / "absent.safetensors")
+    assert "holds epoch 1" in kept(good_checkpoint)
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(good_checkpoint.read_bytes()[:-10])
+    assert kept(damaged).startswith(f"{damaged} exists but cannot be loaded: {damaged}: ")
+
+
+def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> None:
+    # NumPy's scalars are numbers, as torch takes them; a state_dict is a mapping; bfloat16
+    # widens as torch copies it; complex and NaN values are refused by key.
+    from xpnet import nn
+
+    with xpnet.use_backend("numpy"):
+        conv = nn.Conv2d(np.int64(1), 2, 3, stride=np.int64(2), padding=np.int32(1))
+        assert (conv.in_channels, conv.stride, conv.padding) == (1, (2, 2), (1, 1))
+        assert type(conv.in_channels) is int
+        opt = optim.SGD(conv, lr=np.float32(0.25), momentum=np.float64(0.5))
+        assert opt.defaults["lr"] == 0.25 and type(opt.defaults["lr"]) is float
+        model = xpnet.models.lenet5(rng=0)
+        for bad in ([1, 2], "abc", None):
+            with pytest.raises(TypeError, match="state: expected a mapping of parameter names"):
+                model.load_state_dict(bad)  # type: ignore[arg-type]
+        state = {k: np.asarray(xpnet.to_numpy(v)) for k, v in model.state_dict().items()}
+        for changed, words in [(lambda a: a.astype(np.complex64), "0.weight: complex values"),
+                               (lambda a: a * np.nan, "0.weight: holds NaN")]:  # fmt: skip
+            with pytest.raises(ValueError, match=words):
+                model.load_state_dict({k: changed(v) for k, v in state.items()})
+        torch = pytest.importorskip("torch")
+        half = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in state.items()}
+        model.load_state_dict(half)
+        expected = half["0.weight"].float().numpy()
+        np.testing.assert_array_equal(xpnet.to_numpy(model.state_dict()["0.weight"]), expected)

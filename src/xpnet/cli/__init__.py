@@ -81,10 +81,14 @@ def _what_was_kept(args: argparse.Namespace) -> str:
         return "nothing was written"
     if save is None:
         return "nothing was saved (train with --save PATH to keep progress)"
-    try:
-        epoch = load_checkpoint(save).meta.get("epoch")
-    except CheckpointError:
+    if not os.path.lexists(save):
         return f"nothing was saved to {save} (interrupted before the first epoch ended)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # said once already, when the run began
+            epoch = load_checkpoint(save).meta.get("epoch")
+    except CheckpointError as exc:
+        return f"{save} exists but cannot be loaded: {exc}"
     return f"{save} is intact and holds epoch {epoch}; continue with the same command and --resume"
 
 

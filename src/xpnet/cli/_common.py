@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import backends
+from .._limits import INT_BOUNDS, describe
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -78,6 +79,21 @@ def _parse_number(text: str, kind: type[int] | type[float], minimum: int, what: 
         finite = "a finite " + what.removeprefix("a ") if kind is float else what
         raise argparse.ArgumentTypeError(f"expected {finite}, got {text!r}")
     return value
+
+
+def bounded(name: str) -> Any:
+    """An argparse type for the option whose value a checkpoint keeps as ``name``: the
+    same bounds as where the checkpoint is read (:mod:`xpnet._limits`)."""
+    low, high = INT_BOUNDS[name]
+
+    def parse(text: str) -> int:
+        value = int(_parse_number(text, int, low, describe(name)))
+        if value > high:
+            raise argparse.ArgumentTypeError(f"expected {describe(name)}, got {text!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
 def _positive_int(text: str) -> int:

@@ -16,6 +16,7 @@ from ._common import (
     _non_negative_float,
     _non_negative_int,
     _positive_int,
+    bounded,
 )
 
 
@@ -62,7 +63,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser, labels_optional: bool =
     )
     group.add_argument(
         "--image-size",
-        type=_positive_int,
+        type=bounded("image_size"),
         default=None,
         help="resize every --image-folder image to N x N (default: keep their size, which "
         "must then be the same for all)",
@@ -72,7 +73,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser, labels_optional: bool =
     )
     group.add_argument(
         "--num-classes",
-        type=_positive_int,
+        type=bounded("num_classes"),
         default=None,
         help="how many classes --labels holds (default: the largest label plus one, at "
         "least 10; labels that would invent many empty classes are refused)",
@@ -96,7 +97,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser, batch_default: str) -> N
     )
     group.add_argument("--device", default=None, help="device on that backend, e.g. cuda:0")
     group.add_argument(
-        "--batch-size", type=_positive_int, default=None, help=f"default: {batch_default}"
+        "--batch-size",
+        type=bounded("batch_size"),
+        default=None,
+        help=f"default: {batch_default}",
     )
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -234,8 +238,10 @@ def _parser() -> argparse.ArgumentParser:
         help="learning-rate schedule over the epochs: cosine annealing to 0, or constant "
         "(default: per dataset)",
     )
-    group.add_argument("--epochs", type=_positive_int, default=None, help="default: per dataset")
-    group.add_argument("--seed", type=_non_negative_int, default=None, help="default: 0")
+    group.add_argument(
+        "--epochs", type=bounded("epochs"), default=None, help="default: per dataset"
+    )
+    group.add_argument("--seed", type=bounded("seed"), default=None, help="default: 0")
     group.add_argument(
         "--save", default=None, help="checkpoint path (.safetensors), written every epoch"
     )
@@ -266,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     scale = train.add_argument_group("several processes (MPI: pip install mpi4py mpich)")
     scale.add_argument(
         "--workers",
-        type=_positive_int,
+        type=bounded("workers"),
         default=None,
         help="train data-parallel in N processes: reruns this command under "
         "'mpiexec -n N python -m mpi4py -m xpnet train --distributed'; --batch-size stays the "

@@ -3,6 +3,7 @@ and what came."""
 
 from __future__ import annotations
 
+import numbers
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -135,13 +136,13 @@ def as_tuple(name: str, value: Any, length: int, *, minimum: int) -> tuple[int, 
     kind = TUPLE_KIND.get(length, f"{length} ints")
     if isinstance(value, bool):
         raise TypeError(f"{name}: expected an int or {kind}, got {value!r}")
-    if isinstance(value, int):
-        values = (value,) * length
+    if isinstance(value, numbers.Integral):  # NumPy's integer scalars too, as for torch
+        values = (int(value),) * length
     elif (
         isinstance(value, Sequence)
         and not isinstance(value, str)
         and len(value) == length
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
     ):
         values = tuple(int(v) for v in value)
     else:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import nn
+from .._limits import input_size_problem
 from ..random import resolve_rng
 from ._mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
 from ._resnet import (
@@ -85,6 +86,9 @@ def build_model(
         builder = MODELS[name]
     except KeyError:
         raise ValueError(f"model: unknown model {name!r}; choose from {sorted(MODELS)}") from None
+    problem = input_size_problem(in_channels, image_size)
+    if problem is not None:  # checked before any layer allocates its weights
+        raise ValueError(problem)
     smallest = MIN_IMAGE_SIZE.get(name, 1)
     if image_size < smallest:
         raise ValueError(

@@ -10,7 +10,7 @@ import array_api_compat
 from .. import backends
 from ..functional._autodiff import primal
 
-__all__ = ["float_dtype", "like", "parse_to", "shape_of", "writable_host"]
+__all__ = ["float_dtype", "like", "loaded_like", "parse_to", "shape_of", "writable_host"]
 
 
 def float_dtype(value: Any) -> str | None:
@@ -58,6 +58,26 @@ def like(value: Any, current: Any) -> Any:
     else:
         source = xp.asarray(writable_host(value), device=device)
     return xp.astype(xp.asarray(source, device=device), current.dtype, copy=True)
+
+
+def loaded_like(key: str, value: Any, current: Any) -> Any:
+    """A state_dict entry converted as :func:`like` does, for :meth:`Module.load_state_dict`:
+    bfloat16 widened (as torch copies it); complex and NaN values refused, by key (an
+    infinity may be meant: an attention mask's -inf)."""
+    value = primal(value)
+    dtype = str(getattr(value, "dtype", ""))
+    if dtype.endswith("bfloat16") and hasattr(value, "float"):  # torch's: NumPy has none
+        value = value.float()
+    if "complex" in dtype:
+        raise ValueError(f"{key}: complex values ({dtype}) cannot be loaded into {current.dtype}")
+    try:
+        converted = like(value, current)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{key}: cannot be loaded as {current.dtype}: {exc}") from None
+    xp = array_api_compat.array_namespace(converted)
+    if xp.isdtype(converted.dtype, "real floating") and bool(xp.any(xp.isnan(converted))):
+        raise ValueError(f"{key}: holds NaN values; a damaged or diverged state_dict?")
+    return converted
 
 
 def writable_host(value: Any) -> Any:

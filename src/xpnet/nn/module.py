@@ -22,7 +22,7 @@ import array_api_compat
 
 from .. import backends
 from ..functional._autodiff import primal
-from ._conversion import like, parse_to, shape_of, writable_host
+from ._conversion import loaded_like, parse_to, shape_of, writable_host
 
 __all__ = ["IncompatibleKeys", "Module", "StateDictError"]
 
@@ -349,6 +349,11 @@ class Module:
 
         Nothing is assigned unless every entry loads.
         """
+        if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+            raise TypeError(
+                "state: expected a mapping of parameter names to arrays (a state_dict), got "
+                f"{type(state).__name__}"
+            )
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -371,7 +376,11 @@ class Module:
         if mismatched:
             raise ValueError("state_dict shapes do not match this model: " + "; ".join(mismatched))
         # Convert everything first, so a failure leaves the model untouched.
-        converted = {key: like(state[key], current) for key, current in own.items() if key in state}
+        converted = {
+            key: loaded_like(key, state[key], current)
+            for key, current in own.items()
+            if key in state
+        }
         self._assign(converted)
         return IncompatibleKeys(missing, unexpected)
 

@@ -4,6 +4,7 @@ parameters a user's group names, and the checks of their options."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +24,10 @@ __all__ = [
 ]
 
 
-def non_negative(name: str, value: float) -> float:
-    """``value`` as a float, or ``ValueError`` naming ``name`` if it is negative."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+def non_negative(name: str, value: Any) -> float:
+    """``value`` as a float, or ``ValueError`` naming ``name`` if it is negative (NumPy's
+    scalars are numbers too, as for torch)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= 0:
         raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
     return float(value)
 

@@ -8,6 +8,7 @@ one to gather the gradients).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,14 +21,15 @@ from .optimizer import Optimizer
 __all__ = ["SGD", "Adam", "AdamW"]
 
 
-def _probability(name: str, value: float) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+def _probability(name: str, value: Any) -> float:
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not real or not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name}: expected a value in [0, 1), got {value!r}")
     return float(value)
 
 
 def _real(name: str, value: Any) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return float(value)
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import backends
 from .._atomic import replacing
+from .._limits import describe, input_size_problem, int_problem
 
 __all__ = [
     "Checkpoint",
@@ -530,9 +531,9 @@ _META_FIELDS: dict[str, tuple[Any, str]] = {
         "a list of per-epoch records",
     ),
     "model": (lambda v: isinstance(v, str), "a model name"),
-    "in_channels": (lambda v: _is_int(v, 1, 4096), "an integer from 1 to 4096"),
-    "num_classes": (lambda v: _is_int(v, 1, 10**6), "an integer from 1 to 1000000"),
-    "image_size": (lambda v: _is_int(v, 1, 4096), "an integer from 1 to 4096 (pixels)"),
+    "in_channels": (lambda v: int_problem("in_channels", v) is None, describe("in_channels")),
+    "num_classes": (lambda v: int_problem("num_classes", v) is None, describe("num_classes")),
+    "image_size": (lambda v: int_problem("image_size", v) is None, describe("image_size")),
     "normalisation": (
         lambda v: isinstance(v, list) and len(v) == 2 and _normalisation_ok(v[0], v[1]),
         "[mean, std] (numbers, or lists of one per channel) with a positive std",
@@ -554,10 +555,10 @@ _SETTINGS_FIELDS: dict[str, tuple[Any, str]] = {
     "lr": (_is_number, "a finite number >= 0"),
     "momentum": (_is_number, "a finite number >= 0"),
     "weight_decay": (_is_number, "a finite number >= 0"),
-    "batch_size": (lambda v: _is_int(v, 1, 10**7), "a positive integer"),
-    "seed": (lambda v: _is_int(v, 0, 2**63 - 1), "an integer >= 0"),
+    "batch_size": (lambda v: int_problem("batch_size", v) is None, describe("batch_size")),
+    "seed": (lambda v: int_problem("seed", v) is None, describe("seed")),
     "schedule": (lambda v: isinstance(v, str), "a schedule name"),
-    "epochs": (lambda v: _is_int(v, 1, 10**9), "a positive integer"),
+    "epochs": (lambda v: int_problem("epochs", v) is None, describe("epochs")),
 }
 
 
@@ -581,6 +582,10 @@ def check_meta(meta: Mapping[str, Any], source: str | os.PathLike[str]) -> None:
 
     check(meta, _META_FIELDS, "")
     check(meta.get("settings", {}), _SETTINGS_FIELDS, "settings.")
+    if "in_channels" in meta and "image_size" in meta:
+        problem = input_size_problem(meta["in_channels"], meta["image_size"])
+        if problem is not None:
+            raise CheckpointError(f"{source}: metadata: {problem}")
     if "epoch" in meta and "history" in meta and len(meta["history"]) != meta["epoch"]:
         raise CheckpointError(
             f"{source}: metadata says epoch {meta['epoch']} but its history has "

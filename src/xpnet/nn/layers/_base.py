@@ -3,6 +3,7 @@ parameters."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +19,10 @@ def _check_dtype(dtype: str | None) -> str:
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    # NumPy's integer scalars are ints here, as for torch.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return value
+    return int(value)
 
 
 def _pair_repr(value: Any) -> str:
