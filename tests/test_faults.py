@@ -1062,3 +1062,60 @@ def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> No
         model.load_state_dict(half)
         expected = half["0.weight"].float().numpy()
         np.testing.assert_array_equal(xpnet.to_numpy(model.state_dict()["0.weight"]), expected)
+
+
+RESUME_DAMAGE: list[tuple[str, dict[str, Any], str]] = [
+    ("maximize set", {"metadata_optimizer": {"maximize": True}},
+     "optimizer option maximize is True, but xpnet train sets it to False"),
+    ("scheduler far ahead", {"meta": lambda m: _set(m, "scheduler.last_epoch", 10**12)},
+     "scheduler.last_epoch should be 1 (the steps taken by epoch 1), found 1000000000000"),
+    ("scheduler behind", {"meta": lambda m: _set(m, "scheduler.last_epoch", -7)},
+     "scheduler.last_epoch should be 1"),
+    ("scheduler step a word", {"meta": lambda m: _set(m, "scheduler.last_epoch", "x")},
+     "scheduler.last_epoch should be 1 (the steps taken by epoch 1), found 'x'"),
+    ("negative base rate", {"meta": lambda m: _set(m, "scheduler.base_lrs", [-1.0])},
+     "scheduler.base_lrs should list finite rates >= 0, found [-1.0]"),
+    ("a list as a rate", {"meta": lambda m: _set(m, "scheduler.base_lrs", [[1]])},
+     "scheduler.base_lrs should list finite rates >= 0"),
+    ("negative last rate", {"meta": lambda m: _set(m, "scheduler.last_lrs", [-5.0])},
+     "scheduler.last_lrs should list finite rates >= 0"),
+    ("random state a word", {"meta": lambda m: _set(m, "rng", {"global": "abc"})},
+     "rng.global should be a PCG64 state"),
+    ("random state negative", {"meta": lambda m: _set(m, "rng.global.state.inc", -1)},
+     "rng.global should be a PCG64 state"),
+    ("history not numbers", {"meta": lambda m: _set(m, "history", [{"loss": "x"}])},
+     "history[0].loss should be a number, found 'x'"),
+    ("second moments negative", {"tensors": lambda a: {
+        k: -np.abs(v) - 1 for k, v in a.items() if k.endswith("exp_avg_sq")}},
+     "exp_avg_sq': holds negative values"),
+    ("a step count negative", {"metadata_optimizer": {"state.0.weight.step": -5}},
+     "'state.0.weight.step': expected a step count >= 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "damage", "message"), RESUME_DAMAGE,
+                         ids=[c[0] for c in RESUME_DAMAGE])  # fmt: skip
+def test_resume_checks_the_whole_training_state_before_training(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    good_checkpoint: Path,
+    case: str,
+    damage: dict[str, Any],
+    message: str,
+) -> None:
+    # What a resumed run takes from its checkpoint (optimizer options and moments, the
+    # schedule, the random state, the history) is checked against the rules its makers
+    # apply, naming the file and the field, before a step: never trained on as found.
+    import json
+
+    scalars = damage.pop("metadata_optimizer", None)
+    if scalars is not None:
+        header, _ = _header_and_data(good_checkpoint.read_bytes())
+        table = json.loads(header["__metadata__"]["optimizer"])
+        damage["metadata"] = {"optimizer": json.dumps({**table, **scalars})}
+    bad = _rewrite(good_checkpoint, tmp_path / "bad.safetensors", **damage)
+    before = bad.read_bytes()
+    status, out, err = run_main(capsys, "train", "--no-progress", "--resume", "--save", str(bad))
+    assert status == 2 and message in err and str(bad) in err, err
+    assert "epoch 2" not in out and err.count("\n") == 1
+    assert bad.read_bytes() == before  # nothing saved over it

@@ -96,6 +96,23 @@ def _optimizer(settings: dict[str, Any], model: nn.Module) -> optim.Optimizer:
     return optim.AdamW(model, lr=lr, weight_decay=decay)
 
 
+def _check_saved_options(path: str, optimizer: optim.Optimizer) -> None:
+    """On ``--resume``: the checkpoint's optimizer options must be ones this command could
+    have written (those it has no option for, such as ``maximize``, at their defaults); the
+    learning rate is the schedule's and the step count the run's."""
+    fresh = optimizer.state_dict()
+    saved = load_checkpoint(path).optimizer
+    for key, value in saved.items():
+        if key.startswith("state.") or key.endswith(("lr", "step")) or key not in fresh:
+            continue
+        if isinstance(value, bool | int | float | str) and value != fresh[key]:
+            raise CommandError(
+                f"--resume: {path}: optimizer option {key} is {value!r}, but xpnet train "
+                f"sets it to {fresh[key]!r}; the checkpoint was edited or written by another "
+                "program (resume it with xpnet.fit instead)"
+            )
+
+
 def _check_plots(args: argparse.Namespace) -> None:
     """Before any work: matplotlib is there and ``--plots`` can be a folder."""
     if args.plots is None:
@@ -176,6 +193,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         rng=np.random.default_rng(settings["seed"]),
     )
     optimizer = _optimizer(settings, model)
+    if saved_meta:
+        _check_saved_options(args.save, optimizer)
     scheduler = (
         optim.CosineAnnealingLR(optimizer, settings["epochs"])
         if settings["schedule"] == "cosine"

@@ -74,6 +74,8 @@ class Optimizer:
 
     #: Names of the per-parameter state arrays, in checkpoint order.
     slots: tuple[str, ...] = ()
+    #: Slots that are never negative (second moments): a negative entry is damage.
+    non_negative_slots: tuple[str, ...] = ()
 
     model: Module
     defaults: dict[str, Any]
@@ -488,19 +490,30 @@ class Optimizer:
                 raise KeyError(f"optimizer state slot {slot!r} is not one of {self.slots}")
             param = params[name]
             step, state = loaded.get(name, (0, {}))
+            host = backends.to_numpy(value)
             if slot == "step":
-                loaded[name] = (int(backends.to_numpy(value)), state)
+                if host.size != 1 or not float(host.reshape(-1)[0]) >= 0:
+                    raise ValueError(f"optimizer state {key!r}: expected a step count >= 0")
+                loaded[name] = (int(host.reshape(-1)[0]), state)
                 continue
-            shape = tuple(backends.to_numpy(value).shape)
+            shape = tuple(host.shape)
             if shape != tuple(param.shape):
                 raise ValueError(
                     f"optimizer state {key!r} has shape {shape}, parameter has {tuple(param.shape)}"
+                )
+            if slot in self.non_negative_slots and bool((host < 0).any()):
+                raise ValueError(
+                    f"optimizer state {key!r}: holds negative values, which {slot} never has "
+                    "(the state was damaged or edited)"
                 )
             state[slot] = on_host_then_like(value, param)
             loaded[name] = (step, state)
         self._check_complete(flat, loaded)
         self._groups, self._loose = [], loaded
-        self.step_count = int(flat.get("step", 0))
+        step_count = flat.get("step", 0)
+        if isinstance(step_count, bool) or not isinstance(step_count, int) or step_count < 0:
+            raise ValueError(f"optimizer state 'step': expected a count >= 0, got {step_count!r}")
+        self.step_count = step_count
         for group, chosen in zip(self.param_groups, options, strict=True):
             group.update(chosen)
 

@@ -142,6 +142,7 @@ class Adam(Optimizer):
     """
 
     slots = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    non_negative_slots = ("exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(
         self,

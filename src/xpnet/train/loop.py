@@ -177,7 +177,13 @@ def _restore_rngs(path: Path, model: Module, states: dict[str, Any]) -> None:
             raise CheckpointError(
                 f"{path}: holds the state of a generator {key!r} this model lacks"
             )
-        generators[key].bit_generator.state = state
+        try:
+            generators[key].bit_generator.state = state
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            kind = type(generators[key].bit_generator).__name__
+            raise CheckpointError(
+                f"{path}: metadata field rng.{key} should be a {kind} state: {_text(exc)}"
+            ) from None
 
 
 def fit(
@@ -343,7 +349,8 @@ def _fit(
     first_epoch = 1
     saved_epoch: int | None = None
     if resume and path is not None and path.is_file():
-        first_epoch, history = _resume(path, model, optimizer, scheduler)
+        steps = len(train_loader) if hasattr(train_loader, "__len__") else None
+        first_epoch, history = _resume(path, model, optimizer, scheduler, steps)
         saved_epoch = first_epoch - 1
         if first_epoch > epochs:
             raise CheckpointError(
@@ -559,8 +566,14 @@ def _save(
 
 
 def _resume(
-    path: Path, model: Module, optimizer: Optimizer, scheduler: LRScheduler | None
+    path: Path,
+    model: Module,
+    optimizer: Optimizer,
+    scheduler: LRScheduler | None,
+    steps_per_epoch: int | None = None,
 ) -> tuple[int, list[dict[str, float]]]:
+    """Load a run's whole state from ``path``, each part checked against the rules its
+    constructor applies before anything trains; errors name the file and the field."""
     saved = load_checkpoint(path)
     if "epoch" not in saved.meta or "rng" not in saved.meta:
         raise CheckpointError(
@@ -583,11 +596,55 @@ def _resume(
         optimizer.load_state_dict(saved.optimizer)
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: optimizer state does not fit: {_text(exc)}") from None
+    epoch = int(saved.meta["epoch"])
     if scheduler is not None and saved.meta.get("scheduler") is not None:
-        scheduler.load_state_dict(saved.meta["scheduler"])
+        _resume_scheduler(path, scheduler, saved.meta["scheduler"], epoch, steps_per_epoch)
     _restore_rngs(path, model, saved.meta["rng"])
     history = [dict(entry) for entry in saved.meta.get("history", [])]
-    return int(saved.meta["epoch"]) + 1, history
+    for index, entry in enumerate(history):
+        bad = [k for k, v in entry.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad:
+            raise CheckpointError(
+                f"{path}: metadata field history[{index}].{bad[0]} should be a number, found "
+                f"{entry[bad[0]]!r}"
+            )
+    return epoch + 1, history
+
+
+def _resume_scheduler(
+    path: Path, scheduler: LRScheduler, state: Any, epoch: int, steps_per_epoch: int | None
+) -> None:
+    """Restore a scheduler's state, checked first: its step count must be the checkpoint's
+    (epochs, or batches for a per-batch schedule), its rates numbers >= 0."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: metadata field scheduler should be a table")
+    last = state.get("last_epoch")
+    expected: int | None = epoch
+    if scheduler.per_batch:  # without the loader's length: any count a run could reach
+        per_epoch = steps_per_epoch
+        if per_epoch is not None:
+            expected = epoch * per_epoch
+        else:
+            expected = last if isinstance(last, int) and 0 <= last <= 10**12 else None
+    if isinstance(last, bool) or not isinstance(last, int) or last != expected:
+        raise CheckpointError(
+            f"{path}: metadata field scheduler.last_epoch should be {expected} (the steps "
+            f"taken by epoch {epoch}), found {last!r}"
+        )
+    for field in ("base_lrs", "last_lrs"):
+        values = state.get(field, [])
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            for v in values
+        ):
+            raise CheckpointError(
+                f"{path}: metadata field scheduler.{field} should list finite rates >= 0, "
+                f"found {values!r}"
+            )
+    try:
+        scheduler.load_state_dict(state)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata field scheduler: {_text(exc)}") from None
 
 
 def _text(exc: BaseException) -> str:
