@@ -1119,3 +1119,49 @@ def test_resume_checks_the_whole_training_state_before_training(
     assert status == 2 and message in err and str(bad) in err, err
     assert "epoch 2" not in out and err.count("\n") == 1
     assert bad.read_bytes() == before  # nothing saved over it
+
+
+def test_checkpoint_and_data_paths_are_resolved_once_and_must_be_regular_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A path that is not a regular file (a FIFO, a device behind a link) is refused, named
+    # as what it is, and left as it was; a link to a checkpoint is written through, and
+    # two runs reaching one file by different links hold one lock.
+    from xpnet import data
+    from xpnet.train._guard import CheckpointLock, resolved
+
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    null = tmp_path / "null.safetensors"
+    null.symlink_to(os.devnull)
+    for path, kind in [(fifo, "a FIFO (named pipe)"), (null, "a character device")]:
+        for extra in (["--resume"], ["--overwrite"], []):
+            status, out, err = run_main(capsys, "train", "--no-progress", "--epochs", "1",
+                                        "--save", str(path), *extra)  # fmt: skip
+            assert status == 2 and f"is {kind}, not a checkpoint file" in err, err
+            assert "epoch 1" not in out
+        with pytest.raises(CheckpointError, match=re.escape(f"is {kind}")):
+            _fit(path, overwrite=True)
+    assert fifo.is_fifo() and null.is_symlink() and Path(os.devnull).is_char_device()
+
+    real = tmp_path / "runs" / "real.safetensors"
+    real.parent.mkdir()
+    link, other = tmp_path / "link.safetensors", tmp_path / "other.safetensors"
+    link.symlink_to(real)
+    other.symlink_to(real)
+    _fit(link)  # written through the link: the link stays, the file behind it is made
+    assert link.is_symlink() and real.is_file() and load_checkpoint(link).meta["epoch"] == 1
+    with CheckpointLock(resolved(other)), pytest.raises(CheckpointError, match="in use"):
+        _fit(link, resume=True, epochs=2)
+    long_name = tmp_path / ("x" * 240 + ".safetensors")  # 252 bytes: its sidecars fit too
+    _fit(long_name)
+    assert load_checkpoint(long_name).meta["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+    zero = tmp_path / "zero-images-idx3-ubyte"
+    zero.symlink_to("/dev/zero")
+    for path, kind in [(fifo, "a FIFO (named pipe)"), (zero, "a character device")]:
+        with pytest.raises(data.DatasetError, match=re.escape(f"{path}: is {kind}, expected")):
+            data.load_idx(path)
+        with pytest.raises(data.DatasetError, match=re.escape(f"is {kind}")):
+            data.load_npz(path)

@@ -9,6 +9,7 @@ or removed) run with those signals held back and delivered right after.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import tempfile
@@ -97,7 +98,7 @@ def replacing(target: str | os.PathLike[str], *, lock: bool = False) -> Iterator
     try:
         with signals_held():
             handle, name = tempfile.mkstemp(
-                prefix=f".{final.name}.", suffix=".tmp", dir=final.parent
+                prefix=f".{sidecar_stem(final.name)}.", suffix=".tmp", dir=final.parent
             )
             temporary = Path(name)
             stream = os.fdopen(handle, "wb")
@@ -120,6 +121,16 @@ def replacing(target: str | os.PathLike[str], *, lock: bool = False) -> Iterator
                 temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(final.parent)
+
+
+def sidecar_stem(name: str) -> str:
+    """The part of a file's name its sidecars (``.NAME.lock``, ``.NAME.XXXXXXXX.tmp``) are
+    named with: the name itself, or for a name near the system's 255-byte limit its start
+    and a digest of the whole, so that the sidecars' names fit too."""
+    if len(os.fsencode(name)) <= 200:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    return f"{os.fsencode(name)[:160].decode(errors='ignore')}~{digest}"
 
 
 def _umask() -> int:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import backends, data, distributed, models, nn, optim, viz
 from .. import random as xrandom
 from ..train import fit, load_checkpoint
-from ..train._guard import check_writable
+from ..train._guard import check_writable, resolved
 from ._common import _RESUMED, DEFAULTS, CommandError, _activate
 from ._data import _load_data, _loader, _normalisation, _source_kind, data_origin
 from ._workers import run_workers
@@ -149,7 +149,7 @@ def _check_save(args: argparse.Namespace) -> None:
     that this one would silently replace."""
     if args.save is None:
         return
-    path = Path(args.save)
+    path = resolved(Path(args.save))
     check_writable(path)
     if path.exists() and not (args.resume or args.overwrite):
         raise CommandError(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._paths import file_problem
 from .files import Dataset, DatasetError, md5sum
 
 __all__ = [
@@ -248,9 +249,9 @@ def load_cifar_file(
     layout = _layout(dataset)
     coarse = _label_mode(label_mode, layout)
     file = Path(path)
-    if not file.is_file():
-        what = "is a folder, expected a file" if file.is_dir() else "file not found"
-        raise DatasetError(f"{file}: {what}")
+    problem = file_problem(file)
+    if problem is not None:
+        raise DatasetError(f"{file}: {problem}")
     images, labels = read_cifar_records(
         file.read_bytes(), name=str(file), dataset=dataset, label_mode=label_mode
     )

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .._paths import file_problem
+
 __all__ = [
     "MNIST_MD5",
     "Dataset",
@@ -117,9 +119,9 @@ def md5sum(path: str | os.PathLike[str]) -> str:
 
 
 def _open(path: Path) -> Any:
-    if not path.is_file():
-        what = "is a folder, expected a file" if path.is_dir() else "file not found"
-        raise DatasetError(f"{path}: {what}")
+    problem = file_problem(path)
+    if problem is not None:
+        raise DatasetError(f"{path}: {problem}")
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
@@ -455,9 +457,9 @@ def load_npz(
         out of range.
     """
     file = Path(path)
-    if not file.is_file():
-        what = "is a folder, expected an .npz file" if file.is_dir() else "file not found"
-        raise DatasetError(f"{file}: {what}")
+    problem = file_problem(file, "an .npz file")
+    if problem is not None:
+        raise DatasetError(f"{file}: {problem}")
     try:
         with zipfile.ZipFile(file) as archive:
             members = {Path(name).stem: name for name in archive.namelist()}

@@ -10,8 +10,10 @@ stale. The sidecar records who holds it, for the message another run prints.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +28,8 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows: no advisory locks, see CheckpointLock
     HAVE_FLOCK = False
 
+from .._atomic import sidecar_stem
+from .._paths import path_kind
 from .checkpoint import CheckpointError
 
 __all__ = [
@@ -34,12 +38,20 @@ __all__ = [
     "held_checkpoint",
     "lock_path",
     "remove_stale_temporaries",
+    "resolved",
 ]
 
 
 def lock_path(path: Path) -> Path:
     """The sidecar file whose lock guards ``path``."""
-    return path.with_name(f".{path.name}.lock")
+    return path.with_name(f".{sidecar_stem(path.name)}.lock")
+
+
+def resolved(path: Path) -> Path:
+    """``path`` with a symbolic link followed to the file it names: a checkpoint is written
+    through a link (not replacing the link), and two runs reaching one file by different
+    links hold the same lock."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def check_writable(path: Path) -> None:
@@ -49,6 +61,15 @@ def check_writable(path: Path) -> None:
     if path.is_dir():
         example = path / "model.safetensors"
         raise CheckpointError(f"{path}: is a folder; give a file name, e.g. {example}")
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None  # absent (or a link to an absent file): it will be created
+    if mode is not None and not stat.S_ISREG(mode):
+        raise CheckpointError(
+            f"{path}: is {path_kind(mode)}, not a checkpoint file; a checkpoint is written "
+            "to a regular file (or a new one)"
+        )
     existing = path.parent
     while not existing.exists():  # the nearest existing ancestor: where mkdir would start
         existing = existing.parent
@@ -132,7 +153,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     left behind (a SIGKILL gives no chance to clean up). A writer holds a lock on its
     temporary file while it writes, so only abandoned ones are removed. Returns them."""
     removed = []
-    for candidate in path.parent.glob(f".{path.name}.*.tmp"):
+    for candidate in path.parent.glob(f".{glob.escape(sidecar_stem(path.name))}.*.tmp"):
         try:
             with open(candidate, "rb") as stream:
                 if HAVE_FLOCK:

@@ -26,6 +26,7 @@ import numpy as np
 from .. import backends
 from .._atomic import replacing
 from .._limits import describe, input_size_problem, int_problem
+from .._paths import path_kind
 
 __all__ = [
     "Checkpoint",
@@ -283,20 +284,9 @@ _NUMPY_DTYPES = {
 _FLOAT = {"F16", "F32", "F64"}
 _COUNTER = {"I64", "I32"}  # integer buffers and optimizer step counts
 
-#: What a path that is not a regular file is, for the messages.
-_KINDS = {
-    stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket",
-}  # fmt: skip
-
 
 class UnverifiedCheckpointWarning(UserWarning):
     """A checkpoint written before checkpoints carried a digest: it loads, unverified."""
-
-
-def path_kind(mode: int) -> str:
-    """What a file of ``st_mode`` ``mode`` is, in words (``"a FIFO (named pipe)"``)."""
-    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def _open_regular(source: Path) -> IO[bytes]:

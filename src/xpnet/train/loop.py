@@ -21,7 +21,7 @@ from ..nn import CrossEntropyLoss, Module, NLLLoss
 from ..nn.grad import loss_output_and_grads
 from ..nn.utils import clip_grad_norm_
 from ..optim import LRScheduler, Optimizer, ReduceLROnPlateau
-from ._guard import held_checkpoint
+from ._guard import held_checkpoint, resolved
 from ._parallel import DataParallel, fit_data_parallel, unwrap_optimizer
 from .checkpoint import (
     Checkpoint,
@@ -291,7 +291,7 @@ def fit(
         raise ValueError("optimizer: was built for a different model")
     if loss_fn in (F.cross_entropy, F.nll_loss) or isinstance(loss_fn, CrossEntropyLoss | NLLLoss):
         _check_labels(model, [train_loader, test_loader])
-    path = Path(checkpoint) if checkpoint is not None else None
+    path = resolved(Path(checkpoint)) if checkpoint is not None else None
     if resume and path is None:
         raise ValueError("resume: needs a checkpoint path")
     if comm is not None and comm.size > 1:
