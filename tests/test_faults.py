@@ -1165,3 +1165,69 @@ def test_checkpoint_and_data_paths_are_resolved_once_and_must_be_regular_files(
             data.load_idx(path)
         with pytest.raises(data.DatasetError, match=re.escape(f"is {kind}")):
             data.load_npz(path)
+
+
+def test_data_files_are_checked_as_data_before_a_model_sees_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Pixels and labels are checked where they are read: non-finite pixels, a label that
+    # would invent a million classes, a member standing in for another, members xpnet
+    # cannot decompress, IDX sizes too large to hold, and non-square images.
+    import zipfile
+
+    from xpnet import data
+
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 1, 4, 4)).astype(np.float32)
+    labels = np.arange(6) % 3
+
+    def npz(name: str, **arrays: Any) -> Path:
+        path = tmp_path / name
+        np.savez(path, **arrays)
+        return path
+
+    bad = images.copy()
+    bad[2, 0, 1, 1] = np.nan
+    for path, words in [
+        (npz("nan.npz", images=bad, labels=labels), "'images' holds NaN or infinite pixel"),
+        (npz("huge.npz", images=images, labels=np.where(labels == 2, 10**12, labels)),
+         "labels reach 1000000000000, which would make 1,000,000,000,001 classes"),
+        (npz("backup.npz", **{"backup/images": images, "labels": labels}),
+         "no array named 'images' (it has ['backup/images', 'labels'])"),
+    ]:  # fmt: skip
+        with pytest.raises(data.DatasetError, match=re.escape(f"{path}: {words}")):
+            data.load_npz(path)
+    both = npz("both.npz", **{"images": images, "backup/images": images * 0, "labels": labels})
+    np.testing.assert_array_equal(data.load_npz(both).images, images)  # the named one
+
+    odd = tmp_path / "bzip.npz"  # a member compressed with a method zipfile cannot read
+    with zipfile.ZipFile(odd, "w") as archive:
+        archive.writestr("images.npy", b"\x93NUMPY")
+        archive.writestr("labels.npy", b"\x93NUMPY")
+    raw = bytearray(odd.read_bytes())
+    for spot in range(len(raw) - 1):  # compression method 0 -> 99 in every header
+        if raw[spot : spot + 4] in (b"PK\x03\x04", b"PK\x01\x02"):
+            at = spot + (8 if raw[spot + 2] == 3 else 10)
+            raw[at] = 99
+    odd.write_bytes(bytes(raw))
+    with pytest.raises(data.DatasetError, match=re.escape(f"{odd}: ")):
+        data.load_npz(odd)
+
+    idx = tmp_path / "huge-images-idx3-ubyte"
+    idx.write_bytes(b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in
+                                                (4, 2**31, 2**31)) + b"\x00" * 16)  # fmt: skip
+    with pytest.raises(
+        data.DatasetError,
+        match=re.escape(f"{idx}: truncated: 32 bytes, header (4, 2147483648, 2147483648) needs"),
+    ):
+        data.load_idx(idx)
+    with pytest.raises(ValueError, match="mean: expected finite numbers"):
+        data.DataLoader(data.load_npz(both), mean=float("inf"))
+
+    wide, wide_labels = tmp_path / "wide-images-idx3-ubyte", tmp_path / "wide-labels-idx1-ubyte"
+    wide.write_bytes(b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (40, 6, 8))
+                     + bytes(40 * 6 * 8))  # fmt: skip
+    wide_labels.write_bytes(b"\x00\x00\x08\x01" + (40).to_bytes(4, "big") + bytes(range(40)))
+    status, _, err = run_main(capsys, "train", "--no-progress", "--images", str(wide),
+                                "--labels", str(wide_labels), "--num-classes", "40")  # fmt: skip
+    assert status == 2 and "images are 6x8; the models take square images" in err, err

@@ -182,6 +182,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"on {source!r}"
         )
     channels, image_size = int(train_set.images.shape[1]), int(train_set.images.shape[-1])
+    height = int(train_set.images.shape[-2])
+    if height != image_size:
+        raise CommandError(
+            f"{source}: images are {height}x{image_size}; the models take square images "
+            "(an --image-folder is resized to square with --image-size)"
+        )
     settings = _settings(args, source, image_size, saved)
     # Dropout masks differ per process (each its own seed); the model starts from rank 0's.
     xrandom.seed(settings["seed"] + (comm.rank if comm is not None else 0))

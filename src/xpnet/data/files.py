@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import zipfile
 import zlib
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._limits import INT_BOUNDS, int_problem
 from .._paths import file_problem
 
 __all__ = [
@@ -183,7 +185,7 @@ def load_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
             shape = tuple(int.from_bytes(dims[4 * i : 4 + 4 * i], "big") for i in range(ndim))
             dtype = np.dtype(_IDX_DTYPES[head[2]])
             header = 4 + 4 * ndim
-            expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no wrapping
             data = _read_up_to(stream, expected - header)
             if header + len(data) < expected:
                 raise DatasetError(
@@ -462,7 +464,12 @@ def load_npz(
         raise DatasetError(f"{file}: {problem}")
     try:
         with zipfile.ZipFile(file) as archive:
-            members = {Path(name).stem: name for name in archive.namelist()}
+            members: dict[str, str] = {}
+            for name in archive.namelist():  # keys as numpy.load names them: "a/b.npy" is "a/b"
+                key = name.removesuffix(".npy")
+                if key in members:
+                    raise DatasetError(f"{file}: holds two members named {name!r}")
+                members[key] = name
             for key in (images_key, labels_key):
                 if key not in members:
                     if file.read_bytes()[:6] == b"\x93NUMPY":
@@ -480,6 +487,8 @@ def load_npz(
         raise DatasetError(f"{file}: not a readable .npz archive ({exc})") from None
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{file}: damaged .npz archive ({exc})") from None
+    except (RuntimeError, NotImplementedError) as exc:  # encrypted, or another compression
+        raise DatasetError(f"{file}: an archive member xpnet cannot read ({exc})") from None
     if images.ndim == 3:
         images = images[:, None]
     if images.dtype != np.uint8 and images.dtype.kind != "f":
@@ -488,7 +497,15 @@ def load_npz(
         )
     if labels.dtype.kind not in "iu":
         raise DatasetError(f"{file}: {labels_key!r} must hold integers, got {labels.dtype}")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        raise DatasetError(f"{file}: {images_key!r} holds NaN or infinite pixel values")
     labels = labels.astype(np.int64)
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if labels.size else 0
+        if labels.size and int_problem("num_classes", num_classes) is not None:
+            high = INT_BOUNDS["num_classes"][1]
+            raise DatasetError(
+                f"{file}: labels reach {num_classes - 1}, which would make {num_classes:,} "
+                f"classes (at most {high:,}); the labels are damaged, or pass num_classes"
+            )
     return Dataset(images, labels, num_classes, name=str(file))

@@ -103,7 +103,9 @@ class DataLoader:
         std_values = np.atleast_1d(np.asarray(std, dtype=np.float64))
         if mean_values.ndim != 1 or std_values.ndim != 1:
             raise ValueError(f"mean, std: expected numbers or sequences, got {mean!r}, {std!r}")
-        if not np.all(std_values > 0):
+        if not np.all(np.isfinite(mean_values)):
+            raise ValueError(f"mean: expected finite numbers, got {mean!r}")
+        if not np.all(std_values > 0) or not np.all(np.isfinite(std_values)):
             raise ValueError(f"std: expected positive numbers, got {std!r}")
         channels = int(dataset.images.shape[1])
         for name, values in (("mean", mean_values), ("std", std_values)):
