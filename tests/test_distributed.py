@@ -142,6 +142,31 @@ def test_a_failing_rank_ends_the_whole_job(tmp_path: Path) -> None:
     assert not (tmp_path / "rank0.npz").exists()  # rank 0 did not carry on alone
 
 
+def test_processes_started_by_hand_agree_or_end_together_within_seconds(
+    tmp_path: Path,
+) -> None:
+    # Started by hand (no -m mpi4py), one process with other options, or one whose options
+    # do not parse: every process ends within seconds with that process's message, none
+    # waits forever in a collective.
+    pytest.importorskip("sklearn")
+    mpiexec = _mpiexec()
+    env = {**os.environ, "XPNET_BACKEND": "numpy", "OMP_NUM_THREADS": "1"}
+    common = [sys.executable, "-m", "xpnet", "train", "--distributed", "--no-progress"]
+    for other, words in [
+        (["--epochs", "2"], "processes disagree on the settings and data: argv is"),
+        (["--model", "mlp"], "processes disagree on the settings and data"),
+        (["--epochs", "0"], "--epochs: expected an integer from 1 to 1000000000, got '0'"),
+    ]:
+        start = time.monotonic()
+        result = subprocess.run(
+            [mpiexec, "-n", "1", *common, "--epochs", "1", ":", "-n", "1", *common, *other],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode != 0 and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert time.monotonic() - start < 60
+
+
 def test_workers_on_the_command_line(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     _mpiexec()

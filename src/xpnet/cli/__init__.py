@@ -106,6 +106,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 1 when training diverged, 2 for a usage or data
         error, 130 after Ctrl-C and 143 after SIGTERM.
     """
+    given = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        status = _main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        if exc.code not in (0, None) and "--distributed" in given:
+            _end_the_job(exc.code if isinstance(exc.code, int) else 2)
+        raise
+    if status and "--distributed" in given:
+        _end_the_job(status)
+    return status
+
+
+def _end_the_job(status: int) -> None:
+    """This process of an MPI job failed: end the whole job now, with this process's
+    message already printed, rather than leave the others waiting in a collective."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return
+    if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(status)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """:func:`main`'s work; its exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # for --workers to rerun

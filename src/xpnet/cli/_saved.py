@@ -185,6 +185,12 @@ def _predictions(
         for x, _ in _eval_loader(args, meta, shown):
             yield backends.to_numpy(model(x))
         return
+    scheme, found, _ = str(args.dask_scheduler).partition("://")
+    if found and scheme != "tcp":
+        raise CommandError(
+            f"--dask-scheduler: {scheme}:// addresses need settings (security, transports) "
+            "that xpnet does not pass; give the scheduler's tcp://HOST:PORT address"
+        )
     try:
         da: Any = importlib.import_module("dask.array")  # loosely typed, for strict mypy
         client_class: Any = importlib.import_module("distributed").Client
@@ -198,7 +204,7 @@ def _predictions(
     chunk = args.batch_size or 256
     try:
         client = client_class(args.dask_scheduler, timeout=10)
-    except OSError as exc:
+    except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address
         raise CommandError(
             f"--dask-scheduler: cannot reach {args.dask_scheduler} ({exc})"
         ) from None

@@ -181,6 +181,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"--resume: {args.save} was trained on {saved_meta.get('source')!r}, this run is "
             f"on {source!r}"
         )
+    if comm is not None:  # what every process must share, before any collective
+        comm.agree(
+            "settings and data",
+            {"argv": [a for a in args.argv if a != "--no-progress"], "source": source,
+             "shape": list(train_set.images.shape), "test": len(test_set),
+             "classes": train_set.num_classes, "resumed": saved},
+        )  # fmt: skip
     channels, image_size = int(train_set.images.shape[1]), int(train_set.images.shape[-1])
     height = int(train_set.images.shape[-2])
     if height != image_size:

@@ -7,6 +7,7 @@ copy in host memory, the path every backend has."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,41 @@ class Communicator:
         if self._mpi is not None and self.size > 1:
             self._mpi.Bcast(buffer, root=root)
         return buffer
+
+    def agree(self, what: str, settings: dict[str, Any]) -> None:
+        """Check, before the first collective of the work, that every process runs with the
+        same ``settings`` (JSON-able): each process learns every other's, so all of them
+        stop together with one message naming the ranks and fields that differ, rather
+        than deadlock in a collective that the others call with other shapes or counts.
+
+        Raises
+        ------
+        ValueError
+            On every process, when any two disagree.
+        """
+        if self._mpi is None or self.size == 1:
+            return
+        mine = json.dumps(settings, sort_keys=True, default=str)
+        everyone = self._mpi.allgather(mine)
+        if all(text == everyone[0] for text in everyone):
+            return
+        tables = [json.loads(text) for text in everyone]
+        differ = []
+        for rank, table in enumerate(tables[1:], start=1):
+            keys = sorted(set(table) | set(tables[0]))
+            for key in keys:
+                if table.get(key) != tables[0].get(key):
+                    differ.append(
+                        f"{key} is {tables[0].get(key)!r} on rank 0, {table.get(key)!r} on rank "
+                        f"{rank}"
+                    )
+        raise ValueError(
+            f"the {self.size} processes disagree on the {what}: "
+            + "; ".join(differ[:5])
+            + ("; ..." if len(differ) > 5 else "")
+            + "; start every process with the same "
+            "options and data"
+        )
 
     def barrier(self) -> None:
         """Wait until every process gets here."""
