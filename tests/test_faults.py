@@ -332,6 +332,11 @@ DAMAGED = [
     ("optimizer a list", {"metadata": {"optimizer": "[]"}}, "'optimizer' is not a JSON dict"),
     ("meta not JSON", {"metadata": {"meta": "{oops"}}, "'meta' is not a JSON dict"),
     (
+        "meta nested 100,000 deep",
+        {"metadata": {"meta": "[" * 100_000 + "]" * 100_000}},
+        "'meta' is not a JSON dict",
+    ),
+    (
         "normalisation a string",
         {"meta": lambda m: _set(m, "normalisation", "zscore")},
         "normalisation should be [mean, std]",

@@ -474,7 +474,7 @@ def _json_field(
     text = metadata.get(key, default)
     try:
         value = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past any real metadata
         value = None
     if not isinstance(value, kind):
         raise CheckpointError(

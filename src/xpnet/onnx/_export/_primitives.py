@@ -100,6 +100,11 @@ def _unary(op_type: str, **attributes: Any) -> Rule:
 # -------------------------------------------------------------------------- convolutions
 
 
+def _weighted_inputs(graph: Graph, x: ExportArray, weight: Any, bias: Any) -> list[str]:
+    """A layer's inputs: ``x``, its weight, and its bias where it has one."""
+    return [x.name, _name(graph, weight, x)] + ([_name(graph, bias, x)] if bias is not None else [])
+
+
 @_rule(F.conv1d, F.conv2d, F.conv3d)
 def _conv(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     x, weight, bias = _input(a), a["weight"], a["bias"]
@@ -115,12 +120,9 @@ def _conv(graph: Graph, a: dict[str, Any], value: Any) -> Any:
         ends = [t - b for t, b in zip(totals, begins, strict=True)]
     else:
         begins = ends = _tuple(padding, rank)
-    inputs = [x.name, _name(graph, weight, x)]
-    if bias is not None:
-        inputs.append(_name(graph, bias, x))
     out = graph.one(
         "Conv",
-        inputs,
+        _weighted_inputs(graph, x, weight, bias),
         kernel_shape=kernel,
         strides=_tuple(a["stride"], rank),
         pads=[*begins, *ends],
@@ -135,12 +137,9 @@ def _conv_transpose(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     x, weight, bias = _input(a), a["weight"], a["bias"]
     rank = x.ndim - 2
     pads = _tuple(a["padding"], rank)
-    inputs = [x.name, _name(graph, weight, x)]
-    if bias is not None:
-        inputs.append(_name(graph, bias, x))
     out = graph.one(
         "ConvTranspose",
-        inputs,
+        _weighted_inputs(graph, x, weight, bias),
         kernel_shape=[int(n) for n in weight.shape[2:]],
         strides=_tuple(a["stride"], rank),
         pads=pads + pads,
@@ -530,10 +529,10 @@ _rule(F.log_softmax)(_softmax_rule("LogSoftmax"))
 @_rule(F.linear)
 def _linear(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     x, weight, bias = _input(a), a["weight"], a["bias"]
-    w = _name(graph, weight, x)
     if x.ndim == 2:
-        inputs = [x.name, w] + ([_name(graph, bias, x)] if bias is not None else [])
+        inputs = _weighted_inputs(graph, x, weight, bias)
         return _out(graph, value, graph.one("Gemm", inputs, transB=1), x)
+    w = _name(graph, weight, x)
     name = graph.one("MatMul", [x.name, graph.one("Transpose", [w], perm=[1, 0])])
     if bias is not None:
         name = graph.one("Add", [name, _name(graph, bias, x)])
