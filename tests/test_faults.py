@@ -1085,9 +1085,12 @@ RESUME_DAMAGE: list[tuple[str, dict[str, Any], str]] = [
     ("negative last rate", {"meta": lambda m: _set(m, "scheduler.last_lrs", [-5.0])},
      "scheduler.last_lrs should list finite rates >= 0"),
     ("random state a word", {"meta": lambda m: _set(m, "rng", {"global": "abc"})},
-     "rng.global should be a PCG64 state"),
+     "rng.global should be a table with ['bit_generator', 'has_uint32', 'state', 'uinteger'],"
+     " found 'abc' (a PCG64 state)"),
     ("random state negative", {"meta": lambda m: _set(m, "rng.global.state.inc", -1)},
-     "rng.global should be a PCG64 state"),
+     "rng.global.state.inc should be a whole number from 0 to 2**128, found -1"),
+    ("another generator", {"meta": lambda m: _set(m, "rng.global.bit_generator", "MT19937")},
+     "rng.global.bit_generator should be 'PCG64', found 'MT19937'"),
     ("history not numbers", {"meta": lambda m: _set(m, "history", [{"loss": "x"}])},
      "history[0].loss should be a number, found 'x'"),
     ("second moments negative", {"tensors": lambda a: {

@@ -177,13 +177,37 @@ def _restore_rngs(path: Path, model: Module, states: dict[str, Any]) -> None:
             raise CheckpointError(
                 f"{path}: holds the state of a generator {key!r} this model lacks"
             )
+        bit_generator = generators[key].bit_generator
+        kind = type(bit_generator).__name__
+        problem = _state_problem(state, bit_generator.state, f"rng.{key}")
+        if problem is not None:  # checked here: NumPy versions differ in what they accept
+            raise CheckpointError(f"{path}: metadata field {problem} (a {kind} state)")
         try:
-            generators[key].bit_generator.state = state
+            bit_generator.state = state
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            kind = type(generators[key].bit_generator).__name__
             raise CheckpointError(
                 f"{path}: metadata field rng.{key} should be a {kind} state: {_text(exc)}"
             ) from None
+
+
+def _state_problem(found: Any, like: Any, where: str) -> str | None:
+    """How ``found`` differs in form from the generator state ``like`` (the same tables,
+    names, and whole numbers from 0 to 2**128), or ``None``."""
+    if isinstance(like, dict):
+        if not isinstance(found, dict) or set(found) != set(like):
+            return f"{where} should be a table with {sorted(like)}, found {found!r}"[:300]
+        for name, value in like.items():
+            problem = _state_problem(found[name], value, f"{where}.{name}")
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(like, str):
+        return None if found == like else f"{where} should be {like!r}, found {found!r}"
+    if isinstance(like, int):
+        whole = isinstance(found, int) and not isinstance(found, bool)
+        if not whole or not 0 <= found < 2**128:
+            return f"{where} should be a whole number from 0 to 2**128, found {found!r}"
+    return None
 
 
 def fit(
