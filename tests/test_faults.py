@@ -278,13 +278,13 @@ def _signed(data: bytes) -> bytes:
     import hashlib
     import json
 
-    from xpnet.train.checkpoint import _header_digest
+    from xpnet.train._safetensors import header_digest
 
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
     table = dict(header.pop("__metadata__"))
     digest = {"sha256_data": hashlib.sha256(data[8 + size :]).hexdigest(),
-              "sha256_header": _header_digest(header, table)}  # fmt: skip
+              "sha256_header": header_digest(header, table)}  # fmt: skip
     table["digest"] = json.dumps(digest)
     text = json.dumps({**header, "__metadata__": table}).encode()
     text += b" " * (-len(text) % 8)
@@ -529,7 +529,7 @@ def test_a_checkpoint_is_read_through_one_handle_while_another_run_saves(
     # A save landing between the reads of the header and of the data replaces the file under
     # another name; the read goes on through its one handle and sees one whole checkpoint,
     # never epoch 1's metadata with epoch 2's weights (nor a false "damaged").
-    from xpnet.train import checkpoint as checkpoint_module
+    from xpnet.train import _safetensors as checkpoint_module
 
     path = tmp_path / "live.safetensors"
     path.write_bytes(good_checkpoint.read_bytes())

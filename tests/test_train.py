@@ -33,7 +33,7 @@ from xpnet.train import (
     load_checkpoint,
     save_checkpoint,
 )
-from xpnet.train import loop as loop_module
+from xpnet.train import _resume as resume_module
 
 
 def blobs(n: int = 96, seed: int = 0) -> Dataset:
@@ -546,7 +546,7 @@ def test_interrupted_run_keeps_its_checkpoint_and_resumes_exactly(tmp_path: Path
 
 def test_generators_of_layers_are_found() -> None:
     model = tiny(dropout_rng=3)
-    found = loop_module._generators(model)
+    found = resume_module._generators(model)
     assert set(found) == {"global", "5.rng"}
     assert found["global"] is xpnet.random.get_rng()
 
