@@ -122,6 +122,7 @@ class Graph:
         self.fixed_batch: list[str] = []
         #: An input's ``(name, axis)`` that holds the batch, read where a shape needs it.
         self.batch_source: tuple[str, int] | None = None
+        self._batch_size_name: str | None = None
         self._taken: set[str] = set()
         self._counts: dict[str, int] = {}
         self._constants: dict[tuple[Any, ...], str] = {}
@@ -245,11 +246,14 @@ class Graph:
         return self.constant(value, dtype)
 
     def batch_size_name(self) -> str | None:
-        """A 1-element int64 value holding the batch size, read from an input's shape."""
+        """A 1-element int64 value holding the batch size, read from an input's shape
+        (written once, where first needed)."""
         if self.batch_source is None:
             return None
-        name, axis = self.batch_source
-        return self.shape_of(name, axis, axis + 1)
+        if self._batch_size_name is None:
+            name, axis = self.batch_source
+            self._batch_size_name = self.shape_of(name, axis, axis + 1)
+        return self._batch_size_name
 
     def fix_batch(self, reason: str) -> None:
         """Record that the batch size entered the graph as a number (``reason`` says where)."""
@@ -396,7 +400,7 @@ class ExportArray:
         return export_namespace(self.graph.xp)
 
     def __getitem__(self, key: Any) -> Any:
-        from ._namespace import getitem
+        from ._indexing import getitem
 
         return getitem(self, key)
 
