@@ -105,6 +105,21 @@ def _per_channel(graph: Graph, name: str, x: ExportArray, op_type: str, given: A
     return graph.one(op_type, [name, shaped])
 
 
+def _batch_normalization(
+    graph: Graph, x: ExportArray, a: dict[str, Any], channels: int, eps: float
+) -> str:
+    """ONNX's ``BatchNormalization`` on running statistics (scale 1 and bias 0 where the
+    layer has none): batch norm in eval mode, instance norm with tracked statistics."""
+    inputs = [
+        x.name,
+        _filled(graph, a["weight"], 1.0, channels, x),
+        _filled(graph, a["bias"], 0.0, channels, x),
+        operand_name(graph, a["running_mean"], x),
+        operand_name(graph, a["running_var"], x),
+    ]
+    return graph.one("BatchNormalization", inputs, epsilon=eps)
+
+
 @rule(F.batch_norm)
 def _batch_norm(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     """``batch_norm`` returns ``(y, running_mean, running_var)``; the statistics pass on."""
@@ -123,14 +138,7 @@ def _batch_norm(graph: Graph, a: dict[str, Any], value: Any) -> Any:
         name = _per_channel(graph, name, x, "Mul", a["weight"])
         name = _per_channel(graph, name, x, "Add", a["bias"])
         return (wrapped(graph, value, name, x), *statistics)
-    inputs = [
-        x.name,
-        _filled(graph, a["weight"], 1.0, channels, x),
-        _filled(graph, a["bias"], 0.0, channels, x),
-        operand_name(graph, a["running_mean"], x),
-        operand_name(graph, a["running_var"], x),
-    ]
-    out = graph.one("BatchNormalization", inputs, epsilon=float(a["eps"]))
+    out = _batch_normalization(graph, x, a, channels, float(a["eps"]))
     return (wrapped(graph, value, out, x), *statistics)
 
 
@@ -140,14 +148,7 @@ def _instance_norm(graph: Graph, a: dict[str, Any], value: Any) -> Any:
     channels = int(x.shape[1])
     eps = float(a["eps"])
     if not a["use_input_stats"]:
-        inputs = [
-            x.name,
-            _filled(graph, a["weight"], 1.0, channels, x),
-            _filled(graph, a["bias"], 0.0, channels, x),
-            operand_name(graph, a["running_mean"], x),
-            operand_name(graph, a["running_var"], x),
-        ]
-        return wrapped(graph, value, graph.one("BatchNormalization", inputs, epsilon=eps), x)
+        return wrapped(graph, value, _batch_normalization(graph, x, a, channels, eps), x)
     inputs = [
         x.name,
         _filled(graph, a["weight"], 1.0, channels, x),
