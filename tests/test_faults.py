@@ -221,6 +221,37 @@ def test_a_read_only_folder_fails_before_training(tmp_path: Path, no_training: N
         folder.chmod(0o755)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX file-size limits")
+def test_a_full_disk_names_the_file_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    # The kernel's file-size limit fails a write as a full disk or a quota does: at the lock
+    # file, or at the checkpoint. Either way the error names the file, one line, and the
+    # folder holds no lock file, no temporary and no partial checkpoint afterwards.
+    pytest.importorskip("sklearn")
+    for limit, expected in [
+        (0, "{path}: cannot write its lock file {sidecar} (File too large); free some space"),
+        (20_000, "[Errno 27] File too large: '{path}'"),  # the model's checkpoint: ~80 kB
+    ]:
+        folder = tmp_path / f"limit{limit}"
+        folder.mkdir()
+        path = folder / "model.safetensors"
+
+        # Set in a small parent that then becomes xpnet (exec keeps the limit, and the
+        # ignored SIGXFSZ: a failed write, not a kill); no preexec_fn forking this process.
+        limited = (
+            "import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'xpnet', *sys.argv[1:]])"
+        )
+        command = [sys.executable, "-c", limited, "train", "--no-progress", "--save", str(path)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT,
+                                env={**os.environ, "XPNET_BACKEND": "numpy"}, check=False)  # fmt: skip
+        message = expected.format(path=path, sidecar=lock_path(path))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines()[-1].startswith(f"xpnet: error: {message}"), result.stderr
+        assert "Traceback" not in result.stderr
+        assert list(folder.iterdir()) == []
+
+
 def test_the_command_line_checks_save_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -273,22 +304,20 @@ def _rewrite(
 
 
 def _signed(data: bytes) -> bytes:
-    """A safetensors file with xpnet's digests of what it holds (as a writer that put this
+    """A safetensors file with xpnet's checksums of what it holds (as a writer that put this
     content there would sign it): what then fails is the check of the content itself."""
-    import hashlib
     import json
 
-    from xpnet.train._safetensors import header_digest
+    from xpnet.train._safetensors import signed_prefix
 
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
     table = dict(header.pop("__metadata__"))
-    digest = {"sha256_data": hashlib.sha256(data[8 + size :]).hexdigest(),
-              "sha256_header": header_digest(header, table)}  # fmt: skip
-    table["digest"] = json.dumps(digest)
-    text = json.dumps({**header, "__metadata__": table}).encode()
-    text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + data[8 + size :]
+    table.pop("digest", None)
+    payload = memoryview(data[8 + size :])
+    in_order = sorted(header.items(), key=lambda item: item[1]["data_offsets"][0])
+    views = {name: payload[slice(*entry["data_offsets"])] for name, entry in in_order}
+    return signed_prefix(header, table, views) + bytes(payload)
 
 
 def _set(table: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
@@ -457,28 +486,39 @@ def _header_and_data(data: bytes) -> tuple[dict[str, Any], bytes]:
     return json.loads(data[8 : 8 + size]), data[8 + size :]
 
 
-def test_every_byte_of_a_checkpoint_is_covered_by_its_digests(
+def test_every_byte_of_a_checkpoint_is_covered_by_its_checksums(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], good_checkpoint: Path
 ) -> None:
-    # safetensors has no checksum: xpnet writes SHA-256 digests of the data and the header
-    # and checks them on every load. A flipped bit in a weight, or a changed digit in the
-    # metadata that leaves valid JSON, is a damaged file, named; never loaded silently.
+    # safetensors has no checksum: xpnet writes CRC32C checksums of the data (whole, and
+    # tensor by tensor) and of the header, and checks them on every load. A flipped bit in
+    # a weight names the tensor; a changed digit in the metadata that leaves valid JSON, the
+    # header re-spaced, or the data's own checksum changed, is a changed file, named; never
+    # loaded silently.
     import json
 
     data = good_checkpoint.read_bytes()
     header, payload = _header_and_data(data)
-    rng = np.random.default_rng(0)
     start = len(data) - len(payload)
+    owner = {
+        name: entry["data_offsets"] for name, entry in header.items() if name != "__metadata__"
+    }
+    rng = np.random.default_rng(0)
     for spot in rng.integers(start, len(data), size=12):  # anywhere in the tensors' bytes
         flipped = bytearray(data)
         flipped[spot] ^= 1 << int(rng.integers(8))
         path = tmp_path / "flipped.safetensors"
         path.write_bytes(bytes(flipped))
-        with pytest.raises(CheckpointError, match="tensor data do not match the digest"):
+        (name,) = [n for n, (a, b) in owner.items() if a <= spot - start < b]
+        with pytest.raises(CheckpointError, match=f"the data of tensor '{re.escape(name)}' do"):
             load_checkpoint(path)
     text = data[8:start]
-    for old, new in [(b'\\"epoch\\": 1', b'\\"epoch\\": 2'),  # the metadata, still valid JSON
-                     (b'"shape":[', b'"shape": [')]:  # fmt: skip
+    digest = json.loads(header["__metadata__"]["digest"])
+    whole = digest["crc32c_data"].encode()
+    other = f"{int(whole, 16) ^ 1:08x}".encode()
+    cases = [(b'\\"epoch\\": 1', b'\\"epoch\\": 2', "header .* does not match the checksum"),
+             (b'"shape":[', b'"shape": [', "header .* does not match the checksum"),
+             (whole, other, "header .* does not match the checksum")]  # fmt: skip
+    for old, new, message in cases:
         assert old in text, old
         changed = text.replace(old, new, 1)
         if old == b'\\"epoch\\": 1':  # and its history grown to match, as a forger would
@@ -489,17 +529,46 @@ def test_every_byte_of_a_checkpoint_is_covered_by_its_digests(
             changed = json.dumps(table).encode()
         path = tmp_path / "edited.safetensors"
         path.write_bytes(len(changed).to_bytes(8, "little") + changed + payload)
-        if old.startswith(b'"shape"'):  # white space: the same header, still verified
-            assert load_checkpoint(path).meta == load_checkpoint(good_checkpoint).meta
-            continue
-        with pytest.raises(CheckpointError, match="header .* does not match the digest"):
+        with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)
         status, _, err = run_main(capsys, "evaluate", str(path))
-        assert status == 2 and "was damaged after it was saved" in err and err.count("\n") == 1
+        assert status == 2 and "after it was saved" in err and err.count("\n") == 1
     # The files stay plain safetensors: safetensors' own loader reads them.
     from safetensors.numpy import load
 
     assert set(load(data)) == set(header) - {"__metadata__"}
+
+
+def test_checkpoints_of_the_sha256_development_versions_still_verify(
+    tmp_path: Path, good_checkpoint: Path
+) -> None:
+    # Checkpoints written while xpnet's digests were SHA-256 (of the data, and of the header
+    # as parsed) load, verified; a flipped bit in one is named as damage.
+    import hashlib
+    import json
+
+    from safetensors.numpy import load, save
+
+    data = good_checkpoint.read_bytes()
+    header, _ = _header_and_data(data)
+    table = {k: v for k, v in header["__metadata__"].items() if k != "digest"}
+    plain = save(load(data), metadata=table)
+    plain_header, plain_payload = _header_and_data(plain)
+    plain_header.pop("__metadata__")
+    canonical = json.dumps({"tensors": plain_header, "metadata": table}, sort_keys=True)
+    table["digest"] = json.dumps({"sha256_data": hashlib.sha256(plain_payload).hexdigest(),
+                                  "sha256_header": hashlib.sha256(canonical.encode()).hexdigest()})  # fmt: skip
+    old = tmp_path / "sha256.safetensors"
+    old.write_bytes(save(load(data), metadata=table))
+    loaded, reference = load_checkpoint(old), load_checkpoint(good_checkpoint)
+    assert loaded.meta == reference.meta
+    for key, value in reference.model.items():
+        np.testing.assert_array_equal(loaded.model[key], value)
+    flipped = bytearray(old.read_bytes())
+    flipped[-3] ^= 4
+    old.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="tensor data do not match the digest"):
+        load_checkpoint(old)
 
 
 def test_a_checkpoint_written_before_digests_loads_with_a_one_line_warning(
@@ -529,14 +598,14 @@ def test_a_checkpoint_is_read_through_one_handle_while_another_run_saves(
     # A save landing between the reads of the header and of the data replaces the file under
     # another name; the read goes on through its one handle and sees one whole checkpoint,
     # never epoch 1's metadata with epoch 2's weights (nor a false "damaged").
-    from xpnet.train import _safetensors as checkpoint_module
+    from xpnet.train import checkpoint as checkpoint_module
 
     path = tmp_path / "live.safetensors"
     path.write_bytes(good_checkpoint.read_bytes())
     first = load_checkpoint(path)
     newer = Checkpoint(model={k: v + 1 for k, v in first.model.items()},
                        optimizer=first.optimizer, meta={**first.meta})  # fmt: skip
-    read_data = checkpoint_module._read_exactly
+    read_data = checkpoint_module.read_exactly
     opened: list[str] = []
     real_open = os.open
 
@@ -548,7 +617,7 @@ def test_a_checkpoint_is_read_through_one_handle_while_another_run_saves(
         save_checkpoint(path, newer)  # another run's epoch lands now
         return read_data(stream, buffer)
 
-    monkeypatch.setattr(checkpoint_module, "_read_exactly", save_meanwhile)
+    monkeypatch.setattr(checkpoint_module, "read_exactly", save_meanwhile)
     monkeypatch.setattr(checkpoint_module.os, "open", counting_open)
     during = load_checkpoint(path)
     monkeypatch.undo()

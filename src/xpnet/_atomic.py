@@ -113,12 +113,16 @@ def replacing(target: str | os.PathLike[str], *, lock: bool = False) -> Iterator
             stream.close()
             os.replace(temporary, final)
             committed = True
-    except BaseException:
+    except BaseException as exc:
         with signals_held():
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # its flush fails again on a full disk
+                    stream.close()
             if temporary is not None and not committed:
                 temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+            # A write's error (a full disk, a quota) names no file: name the one we wrote.
+            raise OSError(exc.errno, exc.strerror, str(final)) from exc
         raise
     _fsync_directory(final.parent)
 

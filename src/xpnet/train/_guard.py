@@ -10,6 +10,7 @@ stale. The sidecar records who holds it, for the message another run prints.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import socket
@@ -108,7 +109,13 @@ class CheckpointLock:
         if not HAVE_FLOCK:  # pragma: no cover - no advisory locks: run unguarded
             return
         while True:
-            stream = open(self.sidecar, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+            try:
+                stream = open(self.sidecar, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+            except OSError as exc:
+                raise CheckpointError(
+                    f"{self.path}: cannot create its lock file {self.sidecar} "
+                    f"({exc.strerror}); " + _remedy(exc)
+                ) from None
             try:
                 fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -128,15 +135,22 @@ class CheckpointLock:
             if same:
                 break
             stream.close()
-        stream.seek(0)
-        stream.truncate()
-        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
-        stream.write(
-            f"pid {os.getpid()} on {socket.gethostname()}, since "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S')}" + (f": {command}" if command else "")
-        )
-        stream.flush()
         self._stream = stream
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
+        try:
+            stream.seek(0)
+            stream.truncate()
+            stream.write(
+                f"pid {os.getpid()} on {socket.gethostname()}, since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}" + (f": {command}" if command else "")
+            )
+            stream.flush()
+        except OSError as exc:  # a full disk or a quota: let go of the lock, named
+            self.release()
+            raise CheckpointError(
+                f"{self.path}: cannot write its lock file {self.sidecar} ({exc.strerror}); "
+                + _remedy(exc)
+            ) from None
 
     def release(self) -> None:
         if self._stream is None:
@@ -144,8 +158,14 @@ class CheckpointLock:
         try:
             self.sidecar.unlink(missing_ok=True)  # while still locked: see acquire
         finally:
-            self._stream.close()
+            with contextlib.suppress(OSError):  # a flush failing again (a full disk)
+                self._stream.close()
             self._stream = None
+
+
+def _remedy(exc: OSError) -> str:
+    full = exc.errno in {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    return "free some space, or save elsewhere" if full else "save elsewhere"
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:

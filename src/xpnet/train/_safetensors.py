@@ -1,5 +1,5 @@
-"""The safetensors file under a checkpoint: its layout, the SHA-256 digests of its data
-and header (computed beside the file's I/O), and a reader that checks a header as untrusted
+"""The safetensors file under a checkpoint: its layout, the CRC32C checksums of its data
+(whole and tensor by tensor) and of its header, and a reader that checks a header as untrusted
 input, against the file's size, before anything is read or allocated, through one open
 file. :mod:`.checkpoint` holds what the file means (an xpnet checkpoint's schema)."""
 
@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import stat
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
+import crc32c as _crc32c
 import numpy as np
 
 from .._paths import path_kind
@@ -23,14 +26,15 @@ __all__ = [
     "CheckpointError",
     "UnverifiedCheckpointWarning",
     "bytes_of",
-    "hash_while",
-    "header_digest",
+    "checksum",
     "layout",
     "open_regular",
-    "read_hashing",
+    "read_exactly",
     "read_header",
+    "signed_prefix",
     "tensor",
     "verify",
+    "write_all",
 ]
 
 
@@ -68,56 +72,69 @@ def layout(tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return entries
 
 
-#: Bytes hashed per step, and the size from which the hashing runs beside the reads and
-#: writes on a thread of its own (hashlib and file I/O both release the GIL).
-_CHUNK = 4 * 2**20
-_hashing: list[Any] = []
+def checksum(view: memoryview | bytes) -> str:
+    """CRC32C of ``view``, as 8 hex digits. CRC32C (Castagnoli), the checksum TensorFlow's
+    checkpoints and Google Cloud Storage use, runs on the CPU's CRC instruction where there
+    is one (tens of GB/s, so a load stays at the speed of reading the file); it catches
+    every error burst up to 32 bits and all but one in 2**32 of the rest."""
+    return f"{_crc32c.crc32c(view):08x}"
 
 
-def hash_while(io: Callable[[memoryview], Any], pieces: Iterable[memoryview]) -> str:
-    """SHA-256 of ``pieces``, each passed to ``io`` (a write) in order, in pieces of at most
-    ``_CHUNK`` bytes."""
-    chunks = [piece[i : i + _CHUNK] for piece in pieces for i in range(0, piece.nbytes, _CHUNK)]
-
-    def writing() -> Iterator[memoryview]:
-        for chunk in chunks:
-            io(chunk)
-            yield chunk
-
-    return _hash_pieces(writing(), overlap=sum(c.nbytes for c in chunks) >= 2 * _CHUNK)
+# The header's own checksum is of the header as written with this in its place.
+_BLANK = "0" * 8
+_HEADER_KEY = b'\\"crc32c_header\\":\\"'  # as it reads inside the header's JSON
 
 
-def _hash_pieces(pieces: Iterator[memoryview], overlap: bool) -> str:
-    """SHA-256 of the pieces in order. With ``overlap``, each piece is hashed on the
-    digest thread while the iterator produces the next (its read or write)."""
-    digest = hashlib.sha256()
-    if not overlap:
+def signed_prefix(
+    entries: Mapping[str, Any], metadata: Mapping[str, Any], views: Mapping[str, memoryview]
+) -> bytes:
+    """The file up to its data: the header's length, then the header, whose metadata
+    carries the checksums of the data (``views``, the tensors' bytes in order) as a whole
+    and tensor by tensor, and the checksum of these bytes themselves (computed with that
+    field blank)."""
+    whole = 0
+    for view in views.values():
+        whole = _crc32c.crc32c(view, whole)
+    sums = {name: checksum(view) for name, view in views.items()}
+    digest = json.dumps({"crc32c_header": _BLANK, "crc32c_data": f"{whole:08x}",
+                         "crc32c_tensors": sums}, separators=(",", ":"))  # fmt: skip
+    table = {**metadata, "digest": digest}
+    header = json.dumps({**entries, "__metadata__": table}, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data start 8-byte aligned, as safetensors'
+    blank = len(header).to_bytes(8, "little") + header
+    field = _HEADER_KEY + _BLANK.encode()
+    if blank.count(field) != 1:  # only a name that spells the field out could repeat it
+        raise CheckpointError(
+            "a tensor name or metadata value contains the checksum field's text "
+            f"{field.decode()!r}; rename it"
+        )
+    return blank.replace(field, _HEADER_KEY + checksum(blank).encode())
+
+
+def write_all(stream: IO[bytes], pieces: list[memoryview | bytes]) -> None:
+    """Write ``pieces`` in order, gathered into as few system calls as the OS allows
+    (many tensors' separate writes cost more than the bytes themselves)."""
+    if not hasattr(os, "writev"):
         for piece in pieces:
-            digest.update(piece)
-        return digest.hexdigest()
-    pool = _hash_pool()
-    pending = None
-    for piece in pieces:
-        if pending is not None:
-            pending.result()
-        pending = pool.submit(digest.update, piece)
-    if pending is not None:
-        pending.result()
-    return digest.hexdigest()
+            stream.write(piece)
+        return
+    stream.flush()
+    fd = stream.fileno()
+    pending = [memoryview(piece).cast("B") for piece in pieces if len(piece)]
+    while pending:
+        written = os.writev(fd, pending[:_MAX_PIECES])
+        while pending and written >= pending[0].nbytes:  # drop what went, keep the rest
+            written -= pending.pop(0).nbytes
+        if pending and written:
+            pending[0] = pending[0][written:]
 
 
-def _hash_pool() -> Any:
-    """One worker thread, made on first use, that hashes beside the file I/O."""
-    if not _hashing:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _hashing.append(ThreadPoolExecutor(1, thread_name_prefix="xpnet-digest"))
-    return _hashing[0]
+_MAX_PIECES = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 
 def header_digest(entries: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
-    """SHA-256 of the header as parsed (tensor entries and metadata, the digest itself
-    left out), so that any change of a name, shape, offset or metadata value shows."""
+    """SHA-256 of a header as parsed: the digest of the development versions' checkpoints,
+    still verified when one is loaded."""
     table = {k: v for k, v in metadata.items() if k != "digest"}
     text = json.dumps({"tensors": entries, "metadata": table}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -131,6 +148,8 @@ _NUMPY_DTYPES = {
     "U32": "uint32", "I32": "int32", "U64": "uint64", "I64": "int64",
     "F16": "float16", "F32": "float32", "F64": "float64", "C64": "complex64",
 }  # fmt: skip
+_LITTLE = {code: np.dtype(name).newbyteorder("<") for code, name in _NUMPY_DTYPES.items()}
+_ITEMSIZE = {code: dtype.itemsize for code, dtype in _LITTLE.items()}
 
 
 class UnverifiedCheckpointWarning(UserWarning):
@@ -165,41 +184,21 @@ def open_regular(source: Path) -> IO[bytes]:
         raise
 
 
-def _read_exactly(stream: IO[bytes], buffer: bytearray | memoryview) -> int:
+def read_exactly(stream: IO[bytes], buffer: memoryview) -> int:
     """Fill ``buffer`` from ``stream``; the number of bytes read (less at the end)."""
-    view = memoryview(buffer)
     filled = 0
-    while filled < len(view):
-        count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+    while filled < len(buffer):
+        count = stream.readinto(buffer[filled:])  # type: ignore[attr-defined]
         if not count:
             break
         filled += count
     return filled
 
 
-def read_hashing(stream: IO[bytes], buffer: memoryview) -> tuple[int, str]:
-    """Fill ``buffer`` from ``stream``, hashing what was read (beside the next read, for
-    large files); the number of bytes read and their SHA-256."""
-    chunks = [buffer[i : i + _CHUNK] for i in range(0, buffer.nbytes, _CHUNK)]
-    filled = 0
-
-    def reading() -> Iterator[memoryview]:
-        nonlocal filled
-        for chunk in chunks:
-            count = _read_exactly(stream, chunk)
-            filled += count
-            yield chunk[:count]
-            if count < chunk.nbytes:
-                return
-
-    digest = _hash_pieces(reading(), overlap=buffer.nbytes >= 2 * _CHUNK)
-    return filled, digest
-
-
-def read_header(source: Path, stream: IO[bytes], size: int) -> tuple[dict[str, Any], int]:
+def read_header(source: Path, stream: IO[bytes], size: int) -> tuple[dict[str, Any], int, bytes]:
     """The safetensors header, checked against the file's size before the data is read
     (a sparse, hostile or bit-flipped file never makes us read or allocate gigabytes).
-    Returns the header and the size of the data after it."""
+    Returns the header, the size of the data after it, and the file's bytes up to them."""
     head = stream.read(8)
     if len(head) < 8:
         raise CheckpointError(f"{source}: not a readable safetensors file (only {size} bytes)")
@@ -223,11 +222,10 @@ def read_header(source: Path, stream: IO[bytes], size: int) -> tuple[dict[str, A
     if not isinstance(header, dict):
         raise CheckpointError(f"{source}: not a readable safetensors file (header not a table)")
     data_size = size - 8 - header_size
-    spans = []
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        spans.append((*_entry_span(source, name, entry, data_size), name))
+    spans = _plain_spans(header, data_size)
+    if spans is None:  # something is off: the entries one by one, to name it
+        spans = [(*_entry_span(source, name, entry, data_size), name)
+                 for name, entry in header.items() if name != "__metadata__"]  # fmt: skip
     # The tensors tile the data exactly, one after another (safetensors' own rule).
     end = 0
     for begin, stop, name in sorted(spans):
@@ -242,7 +240,31 @@ def read_header(source: Path, stream: IO[bytes], size: int) -> tuple[dict[str, A
             f"{source}: is truncated or damaged (the header describes {8 + header_size + end} "
             f"bytes, the file has {size})"
         )
-    return header, data_size
+    return header, data_size, head + text
+
+
+def _plain_spans(header: dict[str, Any], data_size: int) -> list[tuple[int, int, str]] | None:
+    """Each entry's ``(begin, end, name)`` where all are well formed, checked in one pass
+    (a load's header check costs about what its data's checksum does); None otherwise."""
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if type(entry) is not dict:
+            return None
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not (type(dtype) is str and dtype in _ITEMSIZE and type(shape) is list
+                and len(shape) <= 64 and type(offsets) is list and len(offsets) == 2):  # fmt: skip
+            return None
+        begin, end = offsets
+        # type() is int: a bool is no size. Each size within the file before the product,
+        # which then stays a small int (and never repeats a list).
+        if not (type(begin) is int and type(end) is int and 0 <= begin <= end <= data_size
+                and all([type(n) is int and 0 <= n <= data_size for n in shape])
+                and end - begin == math.prod(shape) * _ITEMSIZE[dtype]):  # fmt: skip
+            return None
+        spans.append((begin, end, name))
+    return spans
 
 
 def _entry_span(source: Path, name: str, entry: Any, data_size: int) -> tuple[int, int]:
@@ -289,7 +311,7 @@ def _entry_span(source: Path, name: str, entry: Any, data_size: int) -> tuple[in
 
 def tensor(data: np.ndarray, entry: Mapping[str, Any]) -> np.ndarray:
     """A tensor of the data, as a view (the data are read once, and not copied again)."""
-    dtype = np.dtype(_NUMPY_DTYPES[entry["dtype"]]).newbyteorder("<")
+    dtype = _LITTLE[entry["dtype"]]
     begin, end = entry["data_offsets"]
     count = (end - begin) // dtype.itemsize
     array = np.frombuffer(data, dtype=dtype, count=count, offset=begin).reshape(entry["shape"])
@@ -297,9 +319,14 @@ def tensor(data: np.ndarray, entry: Mapping[str, Any]) -> np.ndarray:
 
 
 def verify(
-    source: Path, entries: Mapping[str, Any], metadata: Mapping[str, Any], data_digest: str
+    source: Path,
+    prefix: bytes,
+    entries: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    data: np.ndarray,
 ) -> None:
-    """Check the digests written with the file; warn once for a file written without."""
+    """Check the checksums written with the file (of the header as written, ``prefix``, and
+    of each tensor's bytes in ``data``); warn once for a file written without."""
     if "digest" not in metadata:
         warnings.warn(
             f"{source}: written before checkpoints carried a digest, so its contents cannot "
@@ -308,19 +335,66 @@ def verify(
             stacklevel=3,
         )
         return
+    damaged = f"{source}: its digest field is damaged, so the file cannot be verified"
     try:
         digest = json.loads(metadata["digest"])
-        expected_data, expected_header = digest["sha256_data"], digest["sha256_header"]
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, RecursionError):
+        raise CheckpointError(damaged) from None
+    if isinstance(digest, dict) and "sha256_data" in digest:
+        _verify_sha256(source, entries, metadata, data, digest)
+        return
+    if not isinstance(digest, dict):
+        raise CheckpointError(damaged)
+    header_sum, data_sum = digest.get("crc32c_header"), digest.get("crc32c_data")
+    sums = digest.get("crc32c_tensors")
+    if not (_is_sum(header_sum) and isinstance(sums, dict) and sums.keys() == entries.keys()):
+        raise CheckpointError(damaged)
+    field = _HEADER_KEY + header_sum.encode() + b'\\"'
+    blank = prefix.replace(field, _HEADER_KEY + _BLANK.encode() + b'\\"')
+    if prefix.count(field) != 1 or checksum(blank) != header_sum:
         raise CheckpointError(
-            f"{source}: its digest field is damaged, so the file cannot be verified"
-        ) from None
-    if header_digest(entries, metadata) != expected_header:
+            f"{source}: its header (names, shapes or metadata) does not match the checksum "
+            "written with it; the file was changed after it was saved"
+        )
+    view = memoryview(data)  # type: ignore[arg-type]
+    if checksum(view) == data_sum:  # one pass; the tensors' own only to name what changed
+        return
+    for name, entry in entries.items():
+        begin, end = entry["data_offsets"]
+        if checksum(view[begin:end]) != sums[name]:  # computed: always 8 hex digits
+            raise CheckpointError(
+                f"{source}: the data of tensor {name!r} do not match the checksum written "
+                "with them; the file was damaged after it was saved"
+            )
+    raise CheckpointError(
+        f"{source}: its data do not match the checksum written with them (each tensor "
+        "matches its own: the checksum itself was changed); the file was damaged after it "
+        "was saved"
+    )
+
+
+def _is_sum(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and _SUM.fullmatch(value) is not None
+
+
+_SUM = re.compile("[0-9a-f]{8}")
+
+
+def _verify_sha256(
+    source: Path,
+    entries: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    data: np.ndarray,
+    digest: Mapping[str, Any],
+) -> None:
+    """The SHA-256 digests of the development versions' checkpoints (of the data, and of
+    the header as parsed)."""
+    if header_digest(entries, metadata) != digest.get("sha256_header"):
         raise CheckpointError(
             f"{source}: its header (names, shapes or metadata) does not match the digest "
-            "written with it; the file was damaged after it was saved"
+            "written with it; the file was changed after it was saved"
         )
-    if data_digest != expected_data:
+    if hashlib.sha256(memoryview(data)).hexdigest() != digest.get("sha256_data"):  # type: ignore[arg-type]
         raise CheckpointError(
             f"{source}: its tensor data do not match the digest written with it; the file "
             "was damaged after it was saved"

@@ -1,11 +1,11 @@
-"""Checkpoints in safetensors: arrays plus JSON metadata, written atomically, with digests.
+"""Checkpoints in safetensors: arrays plus JSON metadata, written atomically, with checksums.
 
 safetensors holds raw arrays and a string header, so loading a checkpoint never runs code
 (unlike pickle). A checkpoint is written to a temporary file in the same folder, flushed
 to disk, then renamed over the old one: an interrupted run leaves the previous checkpoint
-intact. safetensors has no checksum: xpnet writes SHA-256 digests of the data and of the
-header into the metadata, and verifies them on every load (the file's layout, digests and
-untrusted-header reading are :mod:`._safetensors`). The files stay plain safetensors,
+intact. safetensors has no checksum: xpnet writes a CRC32C checksum of each tensor's bytes
+and of the header into the metadata, and verifies them on every load (the file's layout,
+checksums and untrusted-header reading are :mod:`._safetensors`). The files stay plain safetensors,
 which safetensors' own loaders read.
 """
 
@@ -27,14 +27,14 @@ from ._safetensors import (
     CheckpointError,
     UnverifiedCheckpointWarning,
     bytes_of,
-    hash_while,
-    header_digest,
     layout,
     open_regular,
-    read_hashing,
+    read_exactly,
     read_header,
+    signed_prefix,
     tensor,
     verify,
+    write_all,
 )
 
 __all__ = [
@@ -129,13 +129,13 @@ def _host(value: Any) -> np.ndarray:
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (safetensors format), with a digest.
+    """Write ``checkpoint`` to ``path`` atomically (safetensors format), with checksums.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and the
     file is renamed over ``path``: at every moment ``path`` holds either the previous
     checkpoint or the new one, never a partial write, even if the process is killed.
-    SHA-256 digests of the tensor data and of the header, computed while writing, go into
-    the header's metadata; :func:`load_checkpoint` verifies both.
+    CRC32C checksums of each tensor's bytes and of the header, computed while writing, go
+    into the header's metadata; :func:`load_checkpoint` verifies them.
 
     Parameters
     ----------
@@ -168,29 +168,19 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Pat
         "optimizer": json.dumps(scalars),
     }
     entries = layout(tensors)
-    header_sha256 = header_digest(entries, metadata)
-
-    def prefix(data_digest: str) -> bytes:
-        table = {**metadata, "digest": json.dumps(
-            {"sha256_data": data_digest, "sha256_header": header_sha256})}  # fmt: skip
-        header = json.dumps({**entries, "__metadata__": table}, separators=(",", ":")).encode()
-        header += b" " * (-len(header) % 8)  # the data start 8-byte aligned, as safetensors'
-        return len(header).to_bytes(8, "little") + header
-
-    # Locked while written: whoever cleans up abandoned temporaries skips this one. The
-    # header goes first with a placeholder digest of the same length, the data are hashed
-    # while they are written, and the header is written again with the digest.
+    views = {name: bytes_of(array) for name, array in tensors.items()}
+    prefix = signed_prefix(entries, metadata, views)
+    # Locked while written: whoever cleans up abandoned temporaries skips this one.
     with replacing(target, lock=True) as stream:
-        stream.write(prefix("0" * 64))
-        digest = hash_while(stream.write, [bytes_of(array) for array in tensors.values()])
-        stream.seek(0)
-        stream.write(prefix(digest))
+        write_all(stream, [prefix, *views.values()])
     return target
 
 
 def _ordered(table: dict[str, Any], order: list[str]) -> dict[str, Any]:
-    known = [key for key in order if key in table]
-    return {key: table[key] for key in [*known, *(k for k in table if k not in known)]}
+    """``table`` in ``order``, then any keys ``order`` lacks (an update keeps places)."""
+    ordered = {key: table[key] for key in order if key in table}
+    ordered.update(table)
+    return ordered
 
 
 # The safetensors dtypes xpnet accepts for weights, and for counters.
@@ -214,12 +204,24 @@ def _check_tensors(source: Path, header: Mapping[str, Any]) -> None:
             )
 
 
-def _check_finite(source: Path, tensors: Mapping[str, np.ndarray]) -> None:
-    bad = [
-        name
-        for name, value in tensors.items()
-        if value.dtype.kind == "f" and not np.isfinite(value).all()
-    ]
+def _check_finite(source: Path, data: np.ndarray, entries: Mapping[str, Any]) -> None:
+    """No NaN or infinity in any floating tensor: checked a run of same-dtype neighbours at
+    a time (one pass over the bytes, not one call per tensor), then tensor by tensor only
+    to name where a run failed. A file laid out in another order only makes more runs."""
+    runs: list[tuple[str, int, int, list[str]]] = []
+    for name, entry in entries.items():  # in the order written: neighbours join a run
+        begin, end = entry["data_offsets"]
+        if entry["dtype"] not in _FLOAT:
+            continue
+        if runs and runs[-1][0] == entry["dtype"] and runs[-1][2] == begin:
+            runs[-1] = (*runs[-1][:2], end, [*runs[-1][3], name])
+        else:
+            runs.append((entry["dtype"], begin, end, [name]))
+    bad = []
+    for dtype, begin, end, names in runs:
+        run = tensor(data, {"dtype": dtype, "shape": [-1], "data_offsets": [begin, end]})
+        if not np.isfinite(run).all():
+            bad += [name for name in names if not np.isfinite(tensor(data, entries[name])).all()]
     if bad:
         raise CheckpointError(
             f"{source}: holds NaN or infinite values in {', '.join(bad)}; xpnet never "
@@ -347,7 +349,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
     The file is opened once and read through that one handle (a save landing meanwhile
     replaces the file under another name; this read keeps seeing one whole file). The
-    digests written with it are verified.
+    checksums written with it are verified.
 
     Parameters
     ----------
@@ -364,7 +366,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     CheckpointError
         Naming the file, when it is missing, not a regular file (a folder, a FIFO, a
         device), unreadable, truncated, not safetensors, not an xpnet checkpoint, or
-        damaged: its data or header do not match the digests written with it, a tensor is
+        damaged: its data or header do not match the checksums written with it, a tensor is
         not floating point (or an integer counter), holds NaN or infinity, or has a dtype
         NumPy lacks (BF16, F8). The header is checked against the file's size before
         anything else is read.
@@ -378,29 +380,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     with open_regular(source) as stream:
         try:
             size = os.fstat(stream.fileno()).st_size
-            header, data_size = read_header(source, stream, size)
+            header, data_size, prefix = read_header(source, stream, size)
             metadata: Mapping[str, Any] = header.get("__metadata__") or {}
             if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
                 found = metadata.get("format") if isinstance(metadata, dict) else None
                 raise CheckpointError(
                     f"{source}: not an xpnet checkpoint (format {found!r}, expected {FORMAT!r})"
                 )
-            # Uninitialised (no zero-filling pass), filled and hashed in one go.
-            data = np.empty(data_size, dtype=np.uint8)
-            filled, data_digest = read_hashing(stream, memoryview(data))  # type: ignore[arg-type]
+            data = np.empty(data_size, dtype=np.uint8)  # uninitialised: no zero-filling pass
+            filled = read_exactly(stream, memoryview(data))  # type: ignore[arg-type]
             if filled != data_size:
                 raise CheckpointError(f"{source}: is truncated (it shrank while being read)")
         except OSError as exc:
             raise CheckpointError(f"{source}: cannot be read ({exc.strerror or exc})") from None
     entries = {k: v for k, v in header.items() if k != "__metadata__"}
-    verify(source, entries, metadata, data_digest)
+    verify(source, prefix, entries, metadata, data)
     _check_tensors(source, header)
     meta = _json_field(source, metadata, "meta", dict, "{}")
     optimizer: dict[str, Any] = _json_field(source, metadata, "optimizer", dict, "{}")
     keys: list[str] = _json_field(source, metadata, "model_keys", list, "[]")
     optimizer_keys: list[str] = _json_field(source, metadata, "optimizer_keys", list, "[]")
+    _check_finite(source, data, entries)
     tensors = {name: tensor(data, entry) for name, entry in entries.items()}
-    _check_finite(source, tensors)
     check_meta(meta, source)
     model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     optimizer.update(
