@@ -9,6 +9,7 @@ need no second process (the weighted allreduce, the shards) run everywhere.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import xpnet
 from helpers import BackendCase, assert_close
 from test_cli import ROOT, run_main
 from xpnet import distributed
-from xpnet.cli._workers import find_mpiexec, without_workers
+from xpnet.cli._workers import available_cores, find_mpiexec, without_workers
 from xpnet.distributed import Communicator, ShardedLoader, allreduce_mean
 from xpnet.distributed._comm import pick_device
 from xpnet.distributed._nccl import NcclAllreduce, import_nccl
@@ -167,9 +168,42 @@ def test_processes_started_by_hand_agree_or_end_together_within_seconds(
         assert time.monotonic() - start < 60
 
 
+def test_a_process_waiting_inside_mpi_still_stops_on_sigterm(tmp_path: Path) -> None:
+    # Python runs a signal's handler only between bytecodes, never while MPI waits in C for
+    # a process that will not come: the stop still ends it, within the grace period and
+    # saying why, and mpiexec ends the rest of the job.
+    pytest.importorskip("sklearn")
+    from xpnet.cli import STOP_GRACE_SECONDS
+
+    env = {**os.environ, "XPNET_BACKEND": "numpy", "OMP_NUM_THREADS": "1"}
+    command = [_mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_stuck.py"), str(tmp_path)]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=ROOT, env=env)  # fmt: skip
+    try:
+        waiting = tmp_path / "waiting"
+        deadline = time.monotonic() + 90
+        while not waiting.exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert waiting.exists(), job.communicate(timeout=30)
+        time.sleep(1.0)  # well inside the collective by now
+        start = time.monotonic()
+        os.kill(int(waiting.read_text()), signal.SIGTERM)
+        _, err = job.communicate(timeout=60)
+        assert time.monotonic() - start < STOP_GRACE_SECONDS + 20
+    finally:
+        job.kill()
+        job.wait()
+    assert job.returncode != 0
+    assert "xpnet: terminated; this process did not stop within 3 s (it waits inside MPI" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "model.safetensors").exists()
+
+
 def test_workers_on_the_command_line(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     _mpiexec()
+    if available_cores() < 2:
+        pytest.skip("--workers 2 needs two cores")
     weights = tmp_path / "w.safetensors"
     result = subprocess.run(
         [sys.executable, "-m", "xpnet", "train", "--no-progress", "--epochs", "1",
@@ -199,8 +233,28 @@ def test_workers_without_mpiexec_is_a_clear_error(
     from xpnet.cli import _workers
 
     monkeypatch.setattr(_workers, "find_mpiexec", lambda: None)
-    status, _, err = run_main(capsys, "train", "--workers", "2")
+    status, _, err = run_main(capsys, "train", "--workers", "1")
     assert status == 2 and "--workers: no mpiexec found" in err
+
+
+def test_workers_beyond_the_cores_or_the_batch_are_refused_before_starting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every process of --workers starts on this machine: more than its cores only wait on
+    # each other (MPI's waits spin). The batch is shared out: more than its images leave
+    # processes with nothing. Both are refused before anything starts, naming the numbers.
+    from xpnet.cli import _workers
+
+    monkeypatch.setattr(_workers, "find_mpiexec", lambda: pytest.fail("must not start"))
+    cores = available_cores()
+    status, _, err = run_main(capsys, "train", "--workers", str(cores + 1))
+    assert status == 2
+    assert f"--workers: {cores + 1} processes, but this machine has {cores} core" in err
+    status, _, err = run_main(capsys, "train", "--workers", "1000")
+    assert status == 2 and f"give at most {cores}," in err
+    status, _, err = run_main(capsys, "train", "--workers", "2", "--batch-size", "1")
+    refused = "--workers: 2 processes for batches of 1" if cores >= 2 else "this machine has 1 core"
+    assert status == 2 and refused in err
 
 
 def test_without_workers_drops_the_option() -> None:

@@ -539,6 +539,35 @@ def test_every_byte_of_a_checkpoint_is_covered_by_its_checksums(
     assert set(load(data)) == set(header) - {"__metadata__"}
 
 
+@pytest.mark.skipif(not hasattr(os, "writev"), reason="gathered writes are POSIX")
+def test_a_checkpoint_written_in_short_pieces_is_whole(
+    tmp_path: Path, good_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint goes out in one gathered write; the kernel may take less than asked
+    # (a signal, a pipe, over 2 GB at once). The writer goes on from where it stopped.
+    from xpnet.train import _safetensors
+
+    reference = load_checkpoint(good_checkpoint)
+    calls = []
+
+    def short_writev(fd: int, pieces: list[memoryview]) -> int:
+        calls.append(len(pieces))
+        return os.write(fd, pieces[0][: 1 + len(calls) % 700])  # 1..700 bytes of the first
+
+    monkeypatch.setattr(_safetensors.os, "writev", short_writev)
+    path = tmp_path / "short.safetensors"
+    save_checkpoint(path, reference)
+    monkeypatch.undo()
+    assert len(calls) > 100
+    loaded = load_checkpoint(path)
+    assert (
+        path.read_bytes()
+        == (save_checkpoint(tmp_path / "whole.safetensors", reference)).read_bytes()
+    )
+    for key, value in reference.model.items():
+        np.testing.assert_array_equal(loaded.model[key], value)
+
+
 def test_checkpoints_of_the_sha256_development_versions_still_verify(
     tmp_path: Path, good_checkpoint: Path
 ) -> None:

@@ -59,6 +59,59 @@ def _sigterm_as_exception() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: How long a process of an MPI job that was told to stop (SIGTERM, Ctrl-C) waits for its
+#: main thread to stop cleanly before it ends anyway: that thread may be waiting inside an
+#: MPI collective, in C, where Python never runs the signal's handler.
+STOP_GRACE_SECONDS = 3.0
+
+
+@contextlib.contextmanager
+def _stops_even_inside_mpi(grace: float = STOP_GRACE_SECONDS) -> Iterator[None]:
+    """In a process of an MPI job: end the process on SIGTERM or SIGINT even while its main
+    thread waits inside MPI (for a process that failed, or stopped, or never came).
+
+    The signal's handler runs as usual when the main thread can run it (the checkpoint
+    being written abandoned cleanly). Python also writes each signal's number to a wake-up
+    pipe, which a watcher thread reads: if the main thread has not finished ``grace``
+    seconds later, the watcher says so and exits the process, and ``mpiexec`` then ends the
+    others. Checkpoints are written atomically, so the previous one stays whole.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    finished = threading.Event()
+    stopping = {int(signal.SIGTERM): 143, int(signal.SIGINT): 130}
+
+    def watch() -> None:
+        while not finished.is_set():
+            received = os.read(read_end, 64)
+            codes = [stopping[number] for number in received if number in stopping]
+            if codes and not finished.wait(grace):
+                print(
+                    f"\nxpnet: {'terminated' if codes[0] == 143 else 'interrupted'}; this "
+                    f"process did not stop within {grace:g} s (it waits inside MPI for the "
+                    "others), so it ends now",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(codes[0])
+
+    watcher = threading.Thread(target=watch, name="xpnet-stop-watcher", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        signal.set_wakeup_fd(previous)
+        os.write(write_end, b"\0")  # wake the watcher to see it is finished
+        watcher.join()
+        os.close(read_end)
+        os.close(write_end)
+
+
 @contextlib.contextmanager
 def _one_line_warnings() -> Iterator[None]:
     """Warnings as ``xpnet: warning: ...``, one line each, as the errors are printed."""
@@ -151,7 +204,12 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         return 2
     try:
-        with _sigterm_as_exception(), _one_line_warnings():
+        distributed = getattr(args, "distributed", False)
+        with (
+            _sigterm_as_exception(),
+            _stops_even_inside_mpi() if distributed else contextlib.nullcontext(),
+            _one_line_warnings(),
+        ):
             return COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"

@@ -38,12 +38,35 @@ def without_workers(argv: list[str]) -> list[str]:
     return kept
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def run_workers(args: argparse.Namespace) -> int:
     """Rerun this ``train`` command as ``args.workers`` MPI processes; their exit status.
 
     ``python -m mpi4py`` makes an exception on any rank abort the whole job (instead of
     leaving the others waiting in a collective forever).
     """
+    cores = available_cores()
+    if args.workers > cores:
+        # Every process starts here, and MPI's waits spin: more processes than cores share
+        # them and wait on each other (Open MPI refuses as much by default).
+        raise CommandError(
+            f"--workers: {args.workers} processes, but this machine has {cores} "
+            f"core{'s' if cores != 1 else ''} for them; give at most {cores}, or start a job "
+            "over several machines yourself: mpiexec -n N python -m mpi4py -m xpnet train "
+            "--distributed ..."
+        )
+    if args.batch_size is not None and args.workers > args.batch_size:
+        raise CommandError(
+            f"--workers: {args.workers} processes for batches of {args.batch_size} "
+            "(--batch-size is the global batch, shared out): some processes would never "
+            "have an example; give at most as many workers as the batch has images"
+        )
     try:
         import mpi4py  # noqa: F401 - only its presence
     except ImportError:
