@@ -517,7 +517,9 @@ def test_every_byte_of_a_checkpoint_is_covered_by_its_checksums(
     other = f"{int(whole, 16) ^ 1:08x}".encode()
     cases = [(b'\\"epoch\\": 1', b'\\"epoch\\": 2', "header .* does not match the checksum"),
              (b'"shape":[', b'"shape": [', "header .* does not match the checksum"),
-             (whole, other, "header .* does not match the checksum")]  # fmt: skip
+             (whole, other, "header .* does not match the checksum"),
+             # the checksums' own key damaged: not taken for a file from before them
+             (b'"digest":', b'"digesu":', "checksums .*'digest'.* are missing")]  # fmt: skip
     for old, new, message in cases:
         assert old in text, old
         changed = text.replace(old, new, 1)
@@ -581,6 +583,7 @@ def test_checkpoints_of_the_sha256_development_versions_still_verify(
     data = good_checkpoint.read_bytes()
     header, _ = _header_and_data(data)
     table = {k: v for k, v in header["__metadata__"].items() if k != "digest"}
+    table["format"] = "xpnet-checkpoint/1"  # the format those versions wrote
     plain = save(load(data), metadata=table)
     plain_header, plain_payload = _header_and_data(plain)
     plain_header.pop("__metadata__")
@@ -610,6 +613,7 @@ def test_a_checkpoint_written_before_digests_loads_with_a_one_line_warning(
     data = good_checkpoint.read_bytes()
     header, _ = _header_and_data(data)
     table = {k: v for k, v in header["__metadata__"].items() if k != "digest"}
+    table["format"] = "xpnet-checkpoint/1"
     old = tmp_path / "old.safetensors"
     old.write_bytes(save(load(data), metadata=table))  # as the writer before digests did
     with pytest.warns(UnverifiedCheckpointWarning, match=f"{re.escape(str(old))}: written before"):
@@ -1141,8 +1145,10 @@ def test_an_interrupted_run_says_truly_what_its_checkpoint_holds(
 
 
 def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> None:
-    # NumPy's scalars are numbers, as torch takes them; a state_dict is a mapping; bfloat16
-    # widens as torch copies it; complex and NaN values are refused by key.
+    # NumPy's scalars (and 0-d tensors) are numbers, as torch takes them; a state_dict is a
+    # mapping; bfloat16 widens as torch copies it; complex and NaN values are refused by key;
+    # rates are finite and counts whole, in a constructor or a loaded state, and data hold
+    # finite pixels and integer labels.
     from xpnet import nn
 
     with xpnet.use_backend("numpy"):
@@ -1151,6 +1157,19 @@ def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> No
         assert type(conv.in_channels) is int
         opt = optim.SGD(conv, lr=np.float32(0.25), momentum=np.float64(0.5))
         assert opt.defaults["lr"] == 0.25 and type(opt.defaults["lr"]) is float
+        from xpnet import functional as F
+
+        x = xpnet.asarray(np.arange(16.0).reshape(1, 4, 2, 2))
+        expected = [xpnet.to_numpy(f(x)) for f in (lambda v: F.softmax(v, dim=1),
+                    lambda v: F.group_norm(v, 2), lambda v: F.adaptive_avg_pool2d(v, 1),
+                    lambda v: F.flatten(v, 1))]  # fmt: skip
+        given = [xpnet.to_numpy(f(x)) for f in (lambda v: F.softmax(v, dim=np.int64(1)),
+                 lambda v: F.group_norm(v, np.int32(2)), lambda v: F.adaptive_avg_pool2d(v, np.int64(1)),
+                 lambda v: F.flatten(v, np.int64(1)))]  # fmt: skip
+        for one, other in zip(expected, given, strict=True):
+            np.testing.assert_array_equal(one, other)
+        with pytest.raises(TypeError, match=r"dim: expected an int, got float64"):
+            F.softmax(x, dim=np.float64(1))
         model = xpnet.models.lenet5(rng=0)
         for bad in ([1, 2], "abc", None):
             with pytest.raises(TypeError, match="state: expected a mapping of parameter names"):
@@ -1160,11 +1179,61 @@ def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> No
                                (lambda a: a * np.nan, "0.weight: holds NaN")]:  # fmt: skip
             with pytest.raises(ValueError, match=words):
                 model.load_state_dict({k: changed(v) for k, v in state.items()})
+        # Rates and counts: finite numbers, whole counts, as the constructors take them.
+        for rate in (float("inf"), float("nan"), -1.0):
+            with pytest.raises(ValueError, match=re.escape(f"lr: expected a finite number >= 0, got {rate!r}")):  # fmt: skip
+                optim.Adam(model, lr=rate)
+        adam = optim.Adam(model)
+        adam.step({name: param * 0 for name, param in model.named_parameters()})
+        saved = adam.state_dict()
+        for key, value, words in [
+            ("lr", float("inf"), "lr: expected a finite number >= 0, got inf"),
+            ("param_groups", float("nan"), "'param_groups': expected a whole number of parameter groups, got nan"),
+            ("param_groups", float("inf"), "'param_groups': expected a whole number of parameter groups, got inf"),
+            ("step", 2.5, "'step': expected a whole count >= 0, got 2.5"),
+        ]:  # fmt: skip
+            with pytest.raises(ValueError, match=re.escape(words)):
+                optim.Adam(model).load_state_dict({**saved, key: value})
+        adam.load_state_dict({**saved, "step": np.int64(5), "param_groups": np.int64(1)})
+        assert adam.step_count == 5 and type(adam.step_count) is int
+        schedule = optim.StepLR(adam, step_size=np.int64(2))
+        for key, value, words in [
+            ("last_lrs", [float("nan")], "'last_lrs': expected finite numbers >= 0, got [nan]"),
+            ("last_lrs", [0.1, 0.1], "'last_lrs': expected 1 rate (one per parameter group)"),
+            ("base_lrs", [-1.0], "'base_lrs': expected finite numbers >= 0, got [-1.0]"),
+            ("last_epoch", -5, "'last_epoch': expected a whole number >= 0, got -5"),
+            ("last_epoch", 2.5, "'last_epoch': expected a whole number >= 0, got 2.5"),
+        ]:  # fmt: skip
+            with pytest.raises(ValueError, match=re.escape(words)):
+                optim.StepLR(optim.Adam(model), 2).load_state_dict(
+                    {**schedule.state_dict(), key: value}
+                )
+        kept_epoch_only = {"base_lr": 0.001, "last_epoch": 10**12}  # nothing to jump by
+        with pytest.raises(ValueError, match="1000000000000 epochs to replay"):
+            optim.StepLR(optim.Adam(model), 2).load_state_dict(kept_epoch_only)
+        # Data: NumPy's integers count, NaN pixels and fractional labels do not.
+        images = np.zeros((4, 1, 8, 8), np.float32)
+        loader = xpnet.data.DataLoader(
+            xpnet.data.Dataset(images, np.arange(4), 4), batch_size=np.int64(2)
+        )
+        assert len(loader) == 2 and type(loader.batch_size) is int
+        for bad_seed in (-1, 2.0, "0"):
+            with pytest.raises(ValueError, match="seed: expected an int from 0 to 2"):
+                xpnet.data.DataLoader(loader.dataset, shuffle=True, seed=bad_seed)
+        for bad_images, labels, words in [
+            (images * np.nan, np.arange(4), "images hold NaN or infinite pixel values"),
+            (images.astype(np.int32), np.arange(4), "images must be uint8 (0-255) or floating point, got int32"),
+            (images, np.arange(4) + 0.5, "labels must be integer class indices, got float64"),
+        ]:  # fmt: skip
+            with pytest.raises(xpnet.data.DatasetError, match=re.escape(words)):
+                xpnet.data.Dataset(bad_images, labels, 4)
         torch = pytest.importorskip("torch")
         half = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in state.items()}
         model.load_state_dict(half)
         expected = half["0.weight"].float().numpy()
         np.testing.assert_array_equal(xpnet.to_numpy(model.state_dict()["0.weight"]), expected)
+        tensor_rate = optim.Adam(model, lr=torch.tensor(0.01))  # as torch takes it
+        assert tensor_rate.defaults["lr"] == pytest.approx(0.01)
 
 
 RESUME_DAMAGE: list[tuple[str, dict[str, Any], str]] = [
@@ -1195,7 +1264,30 @@ RESUME_DAMAGE: list[tuple[str, dict[str, Any], str]] = [
         k: -np.abs(v) - 1 for k, v in a.items() if k.endswith("exp_avg_sq")}},
      "exp_avg_sq': holds negative values"),
     ("a step count negative", {"metadata_optimizer": {"state.0.weight.step": -5}},
-     "'state.0.weight.step': expected a step count >= 0"),
+     "'state.0.weight.step': expected a whole step count >= 0, got -5"),
+    ("a step count fractional", {"metadata_optimizer": {"state.0.weight.step": 2.7}},
+     "'state.0.weight.step': expected a whole step count >= 0, got 2.7"),
+    ("a step count a word", {"metadata_optimizer": {"state.0.weight.step": "x"}},
+     "'state.0.weight.step': expected a whole step count >= 0, got 'x'"),
+    ("groups infinite", {"metadata_optimizer": {"param_groups": float("inf")}},
+     "'param_groups': expected a whole number of parameter groups, got inf"),
+    ("groups a fraction", {"metadata_optimizer": {"param_groups": 1.5}},
+     "'param_groups': expected a whole number of parameter groups, got 1.5"),
+    ("an infinite rate", {"metadata_optimizer": {"lr": float("inf")}},
+     "lr: expected a finite number >= 0, got inf"),
+    ("an unknown model", {"meta": lambda m: _set(m, "settings.model", "bogus")},
+     "settings.model is 'bogus', which xpnet train does not know"),
+    ("an unknown optimizer", {"meta": lambda m: _set(m, "settings.optimizer", "bogus")},
+     "settings.optimizer is 'bogus', which xpnet train does not know"),
+    ("an unknown schedule", {"meta": lambda m: _set(m, "settings.schedule", "weird")},
+     "settings.schedule is 'weird', which xpnet train does not know"),
+    ("two models", {"meta": lambda m: _set(m, "settings.model", "mlp")},
+     "but settings.model 'mlp'"),
+    ("inputs made infinite", {"meta": lambda m: _set(m, "normalisation", [1e30, 1e-30])},
+     "normalisation should be [mean, std] (numbers, or lists of one per channel) with "
+     "|mean| <= 1e6 and std from 1e-6 to 1e6, found [1e+30, 1e-30]"),
+    ("a fraction of an image", {"meta": lambda m: _set(m, "test_size", 0.5)},
+     "test_size should be a number of images or null, found 0.5"),
 ]  # fmt: skip
 
 
@@ -1263,6 +1355,20 @@ def test_checkpoint_and_data_paths_are_resolved_once_and_must_be_regular_files(
     _fit(long_name)
     assert load_checkpoint(long_name).meta["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    too_long = tmp_path / ("x" * 300 + ".safetensors")  # past any file system's limit
+    with pytest.raises(CheckpointError, match=r"cannot be used as a checkpoint \(File name too long\)"):  # fmt: skip
+        _fit(too_long)
+
+    # An output that is an input, by any path to it, is refused: it would be gone.
+    status, _, err = run_main(capsys, "export", str(link), str(real), "--overwrite")
+    assert status == 2 and f"{real} is the checkpoint being exported ({link})" in err, err
+    assert load_checkpoint(real).meta["epoch"] == 1
+    images = tmp_path / "images-idx3-ubyte"
+    images.write_bytes(b"not read")
+    status, _, err = run_main(capsys, "train", "--images", str(images), "--labels",
+                              str(images), "--save", str(images), "--overwrite")  # fmt: skip
+    assert status == 2 and f"--save: {images} is the --images file" in err, err
+    assert images.read_bytes() == b"not read"
 
     zero = tmp_path / "zero-images-idx3-ubyte"
     zero.symlink_to("/dev/zero")

@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["file_problem", "path_kind"]
+__all__ = ["file_problem", "kind_of", "path_kind", "same_file"]
 
 _KINDS = {
     stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)",
@@ -33,3 +33,19 @@ def file_problem(path: Path, expected: str = "a file") -> str | None:
     if stat.S_ISREG(mode):
         return None
     return f"is {path_kind(mode)}, expected {expected}"
+
+
+def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: through links, hard links, or two spellings of one
+    path (a file that does not exist yet is the same only as its own path)."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one is absent (or unreadable): compare where the paths lead
+        return os.path.realpath(first) == os.path.realpath(second)
+
+
+def kind_of(path: str | os.PathLike[str]) -> str:
+    """What an existing ``path`` is, in words: ``"a file"`` for a regular file, else as
+    :func:`path_kind` says (``"a FIFO (named pipe)"``)."""
+    mode = os.stat(path).st_mode
+    return "a file" if stat.S_ISREG(mode) else path_kind(mode)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import backends, data, models, nn
+from .._paths import same_file
 from ..train import (
     architecture_mismatch,
     evaluate,
@@ -26,6 +28,11 @@ def _restore(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
     _activate(args)
     saved = load_checkpoint(args.weights)
     meta = saved.meta
+    if "model" in meta and meta["model"] not in models.MODELS:
+        raise CommandError(
+            f"{args.weights}: metadata field model is {meta['model']!r}, which xpnet does not "
+            "know; the checkpoint was edited or written by another program"
+        )
     try:
         model = models.build_model(
             meta["model"], meta["in_channels"], meta["num_classes"], meta["image_size"]
@@ -141,6 +148,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     test_set, _ = _test_data(args, meta, labelled=True)
     loader = _eval_loader(args, meta, test_set)
     result = evaluate(model, loader, progress=not args.no_progress)
+    if not math.isfinite(result["loss"]):
+        raise CommandError(_not_finite(args.weights, f"test loss {result['loss']}"))
     print(f"images: {len(test_set)}")
     print(f"test loss: {result['loss']:.4f}")
     print(f"test accuracy: {result['accuracy']:.4f}")
@@ -167,6 +176,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return 0
     index = 0
     for logits in _predictions(args, meta, model, shown):
+        if not np.isfinite(logits).all():  # argmax would name a class all the same
+            raise CommandError(_not_finite(args.weights, "NaN or infinite logits"))
         for value in logits.argmax(axis=1):
             line = f"{shown.first_index + index:5d}  {int(value):9d}"
             if has_labels:
@@ -174,6 +185,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(line)
             index += 1
     return 0
+
+
+def _not_finite(weights: str, what: str) -> str:
+    return (
+        f"{weights}: the model's outputs on these images are not finite ({what}); its "
+        "weights or its normalisation (the metadata field normalisation) do not suit them"
+    )
 
 
 def _predictions(
@@ -215,15 +233,20 @@ def _predictions(
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """Write a checkpoint's model as ONNX, with what its inputs need in the file's metadata."""
+    target = Path(args.output)
+    if target.is_dir():
+        raise CommandError(f"{target} is a folder; name the .onnx file to write")
+    if same_file(target, args.weights):  # --overwrite or not: it would be gone
+        raise CommandError(
+            f"{target} is the checkpoint being exported ({args.weights}); name another file "
+            "for the ONNX model"
+        )
+    if target.exists() and not args.overwrite:
+        raise CommandError(f"{target} exists; pass --overwrite to replace it")
     try:
         from .. import onnx as xonnx
     except ImportError:  # pragma: no cover - the extra is installed where tested
         raise CommandError("xpnet export needs the onnx extra: pip install 'xpnet[onnx]'") from None
-    target = Path(args.output)
-    if target.is_dir():
-        raise CommandError(f"{target} is a folder; name the .onnx file to write")
-    if target.exists() and not args.overwrite:
-        raise CommandError(f"{target} exists; pass --overwrite to replace it")
     if args.opset not in xonnx.EXPORT_OPSETS:
         opsets = xonnx.EXPORT_OPSETS
         raise CommandError(

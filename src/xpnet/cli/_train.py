@@ -11,9 +11,10 @@ import numpy as np
 
 from .. import backends, data, distributed, models, nn, optim, viz
 from .. import random as xrandom
+from .._paths import same_file
 from ..train import fit, load_checkpoint
 from ..train._guard import check_writable, resolved
-from ._common import _RESUMED, DEFAULTS, CommandError, _activate
+from ._common import _RESUMED, DEFAULTS, OPTIMIZERS, SCHEDULES, CommandError, _activate
 from ._data import _load_data, _loader, _normalisation, _source_kind, data_origin
 from ._workers import run_workers
 
@@ -25,6 +26,19 @@ def _saved_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
         return {}, {}
     meta = load_checkpoint(args.save).meta
     saved = dict(meta.get("settings", {}))
+    for key, known in (("model", models.MODELS), ("optimizer", OPTIMIZERS),
+                       ("schedule", SCHEDULES)):  # fmt: skip
+        if key in saved and saved[key] not in known:
+            raise CommandError(
+                f"--resume: {args.save}: metadata field settings.{key} is {saved[key]!r}, "
+                f"which xpnet train does not know (it knows {', '.join(sorted(known))}); the "
+                "checkpoint was edited or written by another program"
+            )
+    if "model" in meta and "model" in saved and meta["model"] != saved["model"]:
+        raise CommandError(
+            f"--resume: {args.save}: metadata says model {meta['model']!r} but settings.model "
+            f"{saved['model']!r}; the checkpoint was edited or damaged"
+        )
     given = {key: getattr(args, key) for key in _RESUMED}
     given["test_size"] = args.test_size
     saved["test_size"] = meta.get("test_size")
@@ -150,6 +164,13 @@ def _check_save(args: argparse.Namespace) -> None:
     if args.save is None:
         return
     path = resolved(Path(args.save))
+    for option in ("images", "labels"):
+        given = getattr(args, option, None)
+        if given is not None and same_file(path, given):
+            raise CommandError(
+                f"--save: {args.save} is the --{option} file; the checkpoint would replace "
+                "the data, so name another file"
+            )
     check_writable(path)
     if path.exists() and not (args.resume or args.overwrite):
         raise CommandError(

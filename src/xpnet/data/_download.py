@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._atomic import replacing
+from .._paths import kind_of
 from .cifar import CIFAR_LAYOUTS
 from .files import MNIST_MD5, DatasetError, md5sum
 
@@ -130,7 +131,7 @@ def download(
         raise ValueError(f"mirrors: expected a non-empty sequence of base URLs, got {mirrors!r}")
     folder = Path(directory).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise DatasetError(f"{folder}: is a file, expected a folder to download into")
+        raise DatasetError(f"{folder}: is {kind_of(folder)}, expected a folder to download into")
     folder.mkdir(parents=True, exist_ok=True)
 
     def report(line: str) -> None:

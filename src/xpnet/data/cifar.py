@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._paths import file_problem
+from .._paths import file_problem, kind_of
 from .files import Dataset, DatasetError, md5sum
 
 __all__ = [
@@ -347,7 +347,9 @@ def load_cifar(
     coarse = _label_mode(label_mode, layout)
     folder = Path(directory).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise DatasetError(f"{folder}: is a file, expected the folder holding {layout.name}")
+        raise DatasetError(
+            f"{folder}: is {kind_of(folder)}, expected the folder holding {layout.name}"
+        )
     if download:
         try:
             found: str | None = locate_cifar(folder, layout)[0]

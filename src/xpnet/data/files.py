@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from .._limits import INT_BOUNDS, int_problem
-from .._paths import file_problem
+from .._numbers import integer
+from .._paths import file_problem, kind_of
 
 __all__ = [
     "MNIST_MD5",
@@ -88,6 +89,25 @@ class Dataset:
     classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for field_name in ("images", "labels"):
+            value = getattr(self, field_name)
+            if not isinstance(value, np.ndarray):
+                raise DatasetError(
+                    f"{self.name}: {field_name} must be a NumPy array, got {type(value).__name__}"
+                )
+        if self.images.dtype != np.uint8 and self.images.dtype.kind != "f":
+            raise DatasetError(
+                f"{self.name}: images must be uint8 (0-255) or floating point, got "
+                f"{self.images.dtype}"
+            )
+        if self.labels.dtype.kind not in "iu":
+            raise DatasetError(
+                f"{self.name}: labels must be integer class indices, got {self.labels.dtype}"
+            )
+        if integer(self.num_classes) is None or self.num_classes < 0:
+            raise DatasetError(
+                f"{self.name}: num_classes must be a whole number, got {self.num_classes!r}"
+            )
         if self.images.ndim != 4:
             raise DatasetError(
                 f"{self.name}: images must be (N, C, H, W), got shape {self.images.shape}"
@@ -106,6 +126,9 @@ class Dataset:
                 f"{self.name}: labels must lie in [0, {self.num_classes}), got values from "
                 f"{self.labels.min()} to {self.labels.max()}"
             )
+        # One pass, as for files: a NaN pixel would poison every step it is in.
+        if self.images.dtype.kind == "f" and not np.isfinite(self.images).all():
+            raise DatasetError(f"{self.name}: images hold NaN or infinite pixel values")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -358,7 +381,7 @@ def load_mnist(
         fetch("mnist", folder)
     if not folder.is_dir():
         what = (
-            "is a file, expected the folder holding MNIST"
+            f"is {kind_of(folder)}, expected the folder holding MNIST"
             if folder.exists()
             else (
                 "MNIST directory not found (the files are at "

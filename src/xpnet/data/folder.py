@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._paths import kind_of
 from .files import Dataset, DatasetError
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
@@ -77,7 +78,11 @@ def load_image_folder(
     """
     folder = Path(root).expanduser()
     if not folder.is_dir():
-        what = "is a file, expected a folder of class folders" if folder.exists() else "not found"
+        what = (
+            f"is {kind_of(folder)}, expected a folder of class folders"
+            if folder.exists()
+            else "not found"
+        )
         raise DatasetError(f"{folder}: {what}")
     size = _pair(image_size)
     image_module = _pillow()

@@ -11,6 +11,7 @@ import array_api_compat
 import numpy as np
 
 from .. import backends
+from .._numbers import integer
 from . import transforms
 from .files import Dataset, DatasetError, split_last
 
@@ -97,8 +98,12 @@ class DataLoader:
         dtype: str = "float32",
         transform: Callable[..., Any] | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        size = integer(batch_size)
+        if size is None or size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        start = integer(seed)
+        if start is None or not 0 <= start < 2**128:  # what NumPy's generators take
+            raise ValueError(f"seed: expected an int from 0 to 2**128 - 1, got {seed!r}")
         mean_values = np.atleast_1d(np.asarray(mean, dtype=np.float64))
         std_values = np.atleast_1d(np.asarray(std, dtype=np.float64))
         if mean_values.ndim != 1 or std_values.ndim != 1:
@@ -119,10 +124,10 @@ class DataLoader:
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
         self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
+        self.batch_size = size
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = start
         # None where the normalisation is the identity (the default).
         identity = np.all(mean_values == 0.0) and np.all(std_values == 1.0)
         self._normalize = (

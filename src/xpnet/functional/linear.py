@@ -8,6 +8,7 @@ from typing import Any
 
 import array_api_compat
 
+from .._numbers import integer
 from ..random import keep_mask
 from ._autodiff import Pullback, defvjp, primitive
 from ._validation import (
@@ -108,14 +109,15 @@ def _linear_vjp(input: Any, weight: Any, bias: Any = None) -> tuple[Any, Pullbac
 
 
 def _check_dim(name: str, dim: Any, ndim: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, int):
+    index = integer(dim)
+    if index is None:
         raise TypeError(f"{name}: expected an int, got {type(dim).__name__} ({dim!r})")
     size = max(ndim, 1)  # a 0-d array is flattened as if it had one axis, as in torch
-    if not -size <= dim < size:
+    if not -size <= index < size:
         raise ValueError(
-            f"{name}: expected an int in [{-size}, {size - 1}] for a {ndim}-D input, got {dim}"
+            f"{name}: expected an int in [{-size}, {size - 1}] for a {ndim}-D input, got {index}"
         )
-    return dim % size
+    return index % size
 
 
 def _flat_shape(input: Any, start_dim: Any, end_dim: Any) -> tuple[int, ...]:

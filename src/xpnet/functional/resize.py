@@ -18,6 +18,7 @@ from typing import Any
 
 import array_api_compat
 
+from .._numbers import integer
 from ._autodiff import Pullback, defvjp, primitive
 from ._validation import check_float, namespace_of
 from .pooling._adaptive import _adaptive_avg
@@ -264,9 +265,10 @@ def _interpolate_vjp(
 
 
 def _check_factor(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = integer(value)
+    if number is None or number < 1:
         raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return value
+    return number
 
 
 def _shuffle(input: Any, r: int) -> Any:

@@ -4,7 +4,6 @@ parameters a user's group names, and the checks of their options."""
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import array_api_compat
 
 from .. import backends
+from .._numbers import real
 from ..nn.module import Module
 
 __all__ = [
@@ -25,11 +25,14 @@ __all__ = [
 
 
 def non_negative(name: str, value: Any) -> float:
-    """``value`` as a float, or ``ValueError`` naming ``name`` if it is negative (NumPy's
-    scalars are numbers too, as for torch)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= 0:
-        raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
-    return float(value)
+    """``value`` as a float, or ``ValueError`` naming ``name`` unless it is a finite number
+    >= 0 (NumPy's scalars and 0-d arrays are numbers too, as for torch)."""
+    number = real(value)
+    if number is None:
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    if not 0 <= number < math.inf:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return number
 
 
 def on_host_then_like(value: Any, param: Any) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 
 import array_api_compat
 
+from .._numbers import real
 from ..nn.module import Module
 from ._groups import non_negative
 from .optimizer import Optimizer
@@ -71,10 +72,10 @@ class RMSprop(Optimizer):
 
     def _check(self, options: dict[str, Any], where: str) -> dict[str, Any]:
         checked = super()._check(options, where)
-        alpha = checked["alpha"]
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
-            raise ValueError(f"{where}alpha: expected a value in [0, 1], got {alpha!r}")
-        checked["alpha"] = float(alpha)
+        alpha = real(checked["alpha"])
+        if alpha is None or not 0 <= alpha <= 1:
+            raise ValueError(f"{where}alpha: expected a value in [0, 1], got {checked['alpha']!r}")
+        checked["alpha"] = alpha
         for name in ("eps", "weight_decay", "momentum"):
             checked[name] = non_negative(f"{where}{name}", checked[name])
         checked["centered"] = _flag(f"{where}centered", checked["centered"])
@@ -229,10 +230,10 @@ class Adadelta(Optimizer):
 
     def _check(self, options: dict[str, Any], where: str) -> dict[str, Any]:
         checked = super()._check(options, where)
-        rho = checked["rho"]
-        if isinstance(rho, bool) or not isinstance(rho, int | float) or not 0 <= rho <= 1:
-            raise ValueError(f"{where}rho: expected a value in [0, 1], got {rho!r}")
-        checked["rho"] = float(rho)
+        rho = real(checked["rho"])
+        if rho is None or not 0 <= rho <= 1:
+            raise ValueError(f"{where}rho: expected a value in [0, 1], got {checked['rho']!r}")
+        checked["rho"] = rho
         checked["eps"] = non_negative(f"{where}eps", checked["eps"])
         checked["weight_decay"] = non_negative(f"{where}weight_decay", checked["weight_decay"])
         checked["maximize"] = _flag(f"{where}maximize", checked["maximize"])

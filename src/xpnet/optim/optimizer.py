@@ -24,6 +24,7 @@ from typing import Any
 import array_api_compat
 
 from .. import backends
+from .._numbers import whole
 from ..nn.module import Module
 from ._groups import (
     ParamGroup,
@@ -427,8 +428,7 @@ class Optimizer:
     ) -> None:
         """A state that has taken steps holds every slot of every parameter: filling a
         missing one with zeros would resume a different run, silently."""
-        step_count = flat.get("step", 0)
-        if not loaded and not (isinstance(step_count, int | float) and step_count > 0):
+        if not loaded and not (whole(flat.get("step", 0)) or 0) > 0:
             return  # a fresh optimizer's state
         gaps = []
         params = dict(self.model.named_parameters())
@@ -449,10 +449,16 @@ class Optimizer:
 
     def _loaded_options(self, flat: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Each group's options from ``flat``, converted and checked."""
-        count = flat.get("param_groups", 1)
-        if not isinstance(count, int | float) or int(count) != len(self.param_groups):
+        given = flat.get("param_groups", 1)
+        count = whole(given)
+        if count is None or count < 1:
             raise ValueError(
-                f"optimizer state has {count!r} parameter groups, this optimizer has "
+                f"optimizer state 'param_groups': expected a whole number of parameter "
+                f"groups, got {given!r}"
+            )
+        if count != len(self.param_groups):
+            raise ValueError(
+                f"optimizer state has {count} parameter groups, this optimizer has "
                 f"{len(self.param_groups)}; build it with the same param_groups"
             )
         found = []
@@ -492,9 +498,13 @@ class Optimizer:
             step, state = loaded.get(name, (0, {}))
             host = backends.to_numpy(value)
             if slot == "step":
-                if host.size != 1 or not float(host.reshape(-1)[0]) >= 0:
-                    raise ValueError(f"optimizer state {key!r}: expected a step count >= 0")
-                loaded[name] = (int(host.reshape(-1)[0]), state)
+                count = whole(host.reshape(-1)[0]) if host.size == 1 else None
+                if count is None or count < 0:
+                    shown = host.reshape(-1)[0].item() if host.size == 1 else host.shape
+                    raise ValueError(
+                        f"optimizer state {key!r}: expected a whole step count >= 0, got {shown!r}"
+                    )
+                loaded[name] = (count, state)
                 continue
             shape = tuple(host.shape)
             if shape != tuple(param.shape):
@@ -510,9 +520,10 @@ class Optimizer:
             loaded[name] = (step, state)
         self._check_complete(flat, loaded)
         self._groups, self._loose = [], loaded
-        step_count = flat.get("step", 0)
-        if isinstance(step_count, bool) or not isinstance(step_count, int) or step_count < 0:
-            raise ValueError(f"optimizer state 'step': expected a count >= 0, got {step_count!r}")
+        given = flat.get("step", 0)
+        step_count = whole(given)
+        if step_count is None or step_count < 0:
+            raise ValueError(f"optimizer state 'step': expected a whole count >= 0, got {given!r}")
         self.step_count = step_count
         for group, chosen in zip(self.param_groups, options, strict=True):
             group.update(chosen)

@@ -8,12 +8,13 @@ one to gather the gradients).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
+from .._numbers import integer, real
 from ..nn.module import Module
 from ._groups import non_negative
 from .optimizer import Optimizer
@@ -22,22 +23,23 @@ __all__ = ["SGD", "Adam", "AdamW"]
 
 
 def _probability(name: str, value: Any) -> float:
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not real or not 0.0 <= float(value) < 1.0:
+    number = real(value)
+    if number is None or not 0.0 <= number < 1.0:
         raise ValueError(f"{name}: expected a value in [0, 1), got {value!r}")
-    return float(value)
+    return number
 
 
 def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    number = real(value)
+    if number is None or not math.isfinite(number):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool | int) or value not in (0, 1):
-        raise ValueError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
+    if isinstance(value, bool | np.bool_) or integer(value) in (0, 1):
+        return bool(value)
+    raise ValueError(f"{name}: expected True or False, got {value!r}")
 
 
 def _lerp(start: Any, end: Any, weight: float) -> Any:

@@ -52,20 +52,22 @@ def resolved(path: Path) -> Path:
     """``path`` with a symbolic link followed to the file it names: a checkpoint is written
     through a link (not replacing the link), and two runs reaching one file by different
     links hold the same lock."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
 def check_writable(path: Path) -> None:
     """Raise :class:`CheckpointError` now, before any training, if a checkpoint can never
     be written to ``path``: it is a folder, a parent is a file, or the folder that would
     hold it is not writable."""
-    if path.is_dir():
-        example = path / "model.safetensors"
-        raise CheckpointError(f"{path}: is a folder; give a file name, e.g. {example}")
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         mode = None  # absent (or a link to an absent file): it will be created
+    except OSError as exc:  # a name too long for the file system, a loop of links...
+        raise CheckpointError(f"{path}: cannot be used as a checkpoint ({exc.strerror})") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        example = path / "model.safetensors"
+        raise CheckpointError(f"{path}: is a folder; give a file name, e.g. {example}")
     if mode is not None and not stat.S_ISREG(mode):
         raise CheckpointError(
             f"{path}: is {path_kind(mode)}, not a checkpoint file; a checkpoint is written "

@@ -5,6 +5,7 @@ file. :mod:`.checkpoint` holds what the file means (an xpnet checkpoint's schema
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -121,15 +122,26 @@ def write_all(stream: IO[bytes], pieces: list[memoryview | bytes]) -> None:
     stream.flush()
     fd = stream.fileno()
     pending = [memoryview(piece).cast("B") for piece in pieces if len(piece)]
-    while pending:
-        written = os.writev(fd, pending[:_MAX_PIECES])
-        while pending and written >= pending[0].nbytes:  # drop what went, keep the rest
-            written -= pending.pop(0).nbytes
-        if pending and written:
-            pending[0] = pending[0][written:]
+    first = 0  # pending[first:] is still to write
+    while first < len(pending):
+        written = os.writev(fd, pending[first : first + _MAX_PIECES])
+        if written <= 0:  # a regular file never takes nothing; never spin on one that does
+            raise OSError(errno.EIO, "the system wrote none of the bytes asked")
+        while first < len(pending) and written >= pending[first].nbytes:
+            written -= pending[first].nbytes
+            first += 1
+        if written:  # a piece went out in part: the rest of it comes next
+            pending[first] = pending[first][written:]
 
 
-_MAX_PIECES = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+def _max_pieces() -> int:
+    try:
+        return max(1, min(os.sysconf("SC_IOV_MAX"), 1024))
+    except (AttributeError, ValueError, OSError):
+        return 16
+
+
+_MAX_PIECES = _max_pieces()
 
 
 def header_digest(entries: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
@@ -172,10 +184,9 @@ def open_regular(source: Path) -> IO[bytes]:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = path_kind(mode)
-            if stat.S_ISDIR(mode):
-                kind += ", expected a checkpoint file (.safetensors)"
-            raise CheckpointError(f"{source}: is {kind}, expected a checkpoint file")
+            raise CheckpointError(
+                f"{source}: is {path_kind(mode)}, expected a checkpoint file (.safetensors)"
+            )
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -324,9 +335,17 @@ def verify(
     entries: Mapping[str, Any],
     metadata: Mapping[str, Any],
     data: np.ndarray,
+    *,
+    required: bool,
 ) -> None:
     """Check the checksums written with the file (of the header as written, ``prefix``, and
-    of each tensor's bytes in ``data``); warn once for a file written without."""
+    of each tensor's bytes in ``data``); for a file of a format before them (not
+    ``required``), warn once if it has none."""
+    if "digest" not in metadata and required:
+        raise CheckpointError(
+            f"{source}: its checksums (the metadata field 'digest') are missing, so the file "
+            "was damaged or edited after it was saved"
+        )
     if "digest" not in metadata:
         warnings.warn(
             f"{source}: written before checkpoints carried a digest, so its contents cannot "

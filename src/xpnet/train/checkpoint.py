@@ -47,7 +47,11 @@ __all__ = [
     "save_checkpoint",
 ]
 
-FORMAT = "xpnet-checkpoint/1"
+FORMAT = "xpnet-checkpoint/2"
+#: Checkpoints written before checksums (and by the development versions' SHA-256 digests):
+#: verified where they carry a digest, else loaded with a warning. A file of FORMAT without
+#: its checksums is damaged, never one of these.
+EARLIER_FORMATS = ("xpnet-checkpoint/1",)
 
 
 @dataclass
@@ -261,15 +265,16 @@ def _is_number(value: Any, low: float = 0.0) -> bool:
 
 
 def _normalisation_ok(mean: Any, std: Any) -> bool:
-    """One mean and std, or a list of each with one value per channel (up to 4096)."""
+    """One mean and std, or a list of each with one value per channel (up to 4096), within
+    what any pixels give: |mean| <= 1e6 and std in [1e-6, 1e6], so that normalised inputs
+    stay finite in float32 and float64 (1e30 and 1e-30 would turn every input into inf)."""
+
+    def pair(m: Any, s: Any) -> bool:
+        return _is_number(m, -1e6) and m <= 1e6 and _is_number(s, 1e-6) and s <= 1e6
+
     if isinstance(mean, list) and isinstance(std, list):
-        return (
-            0 < len(mean) <= 4096
-            and len(std) == len(mean)
-            and all(_is_number(m, -1e30) for m in mean)
-            and all(_is_number(s, 1e-30) for s in std)
-        )
-    return _is_number(mean, -1e30) and _is_number(std, 1e-30)
+        return 0 < len(mean) <= 4096 and len(std) == len(mean) and all(map(pair, mean, std))
+    return pair(mean, std)
 
 
 # What each field of a checkpoint's metadata must be, when present (a check and what to say).
@@ -287,14 +292,15 @@ _META_FIELDS: dict[str, tuple[Any, str]] = {
     "image_size": (lambda v: int_problem("image_size", v) is None, describe("image_size")),
     "normalisation": (
         lambda v: isinstance(v, list) and len(v) == 2 and _normalisation_ok(v[0], v[1]),
-        "[mean, std] (numbers, or lists of one per channel) with a positive std",
+        "[mean, std] (numbers, or lists of one per channel) with |mean| <= 1e6 and std "
+        "from 1e-6 to 1e6",
     ),
     "source": (lambda v: isinstance(v, str), "a dataset name"),
     "data": (
         lambda v: isinstance(v, dict) and all(isinstance(p, str) for p in v.values()),
         "a table of data paths",
     ),
-    "test_size": (lambda v: v is None or _is_number(v), "a size or null"),
+    "test_size": (lambda v: v is None or _is_int(v, 1, 10**9), "a number of images or null"),
     "settings": (lambda v: isinstance(v, dict), "a table of training settings"),
     "optimizer_class": (lambda v: isinstance(v, str), "an optimizer class name"),
     "scheduler": (lambda v: v is None or isinstance(v, dict), "a scheduler state or null"),
@@ -382,7 +388,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             size = os.fstat(stream.fileno()).st_size
             header, data_size, prefix = read_header(source, stream, size)
             metadata: Mapping[str, Any] = header.get("__metadata__") or {}
-            if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+            if not isinstance(metadata, dict) or metadata.get("format") not in (
+                FORMAT,
+                *EARLIER_FORMATS,
+            ):
                 found = metadata.get("format") if isinstance(metadata, dict) else None
                 raise CheckpointError(
                     f"{source}: not an xpnet checkpoint (format {found!r}, expected {FORMAT!r})"
@@ -394,7 +403,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         except OSError as exc:
             raise CheckpointError(f"{source}: cannot be read ({exc.strerror or exc})") from None
     entries = {k: v for k, v in header.items() if k != "__metadata__"}
-    verify(source, prefix, entries, metadata, data)
+    verify(source, prefix, entries, metadata, data, required=metadata["format"] == FORMAT)
     _check_tensors(source, header)
     meta = _json_field(source, metadata, "meta", dict, "{}")
     optimizer: dict[str, Any] = _json_field(source, metadata, "optimizer", dict, "{}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..._numbers import integer
 from .._autodiff import Pullback, defvjp, primitive
 from ._common import float_input
 
@@ -15,14 +16,15 @@ __all__ = ["log_softmax", "log_softmax_last", "softmax"]
 
 def _check_dim(dim: Any, ndim: int) -> int:
     """Normalise a possibly negative ``dim``; a 0-d array accepts -1 and 0, as in torch."""
-    if isinstance(dim, bool) or not isinstance(dim, int):
+    index = integer(dim)
+    if index is None:
         raise TypeError(f"dim: expected an int, got {type(dim).__name__} ({dim!r})")
     size = max(ndim, 1)
-    if not -size <= dim < size:
+    if not -size <= index < size:
         raise ValueError(
-            f"dim: expected an int in [{-size}, {size - 1}] for a {ndim}-D input, got {dim}"
+            f"dim: expected an int in [{-size}, {size - 1}] for a {ndim}-D input, got {index}"
         )
-    return dim % size
+    return index % size
 
 
 def _cast(xp: Any, input: Any, dtype: Any) -> Any:

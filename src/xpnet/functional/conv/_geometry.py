@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..._numbers import integer
 from ...backends import DeviceProfile, device_profile
 from .._validation import (
     as_tuple,
@@ -84,7 +85,7 @@ def _resolve_padding(
 def _check_channels(
     x: Any, weight: Any, groups: Any, channels: int, out_channels: int, group_channels: int
 ) -> None:
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+    if (integer(groups) or 0) < 1:
         raise ValueError(f"groups: expected a positive int, got {groups!r}")
     if channels % groups:
         raise ValueError(f"groups: input has {channels} channels, not divisible by groups={groups}")
@@ -180,7 +181,7 @@ def check_conv_transpose(
     )
     unbatched = x.ndim == rank + 1
     batch, channels = (1, int(x.shape[0])) if unbatched else (int(x.shape[0]), int(x.shape[1]))
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+    if (integer(groups) or 0) < 1:
         raise ValueError(f"groups: expected a positive int, got {groups!r}")
     if int(weight.shape[0]) != channels:
         raise ValueError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..._numbers import integer
 from .._autodiff import Pullback, defvjp, primitive
 from .._constants import cached_constant
 from .._reductions import as_dtype_of, check_reduction, expand_cotangent, reduce
@@ -53,7 +54,7 @@ def _check_class_targets(
     if weight is not None:
         check_same_dtype("weight", weight, "input", input)
         check_shape("weight", weight, (classes,), "one weight per class")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+    if integer(ignore_index) is None:
         raise TypeError(f"ignore_index: expected an int, got {ignore_index!r}")
     check_reduction(reduction)
     if reads_values(target):

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from collections.abc import Sequence
 from typing import Any
 
+from ..._numbers import integer
 from .._autodiff import Pullback, defvjp, primitive
 from .._validation import check_float, check_same_dtype, check_shape, namespace_of
 
@@ -62,8 +64,9 @@ def _layer_setup(
 ) -> tuple[Any, tuple[int, ...], tuple[int, ...], float]:
     xp = namespace_of(input=input, weight=weight, bias=bias)
     check_float(xp, "input", input)
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if not shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape):
+    given = (normalized_shape,) if integer(normalized_shape) is not None else normalized_shape
+    shape = tuple(integer(n) or 0 for n in given) if isinstance(given, tuple | list) else ()
+    if not shape or min(shape) < 1:
         raise ValueError(
             "normalized_shape: expected a positive int or a tuple of them, got "
             f"{normalized_shape!r}"
@@ -162,8 +165,9 @@ def _group_setup(
             f"input: expected (N, C, ...) with channels on axis 1, got shape {tuple(input.shape)}"
         )
     channels = int(input.shape[1])
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+    if (integer(num_groups) or 0) < 1:
         raise ValueError(f"num_groups: expected a positive int, got {num_groups!r}")
+    num_groups = operator.index(num_groups)
     if channels % num_groups:
         raise ValueError(
             f"num_groups: the {channels} channels must divide into {num_groups} groups"

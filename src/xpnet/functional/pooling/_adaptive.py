@@ -15,10 +15,12 @@ Output position ``i`` of an axis of ``n`` entries pooled to ``o`` covers the ent
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import array_api_compat
 
+from ..._numbers import integer
 from .._autodiff import Pullback, defvjp, primitive
 from .._validation import check_float, check_ndim, constant, namespace_of
 
@@ -43,7 +45,7 @@ def _output_size(output_size: Any, size: tuple[int, ...]) -> tuple[int, ...]:
     )
     if isinstance(output_size, bool):
         raise TypeError(message + repr(output_size))
-    if isinstance(output_size, int):
+    if integer(output_size) is not None:
         entries: list[Any] = [output_size] * rank
     elif isinstance(output_size, (tuple, list)) and len(output_size) == rank:
         entries = list(output_size)
@@ -53,12 +55,12 @@ def _output_size(output_size: Any, size: tuple[int, ...]) -> tuple[int, ...]:
     for entry, n in zip(entries, size, strict=True):
         if entry is None:
             resolved.append(n)
-        elif isinstance(entry, bool) or not isinstance(entry, int):
+        elif integer(entry) is None:
             raise TypeError(message + repr(output_size))
         elif entry < 0:
             raise ValueError(message + repr(output_size))
         else:
-            resolved.append(entry)
+            resolved.append(operator.index(entry))
     return tuple(resolved)
 
 

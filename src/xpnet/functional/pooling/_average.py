@@ -7,6 +7,7 @@ from typing import Any
 
 import array_api_compat
 
+from ..._numbers import integer
 from .._autodiff import Pullback, defvjp, primitive
 from .._validation import constant
 from .._windows import crop2d, fold_windows, pad2d
@@ -20,7 +21,7 @@ def _check_divisor(divisor_override: Any) -> None:
     message = f"divisor_override: expected a non-zero int or None, got {divisor_override!r}"
     if divisor_override is None:
         return
-    if isinstance(divisor_override, bool) or not isinstance(divisor_override, int):
+    if integer(divisor_override) is None:
         raise TypeError(message)
     if divisor_override == 0:
         raise ValueError(message)

@@ -9,6 +9,7 @@ import array_api_compat
 
 from ... import backends
 from ... import functional as F
+from ..._numbers import integer
 from ...functional._autodiff import primal
 from .. import init
 from ..module import Module
@@ -163,11 +164,12 @@ class LayerNorm(Module):
         dtype: str | None = None,
     ) -> None:
         super().__init__()
-        shape = (
-            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        given = (
+            (normalized_shape,)
+            if integer(normalized_shape) is not None
+            else tuple(normalized_shape)  # type: ignore[arg-type]
         )
-        for n in shape:
-            _positive_int("normalized_shape", n)
+        shape = tuple(_positive_int("normalized_shape", n) for n in given)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
         dtype = _check_dtype(dtype)

@@ -11,10 +11,31 @@ schedule) uses the closed form where the schedule has one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LRScheduler", "param_groups_of"]
+from ..._numbers import real, whole
+
+__all__ = ["MAX_REPLAYED_EPOCHS", "LRScheduler", "param_groups_of"]
+
+#: The most epochs :meth:`LRScheduler.load_state_dict` replays one by one, for a state that
+#: keeps its epoch but not its rates.
+MAX_REPLAYED_EPOCHS = 10**6
+
+
+def _rates(state: Mapping[str, Any], plural: str, single: str, groups: int) -> list[float]:
+    """A state's rates, one per parameter group, each a finite number >= 0."""
+    given = state[plural] if plural in state else [state.get(single)]
+    if not isinstance(given, list | tuple) or len(given) != groups:
+        raise ValueError(
+            f"scheduler state {plural!r}: expected {groups} rate{'s' if groups != 1 else ''} "
+            f"(one per parameter group), got {given!r}"
+        )
+    rates = [real(value) for value in given]
+    if any(rate is None or not 0 <= rate < math.inf for rate in rates):
+        raise ValueError(f"scheduler state {plural!r}: expected finite numbers >= 0, got {given!r}")
+    return [float(rate) for rate in rates if rate is not None]
 
 
 def param_groups_of(optimizer: Any) -> list[dict[str, Any]]:
@@ -140,21 +161,36 @@ class LRScheduler:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore the schedule and every group's current learning rate."""
+        """Restore the schedule and every group's current learning rate.
+
+        Raises
+        ------
+        ValueError
+            Naming the field, for rates that are not finite numbers >= 0 (one per
+            parameter group), an epoch that is not a whole number >= 0, or, in a state
+            without its rates, more epochs to replay than :data:`MAX_REPLAYED_EPOCHS`.
+        """
         groups = self._groups()
-        base_lrs = [float(v) for v in state.get("base_lrs", [state["base_lr"]])]
-        if len(base_lrs) != len(groups):
+        base_lrs = _rates(state, "base_lrs", "base_lr", len(groups))
+        epoch = whole(state.get("last_epoch"))
+        if epoch is None or epoch < 0:
             raise ValueError(
-                f"scheduler state has {len(base_lrs)} parameter groups, the optimizer has "
-                f"{len(groups)}"
+                "scheduler state 'last_epoch': expected a whole number >= 0, got "
+                f"{state.get('last_epoch')!r}"
             )
+        replay = "last_lrs" not in state and "last_lr" not in state
+        if replay and epoch > MAX_REPLAYED_EPOCHS:
+            raise ValueError(
+                f"scheduler state 'last_epoch': {epoch} epochs to replay (the state keeps no "
+                f"rates), more than {MAX_REPLAYED_EPOCHS:,}"
+            )
+        last = None if replay else _rates(state, "last_lrs", "last_lr", len(groups))
         self.base_lrs = base_lrs
         for group, base in zip(groups, base_lrs, strict=True):
             group["initial_lr"] = base
         self._load_extra_state(state)
-        self.last_epoch = int(state["last_epoch"])
-        if "last_lrs" in state or "last_lr" in state:
-            last = [float(v) for v in state.get("last_lrs", [state.get("last_lr")])]
+        self.last_epoch = epoch
+        if last is not None:
             for group, lr in zip(groups, last, strict=True):
                 group["lr"] = lr
         else:  # replay the schedule (a checkpoint that kept only the epoch)

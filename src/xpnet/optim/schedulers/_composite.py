@@ -8,7 +8,18 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..._numbers import integer, real, whole
 from ._base import LRScheduler, param_groups_of
+
+
+def _count(name: str, value: Any, low: int) -> int:
+    """``value`` as an int >= ``low`` (NumPy's integers too), or ``ValueError`` naming it."""
+    number = integer(value)
+    if number is None or number < low:
+        kind = "a positive int" if low == 1 else "a non-negative int"
+        raise ValueError(f"{name}: expected {kind}, got {value!r}")
+    return number
+
 
 __all__ = ["OneCycleLR", "ReduceLROnPlateau", "SequentialLR"]
 
@@ -143,14 +154,11 @@ class OneCycleLR(LRScheduler):
     ) -> None:
         groups = param_groups_of(optimizer)
         if total_steps is not None:
-            if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-                raise ValueError(f"total_steps: expected a positive int, got {total_steps!r}")
-            self.total_steps = total_steps
+            self.total_steps = _count("total_steps", total_steps, 1)
         elif epochs is not None and steps_per_epoch is not None:
-            for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ValueError(f"{name}: expected a positive int, got {value!r}")
-            self.total_steps = epochs * steps_per_epoch
+            self.total_steps = _count("epochs", epochs, 1) * _count(
+                "steps_per_epoch", steps_per_epoch, 1
+            )
         else:
             raise ValueError("total_steps: give it, or both epochs and steps_per_epoch")
         if not isinstance(pct_start, float) or not 0.0 <= pct_start <= 1.0:
@@ -254,15 +262,13 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode: expected 'rel' or 'abs', got {threshold_mode!r}")
-        if not isinstance(factor, int | float) or isinstance(factor, bool) or not 0 < factor < 1:
+        if not 0 < (real(factor) or 0) < 1:
             raise ValueError(f"factor: expected a value in (0, 1), got {factor!r}")
-        for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
         self.optimizer = optimizer
         self.mode, self.threshold_mode = mode, threshold_mode
         self.factor, self.threshold, self.eps = float(factor), float(threshold), float(eps)
-        self.patience, self.cooldown = patience, cooldown
+        self.patience = _count("patience", patience, 0)
+        self.cooldown = _count("cooldown", cooldown, 0)
         self.min_lrs = _per_group("min_lr", min_lr, len(groups))
         for group in groups:
             group.setdefault("initial_lr", group["lr"])
@@ -311,6 +317,20 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         best = state.get("best")
-        self.best = (math.inf if self.mode == "min" else -math.inf) if best is None else float(best)
-        self.num_bad_epochs = int(state.get("num_bad_epochs", 0))
-        self.cooldown_counter = int(state.get("cooldown_counter", 0))
+        value = real(best) if best is not None else (math.inf if self.mode == "min" else -math.inf)
+        if value is None or math.isnan(value):
+            raise ValueError(f"scheduler state 'best': expected a number, got {best!r}")
+        counts = {}
+        for name in ("num_bad_epochs", "cooldown_counter"):
+            count = whole(state.get(name, 0))
+            if count is None or count < 0:
+                raise ValueError(
+                    f"scheduler state {name!r}: expected a whole number >= 0, got "
+                    f"{state.get(name)!r}"
+                )
+            counts[name] = count
+        self.best = value
+        self.num_bad_epochs, self.cooldown_counter = (
+            counts["num_bad_epochs"],
+            counts["cooldown_counter"],
+        )

@@ -9,21 +9,24 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from ..._numbers import integer, real
 from ._base import LRScheduler
 
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "LinearLR", "MultiStepLR", "StepLR"]
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = integer(value)
+    if number is None or number < 1:
         raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return value
+    return number
 
 
 def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    number = real(value)
+    if number is None or not math.isfinite(number):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 class StepLR(LRScheduler):
@@ -47,10 +50,12 @@ class MultiStepLR(LRScheduler):
     time it is listed), as ``torch.optim.lr_scheduler.MultiStepLR``."""
 
     def __init__(self, optimizer: Any, milestones: Iterable[int], gamma: float = 0.1) -> None:
-        listed = list(milestones)
-        for value in listed:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"milestones: expected non-negative ints, got {value!r}")
+        listed: list[int] = []
+        for given in milestones:
+            value = integer(given)
+            if value is None or value < 0:
+                raise ValueError(f"milestones: expected non-negative ints, got {given!r}")
+            listed.append(value)
         self.milestones = Counter(listed)
         self.gamma = _real("gamma", gamma)
         super().__init__(optimizer)
