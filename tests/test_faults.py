@@ -570,6 +570,13 @@ def test_a_checkpoint_written_in_short_pieces_is_whole(
         np.testing.assert_array_equal(loaded.model[key], value)
 
 
+def _as_format_one(data: bytes) -> dict[str, str]:
+    """A checkpoint's metadata as the format before checksums wrote it: no digest."""
+    header, _ = _header_and_data(data)
+    table = {k: v for k, v in header["__metadata__"].items() if k != "digest"}
+    return {**table, "format": "xpnet-checkpoint/1"}
+
+
 def test_checkpoints_of_the_sha256_development_versions_still_verify(
     tmp_path: Path, good_checkpoint: Path
 ) -> None:
@@ -581,9 +588,7 @@ def test_checkpoints_of_the_sha256_development_versions_still_verify(
     from safetensors.numpy import load, save
 
     data = good_checkpoint.read_bytes()
-    header, _ = _header_and_data(data)
-    table = {k: v for k, v in header["__metadata__"].items() if k != "digest"}
-    table["format"] = "xpnet-checkpoint/1"  # the format those versions wrote
+    table = _as_format_one(data)
     plain = save(load(data), metadata=table)
     plain_header, plain_payload = _header_and_data(plain)
     plain_header.pop("__metadata__")
@@ -611,9 +616,7 @@ def test_a_checkpoint_written_before_digests_loads_with_a_one_line_warning(
     from xpnet.train import UnverifiedCheckpointWarning
 
     data = good_checkpoint.read_bytes()
-    header, _ = _header_and_data(data)
-    table = {k: v for k, v in header["__metadata__"].items() if k != "digest"}
-    table["format"] = "xpnet-checkpoint/1"
+    table = _as_format_one(data)
     old = tmp_path / "old.safetensors"
     old.write_bytes(save(load(data), metadata=table))  # as the writer before digests did
     with pytest.warns(UnverifiedCheckpointWarning, match=f"{re.escape(str(old))}: written before"):
