@@ -1,4 +1,4 @@
-"""What the checkpoint digests cost: saving and loading with and without them.
+"""What the checkpoint checksums cost: saving and loading with and without them.
 
     python benchmarks/checkpoint_io.py                 # LeNet-5 + Adam, and a 100 MB file
     python benchmarks/checkpoint_io.py --repeats 31
@@ -34,7 +34,7 @@ from xpnet.train import checkpoint as module
 
 
 def _previous_save(path: Path, checkpoint: Checkpoint) -> None:
-    """The writer before digests: safetensors' serializer, then the atomic write."""
+    """The writer before checksums: safetensors' serializer, then the atomic write."""
     from safetensors.numpy import save
 
     tensors = {f"model/{k}": np.asarray(v) for k, v in checkpoint.model.items()}
@@ -53,7 +53,7 @@ def _previous_save(path: Path, checkpoint: Checkpoint) -> None:
 
 
 def _previous_load(path: Path) -> dict[str, np.ndarray]:
-    """The reader before digests: stat, the header read on its own, then every byte again."""
+    """The reader before checksums: stat, the header read on its own, then every byte again."""
     from safetensors.numpy import load
 
     size = path.stat().st_size
@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="xpnet-ckpt-bench-"))
     checkpoint = _lenet_checkpoint()
-    new, old = folder / "digest.safetensors", folder / "previous.safetensors"
+    new, old = folder / "checksums.safetensors", folder / "previous.safetensors"
     steps = {
-        "save, digests": lambda: save_checkpoint(new, checkpoint),
+        "save, checksums": lambda: save_checkpoint(new, checkpoint),
         "save, before": lambda: _previous_save(old, checkpoint),
-        "load, digests": lambda: load_checkpoint(new),
+        "load, checksums": lambda: load_checkpoint(new),
         "load, before": lambda: _previous_load(old),
     }
     # A sample is the mean of --inner calls: one sub-millisecond call alone mostly times
@@ -113,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     size = new.stat().st_size / 2**20
     print(f"LeNet-5 with Adam's state: {size:.2f} MiB; medians of {args.repeats} samples, "
           f"each the mean of {args.inner} calls")  # fmt: skip
-    print("| step | before ms | digests ms | ratio |")
+    print("| step | before ms | checksums ms | ratio |")
     print("|---|---:|---:|---:|")
     for step in ("save", "load"):
         before = statistics.median(times[f"{step}, before"])
-        after = statistics.median(times[f"{step}, digests"])
+        after = statistics.median(times[f"{step}, checksums"])
         print(f"| {step} | {before:.2f} | {after:.2f} | {after / before:.2f} |")
 
     big = folder / "big.safetensors"
