@@ -519,7 +519,7 @@ def test_every_byte_of_a_checkpoint_is_covered_by_its_checksums(
              (b'"shape":[', b'"shape": [', "header .* does not match the checksum"),
              (whole, other, "header .* does not match the checksum"),
              # the checksums' own key damaged: not taken for a file from before them
-             (b'"digest":', b'"digesu":', "checksums .*'digest'.* are missing")]  # fmt: skip
+             (b'"digest":', b'"digesu":', "metadata field 'digesu' is not one xpnet writes")]  # fmt: skip
     for old, new, message in cases:
         assert old in text, old
         changed = text.replace(old, new, 1)
@@ -617,6 +617,10 @@ def test_a_checkpoint_written_before_digests_loads_with_a_one_line_warning(
 
     data = good_checkpoint.read_bytes()
     table = _as_format_one(data)
+    stripped = tmp_path / "stripped.safetensors"  # the format of checksums, without them
+    stripped.write_bytes(save(load(data), metadata={**table, "format": "xpnet-checkpoint/2"}))
+    with pytest.raises(CheckpointError, match=r"its checksums \(the metadata field 'digest'\) are missing"):  # fmt: skip
+        load_checkpoint(stripped)
     old = tmp_path / "old.safetensors"
     old.write_bytes(save(load(data), metadata=table))  # as the writer before digests did
     with pytest.warns(UnverifiedCheckpointWarning, match=f"{re.escape(str(old))}: written before"):
@@ -1128,6 +1132,18 @@ def test_what_a_run_accepts_its_checkpoint_accepts(
         load_checkpoint(big)
     with pytest.raises(ValueError, match="more than the 4,194,304 a model is built for"):
         xpnet.models.build_model("mlp", 3, 10, 2048)
+    # Every command checks its options before its work: bench's backend, device and batch,
+    # and a --plots that names no folder.
+    for args, words in [
+        (["bench", "--backend", "bogus"], "unknown backend 'bogus'; known backends:"),
+        (["bench", "--count", "--device", "cuda:0"], "the numpy backend only has device 'cpu'"),
+        (["train", "--plots", ""], "--plots: expected a folder, got ''"),
+    ]:  # fmt: skip
+        status, _, err = run_main(capsys, *args)
+        assert status == 2 and words in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit):
+        xpnet_cli_main(["bench", "--count", "--batch", str(10**12)])
+    assert "--batch: expected an integer from 1 to 10000000" in capsys.readouterr().err
 
 
 def test_an_interrupted_run_says_truly_what_its_checkpoint_holds(
@@ -1193,7 +1209,7 @@ def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> No
             ("lr", float("inf"), "lr: expected a finite number >= 0, got inf"),
             ("param_groups", float("nan"), "'param_groups': expected a whole number of parameter groups, got nan"),
             ("param_groups", float("inf"), "'param_groups': expected a whole number of parameter groups, got inf"),
-            ("step", 2.5, "'step': expected a whole count >= 0, got 2.5"),
+            ("step", 2.5, "'step': expected a whole count from 0 to 2**63 - 1, got 2.5"),
         ]:  # fmt: skip
             with pytest.raises(ValueError, match=re.escape(words)):
                 optim.Adam(model).load_state_dict({**saved, key: value})
@@ -1230,6 +1246,49 @@ def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> No
         ]:  # fmt: skip
             with pytest.raises(xpnet.data.DatasetError, match=re.escape(words)):
                 xpnet.data.Dataset(bad_images, labels, 4)
+        # What is not what it should be at all is named as such, not met deep inside.
+        conv_input = xpnet.asarray(np.zeros((1, 1, 3, 3)))
+        for call, kind, words in [
+            (lambda: F.relu(None), TypeError, "input: expected an array, got None"),
+            (lambda: F.conv2d(conv_input, None), TypeError, "weight: expected an array, got NoneType"),
+            (lambda: F.interpolate(conv_input, scale_factor=float("nan")), ValueError,
+             "scale_factor: expected positive finite values, got nan"),
+            (lambda: optim.Adam(model).load_state_dict(None), TypeError, "state: expected the mapping"),
+            (lambda: optim.Adam(model).load_state_dict({}), ValueError, "optimizer state is empty"),
+            (lambda: optim.StepLR(optim.Adam(model), 2).load_state_dict(None), TypeError,
+             "state: expected the mapping the scheduler's state_dict() returns, got NoneType"),
+            (lambda: optim.MultiStepLR(optim.Adam(model), None), TypeError,
+             "milestones: expected a sequence of ints, got None"),
+            (lambda: xpnet.data.DataLoader(None), TypeError, "dataset: expected an xpnet.data.Dataset"),
+            (lambda: xpnet.data.DataLoader(loader.dataset, shuffle="no"), TypeError,
+             "shuffle: expected True or False, got 'no'"),
+            (lambda: xpnet.data.DataLoader(loader.dataset, transform=lambda x: x), TypeError,
+             "transform: must take a keyword rng"),
+            (lambda: xpnet.data.Dataset(images, np.arange(4), 4, first_index=-5),
+             xpnet.data.DatasetError, "first_index must be a whole number >= 0, got -5"),
+            (lambda: xpnet.data.Dataset(images[:, :, :0, :0], np.arange(4), 4),
+             xpnet.data.DatasetError, "images are 0x0; expected at least 1x1"),
+            (lambda: nn.Dropout(p=True), ValueError, "p: expected a probability in [0, 1], got True"),
+            (lambda: model.load_state_dict({**state, 0: state["0.weight"]}), TypeError,
+             "its keys must be parameter names (strings), got 0 (int)"),
+            (lambda: model.load_state_dict({**state, "0.bias": np.array([None] * 6)}), TypeError,
+             "0.bias: expected an array of numbers, got an object array"),
+        ]:  # fmt: skip
+            with pytest.raises(kind, match=re.escape(words)):
+                call()
+        norm = nn.BatchNorm2d(2)
+        buffers = {k: np.asarray(xpnet.to_numpy(v)) for k, v in norm.state_dict().items()}
+        with pytest.raises(ValueError, match="running_var: holds negative variances"):
+            norm.load_state_dict({**buffers, "running_var": np.array([1.0, -1.0])})
+        # NumPy's numbers where an int or a float is asked for, across the functional API.
+        labels = xpnet.asarray(np.array([0, 2]))
+        np.testing.assert_array_equal(xpnet.to_numpy(F.one_hot(labels, np.int64(3))),
+                                      xpnet.to_numpy(F.one_hot(labels, 3)))  # fmt: skip
+        np.testing.assert_array_equal(xpnet.to_numpy(F.pad(x, (np.int64(1),) * 4)),
+                                      xpnet.to_numpy(F.pad(x, (1,) * 4)))  # fmt: skip
+        logits = xpnet.asarray(np.array([[1.0, 2.0, 0.5], [0.1, 0.2, 3.0]]))
+        assert float(F.cross_entropy(logits, labels, label_smoothing=np.float32(0.25))) == \
+            pytest.approx(float(F.cross_entropy(logits, labels, label_smoothing=0.25)))  # fmt: skip
         torch = pytest.importorskip("torch")
         half = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in state.items()}
         model.load_state_dict(half)
@@ -1267,11 +1326,15 @@ RESUME_DAMAGE: list[tuple[str, dict[str, Any], str]] = [
         k: -np.abs(v) - 1 for k, v in a.items() if k.endswith("exp_avg_sq")}},
      "exp_avg_sq': holds negative values"),
     ("a step count negative", {"metadata_optimizer": {"state.0.weight.step": -5}},
-     "'state.0.weight.step': expected a whole step count >= 0, got -5"),
+     "'state.0.weight.step': expected a whole step count from 0 to the optimizer's"),
     ("a step count fractional", {"metadata_optimizer": {"state.0.weight.step": 2.7}},
-     "'state.0.weight.step': expected a whole step count >= 0, got 2.7"),
+     "steps, got 2.7"),
+    ("a step count beyond the run's", {"metadata_optimizer": {"state.0.weight.step": 1e308}},
+     "steps, got 1e+308"),
+    ("a step count missing", {"metadata_optimizer": {"state.0.weight.step": None}},
+     "steps, got None"),
     ("a step count a word", {"metadata_optimizer": {"state.0.weight.step": "x"}},
-     "'state.0.weight.step': expected a whole step count >= 0, got 'x'"),
+     "steps, got 'x'"),
     ("groups infinite", {"metadata_optimizer": {"param_groups": float("inf")}},
      "'param_groups': expected a whole number of parameter groups, got inf"),
     ("groups a fraction", {"metadata_optimizer": {"param_groups": 1.5}},
@@ -1291,6 +1354,12 @@ RESUME_DAMAGE: list[tuple[str, dict[str, Any], str]] = [
      "|mean| <= 1e6 and std from 1e-6 to 1e6, found [1e+30, 1e-30]"),
     ("a fraction of an image", {"meta": lambda m: _set(m, "test_size", 0.5)},
      "test_size should be a number of images or null, found 0.5"),
+    ("a rate its schedule never set", {"metadata_optimizer": {"lr": 0.5}},
+     "optimizer option lr is 0.5, but its schedule (cosine) left 0.0"),
+    ("a key given twice", {"metadata": {"optimizer": '{"step": 23, "lr": 0.01, "lr": 5}'}},
+     "metadata field 'optimizer' gives 'lr' twice"),
+    ("a field xpnet never writes", {"metadata": {"digesu": "{}"}},
+     "metadata field 'digesu' is not one xpnet writes"),
 ]  # fmt: skip
 
 
@@ -1361,6 +1430,20 @@ def test_checkpoint_and_data_paths_are_resolved_once_and_must_be_regular_files(
     too_long = tmp_path / ("x" * 300 + ".safetensors")  # past any file system's limit
     with pytest.raises(CheckpointError, match=r"cannot be used as a checkpoint \(File name too long\)"):  # fmt: skip
         _fit(too_long)
+
+    # Every writer (checkpoints, ONNX files, downloads, figures) writes regular files only:
+    # a FIFO or a device (as root, /dev/full itself) is refused and left as it was.
+    status, _, err = run_main(capsys, "export", str(link), str(fifo), "--overwrite")
+    assert status == 2 and f"{fifo} is a FIFO (named pipe); name the .onnx file" in err, err
+    for target, kind in [(fifo, "a FIFO (named pipe)"), (null, "a character device")]:
+        with pytest.raises(_atomic.NotARegularFileError, match=re.escape(f"is {kind}; xpnet")):
+            with _atomic.replacing(target) as stream:
+                stream.write(b"never")
+    assert fifo.is_fifo() and null.is_symlink() and Path(os.devnull).is_char_device()
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(data.DatasetError, match=r"loop: cannot be read \(Too many levels"):
+        data.load_image_folder(loop)
 
     # An output that is an input, by any path to it, is refused: it would be gone.
     status, _, err = run_main(capsys, "export", str(link), str(real), "--overwrite")

@@ -10,9 +10,9 @@ import xpnet
 
 #: Each top-level part of xpnet and its layer: a part may import from lower layers only.
 LAYERS = {
-    "backends": 0, "config": 0, "random": 0, "_version": 0, "_atomic": 0, "_limits": 0,
+    "backends": 0, "config": 0, "random": 0, "_version": 0, "_limits": 0,
     "_paths": 0, "_numbers": 0,
-    "functional": 1, "testing": 1,
+    "functional": 1, "testing": 1, "_atomic": 1,
     "nn": 2,
     "data": 3, "models": 3, "optim": 3, "onnx": 3,
     "train": 4, "viz": 4,

@@ -12,12 +12,15 @@ import contextlib
 import hashlib
 import os
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import IO
+
+from ._paths import path_kind
 
 try:
     import fcntl
@@ -26,7 +29,7 @@ try:
 except ImportError:  # Windows
     HAVE_FLOCK = False
 
-__all__ = ["HAVE_FLOCK", "replacing", "signals_held"]
+__all__ = ["HAVE_FLOCK", "NotARegularFileError", "replacing", "signals_held"]
 
 _HELD_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
@@ -68,6 +71,10 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
+class NotARegularFileError(OSError):
+    """A path to write is something other than a regular file (a FIFO, a device, a folder)."""
+
+
 @contextlib.contextmanager
 def replacing(target: str | os.PathLike[str], *, lock: bool = False) -> Iterator[IO[bytes]]:
     """Write ``target`` through a binary stream, whole or not at all.
@@ -91,6 +98,17 @@ def replacing(target: str | os.PathLike[str], *, lock: bool = False) -> Iterator
         The stream to write to.
     """
     final = Path(target)
+    if os.path.islink(final):  # written through a link, never replacing the link
+        final = Path(os.path.realpath(final))
+    try:
+        mode = os.stat(final).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        # A FIFO or a device (/dev/null, as root) would be replaced by a regular file.
+        raise NotARegularFileError(
+            f"{final}: is {path_kind(mode)}; xpnet writes regular files only (or new ones)"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary: Path | None = None
     stream: IO[bytes] | None = None

@@ -218,6 +218,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except TrainingDiverged as exc:
         print(f"xpnet: {exc}", file=sys.stderr)
         return 1
+    except MemoryError as exc:  # a size that asks for more than this machine has
+        print(f"xpnet: error: out of memory ({exc or 'an allocation failed'})", file=sys.stderr)
+        return 2
     except (
         CommandError,
         CheckpointError,

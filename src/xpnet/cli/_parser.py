@@ -202,7 +202,10 @@ def _parser() -> argparse.ArgumentParser:
         "LeNet-5 + Adam training step, layer by layer (no torch needed)",
     )
     bench.add_argument(
-        "--batch", type=_positive_int, default=64, help="batch size for --count (default 64)"
+        "--batch",
+        type=bounded("batch_size"),
+        default=64,
+        help="batch size for --count (default 64)",
     )
 
     train = commands.add_parser(

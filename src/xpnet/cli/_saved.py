@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import backends, data, models, nn
-from .._paths import same_file
+from .._paths import kind_of, same_file
 from ..train import (
     architecture_mismatch,
     evaluate,
@@ -234,8 +234,8 @@ def _predictions(
 def _cmd_export(args: argparse.Namespace) -> int:
     """Write a checkpoint's model as ONNX, with what its inputs need in the file's metadata."""
     target = Path(args.output)
-    if target.is_dir():
-        raise CommandError(f"{target} is a folder; name the .onnx file to write")
+    if target.exists() and not target.is_file():  # a folder, a FIFO, /dev/full...
+        raise CommandError(f"{target} is {kind_of(target)}; name the .onnx file to write")
     if same_file(target, args.weights):  # --overwrite or not: it would be gone
         raise CommandError(
             f"{target} is the checkpoint being exported ({args.weights}); name another file "

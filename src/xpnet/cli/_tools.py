@@ -7,13 +7,14 @@ import os
 import sys
 
 from .. import backends
-from ._common import CommandError
+from ._common import CommandError, _activate
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib.util
     import subprocess
 
+    _activate(args)  # an unknown backend, or a device it lacks, said here and now
     if args.count:
         from ..bench import count_lenet5_step, format_counts
 

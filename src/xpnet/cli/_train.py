@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 
 from .. import backends, data, distributed, models, nn, optim, viz
 from .. import random as xrandom
+from .._numbers import real
 from .._paths import same_file
 from ..train import fit, load_checkpoint
 from ..train._guard import check_writable, resolved
@@ -110,12 +112,33 @@ def _optimizer(settings: dict[str, Any], model: nn.Module) -> optim.Optimizer:
     return optim.AdamW(model, lr=lr, weight_decay=decay)
 
 
-def _check_saved_options(path: str, optimizer: optim.Optimizer) -> None:
+def _rate(value: Any) -> float | None:
+    number = real(value)
+    return number if number is not None and 0 <= number < math.inf else None
+
+
+def _check_saved_options(path: str, optimizer: optim.Optimizer, settings: dict[str, Any]) -> None:
     """On ``--resume``: the checkpoint's optimizer options must be ones this command could
     have written (those it has no option for, such as ``maximize``, at their defaults); the
-    learning rate is the schedule's and the step count the run's."""
+    learning rate must be the one its schedule left (the settings' with a constant rate,
+    the scheduler's last with cosine), and the step count is the run's."""
     fresh = optimizer.state_dict()
-    saved = load_checkpoint(path).optimizer
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint.optimizer
+    schedule = checkpoint.meta.get("scheduler") or {}
+    rates = schedule.get("last_lrs") or [schedule.get("last_lr")]
+    expected = settings["lr"] if settings["schedule"] == "constant" else rates[0]
+    # Rates that are no rates at all are named by the checks of the state itself, later.
+    if (
+        _rate(saved.get("lr")) is not None
+        and _rate(expected) is not None
+        and saved["lr"] != expected
+    ):
+        raise CommandError(
+            f"--resume: {path}: optimizer option lr is {saved['lr']!r}, but its schedule "
+            f"({settings['schedule']}) left {expected!r}; the checkpoint was edited or "
+            "written by another program (resume it with xpnet.fit instead)"
+        )
     for key, value in saved.items():
         if key.startswith("state.") or key.endswith(("lr", "step")) or key not in fresh:
             continue
@@ -131,6 +154,8 @@ def _check_plots(args: argparse.Namespace) -> None:
     """Before any work: matplotlib is there and ``--plots`` can be a folder."""
     if args.plots is None:
         return
+    if not str(args.plots).strip():  # Path("") is the current folder: never meant
+        raise CommandError(f"--plots: expected a folder, got {args.plots!r}")
     try:
         viz.require_matplotlib()
     except ImportError as exc:
@@ -228,7 +253,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     optimizer = _optimizer(settings, model)
     if saved_meta:
-        _check_saved_options(args.save, optimizer)
+        _check_saved_options(args.save, optimizer, settings)
     scheduler = (
         optim.CosineAnnealingLR(optimizer, settings["epochs"])
         if settings["schedule"] == "cosine"

@@ -117,6 +117,15 @@ class Dataset:
                 f"{self.name}: {self.images.shape[0]} images but labels of shape "
                 f"{self.labels.shape}"
             )
+        if 0 in self.images.shape[2:]:
+            raise DatasetError(
+                f"{self.name}: images are {self.images.shape[2]}x{self.images.shape[3]}; "
+                "expected at least 1x1"
+            )
+        if integer(self.first_index) is None or self.first_index < 0:
+            raise DatasetError(
+                f"{self.name}: first_index must be a whole number >= 0, got {self.first_index!r}"
+            )
         if self.classes and len(self.classes) != self.num_classes:
             raise DatasetError(
                 f"{self.name}: {len(self.classes)} class names for {self.num_classes} classes"

@@ -78,11 +78,12 @@ def load_image_folder(
     """
     folder = Path(root).expanduser()
     if not folder.is_dir():
-        what = (
-            f"is {kind_of(folder)}, expected a folder of class folders"
-            if folder.exists()
-            else "not found"
-        )
+        try:
+            what = f"is {kind_of(folder)}, expected a folder of class folders"
+        except FileNotFoundError:
+            what = "not found"
+        except OSError as exc:  # a loop of links, a name too long...
+            what = f"cannot be read ({exc.strerror})"
         raise DatasetError(f"{folder}: {what}")
     size = _pair(image_size)
     image_module = _pillow()

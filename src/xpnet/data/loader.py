@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -57,6 +58,19 @@ def load_digits(test_size: int = 360) -> tuple[Dataset, Dataset]:
     return split_last(full, test_size)
 
 
+def _takes_rng(transform: Callable[..., Any]) -> bool:
+    """Whether ``transform(images, rng=...)`` binds (True where it cannot be told)."""
+    try:
+        signature = inspect.signature(transform)
+    except (TypeError, ValueError):  # a builtin without one
+        return True
+    try:
+        signature.bind(None, rng=None)
+    except TypeError:
+        return False
+    return True
+
+
 class DataLoader:
     """Iterate over a dataset in batches placed on the active backend and device.
 
@@ -98,6 +112,20 @@ class DataLoader:
         dtype: str = "float32",
         transform: Callable[..., Any] | None = None,
     ) -> None:
+        if not (hasattr(dataset, "images") and hasattr(dataset, "labels")):
+            raise TypeError(
+                "dataset: expected an xpnet.data.Dataset (images and labels), got "
+                f"{type(dataset).__name__}"
+            )
+        flags: dict[str, Any] = {"shuffle": shuffle, "drop_last": drop_last}
+        for name, flag in flags.items():
+            if not (isinstance(flag, bool | np.bool_) or integer(flag) in (0, 1)):
+                raise TypeError(f"{name}: expected True or False, got {flag!r}")
+        if transform is not None and callable(transform) and not _takes_rng(transform):
+            raise TypeError(
+                "transform: must take a keyword rng (it is called as transform(images, "
+                "rng=generator), as xpnet.data.transforms are)"
+            )
         size = integer(batch_size)
         if size is None or size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")

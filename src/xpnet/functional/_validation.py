@@ -72,6 +72,8 @@ def namespace_of(**arrays: Any) -> Any:
         if not _is_array(value):
             raise TypeError(f"{name}: expected an array, got {type(value).__name__}")
     names = list(present)
+    if not names:  # every argument None: name the first, which the op needs
+        raise TypeError(f"{next(iter(arrays), 'input')}: expected an array, got None")
     first = names[0]
     xp = array_namespace(present[first])
     if len(names) == 1:
@@ -96,7 +98,10 @@ def namespace_of(**arrays: Any) -> Any:
 
 
 def check_ndim(name: str, x: Any, allowed: Sequence[int], layout: str) -> None:
-    """Raise ``ValueError`` unless ``x.ndim`` is in ``allowed``."""
+    """Raise ``ValueError`` unless ``x.ndim`` is in ``allowed`` (``TypeError`` for a value
+    that is no array at all, such as None)."""
+    if not _is_array(x):
+        raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
     if x.ndim not in allowed:
         wanted = " or ".join(f"{n}-D" for n in allowed)
         raise ValueError(f"{name}: expected a {wanted} array {layout}, got shape {tuple(x.shape)}")

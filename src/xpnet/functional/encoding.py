@@ -7,6 +7,7 @@ from typing import Any
 
 import array_api_compat
 
+from .._numbers import integer
 from ._validation import namespace_of, reads_values
 
 __all__ = ["one_hot"]
@@ -46,7 +47,7 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Any:
     xp = namespace_of(tensor=tensor)
     if not xp.isdtype(tensor.dtype, "integral"):
         raise TypeError(f"tensor: expected an integer array of class indices, got {tensor.dtype}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < -1:
+    if integer(num_classes) is None or num_classes < -1:
         raise ValueError(f"num_classes: expected -1 or a non-negative int, got {num_classes!r}")
     if num_classes == -1:
         if math.prod(tensor.shape) == 0:

@@ -12,6 +12,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from .._numbers import integer
 from ._autodiff import Pullback, defvjp, primitive
 from ._validation import check_float, namespace_of
 from ._windows import pad_axis
@@ -34,9 +35,10 @@ def _check(input: Any, pad: Any, mode: Any, value: Any) -> tuple[Any, list[tuple
     if (
         isinstance(pad, str)
         or not isinstance(pad, Sequence)
-        or not all(isinstance(p, int) and not isinstance(p, bool) for p in pad)
+        or not all(integer(p) is not None for p in pad)
     ):
         raise TypeError(f"pad: expected a sequence of ints, got {pad!r}")
+    pad = [int(integer(p) or 0) for p in pad]  # NumPy's ints as Python's, for the arithmetic
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(
             f"pad: expected an even number of ints, two per padded axis from the last one, "

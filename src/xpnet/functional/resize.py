@@ -81,8 +81,8 @@ def _resolve(
             raise ValueError(f"size: expected positive sizes, got {size!r}")
         return xp, out, [None] * rank, bool(align_corners)
     factors = [float(f) for f in _per_axis("scale_factor", scale_factor, rank, numbers.Real)]
-    if min(factors) <= 0:
-        raise ValueError(f"scale_factor: expected positive values, got {scale_factor!r}")
+    if not all(0 < f < math.inf for f in factors):  # NaN fails too
+        raise ValueError(f"scale_factor: expected positive finite values, got {scale_factor!r}")
     out = [math.floor(n * f) for n, f in zip(sizes, factors, strict=True)]
     if min(out) < 1:
         raise ValueError(

@@ -70,6 +70,9 @@ def loaded_like(key: str, value: Any, current: Any) -> Any:
         value = value.float()
     if "complex" in dtype:
         raise ValueError(f"{key}: complex values ({dtype}) cannot be loaded into {current.dtype}")
+    if dtype == "object" or value is None:
+        shown = "an object array" if value is not None else "None"
+        raise TypeError(f"{key}: expected an array of numbers, got {shown}")
     try:
         converted = like(value, current)
     except (TypeError, ValueError) as exc:
@@ -77,6 +80,8 @@ def loaded_like(key: str, value: Any, current: Any) -> Any:
     xp = array_api_compat.array_namespace(converted)
     if xp.isdtype(converted.dtype, "real floating") and bool(xp.any(xp.isnan(converted))):
         raise ValueError(f"{key}: holds NaN values; a damaged or diverged state_dict?")
+    if key.endswith("running_var") and bool(xp.any(converted < 0)):  # sqrt(var + eps): NaN
+        raise ValueError(f"{key}: holds negative variances; a damaged state_dict?")
     return converted
 
 

@@ -349,10 +349,16 @@ class Module:
 
         Nothing is assigned unless every entry loads.
         """
-        if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        if not isinstance(state, Mapping):
             raise TypeError(
                 "state: expected a mapping of parameter names to arrays (a state_dict), got "
                 f"{type(state).__name__}"
+            )
+        odd = [k for k in state if not isinstance(k, str)]
+        if odd:
+            raise TypeError(
+                f"state: its keys must be parameter names (strings), got {odd[0]!r} "
+                f"({type(odd[0]).__name__})"
             )
         own = self.state_dict()
         missing = [k for k in own if k not in state]

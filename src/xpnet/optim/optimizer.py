@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
 from .. import backends
 from .._numbers import whole
@@ -36,6 +37,10 @@ from ._groups import (
 )
 
 __all__ = ["Optimizer", "ParamGroup", "flatten"]
+
+
+#: The most steps a state may count (torch keeps them in an int64 or a float).
+MAX_STEPS = 2**63 - 1
 
 
 class Optimizer:
@@ -483,6 +488,21 @@ class Optimizer:
             steps lacks a slot of some parameter (it would be zero-filled), the number of
             parameter groups differs, or a saved option is out of range.
         """
+        if not isinstance(flat, Mapping):
+            raise TypeError(
+                "state: expected the mapping Optimizer.state_dict() returns, got "
+                f"{type(flat).__name__}"
+            )
+        if not flat:  # even a fresh optimizer's state has its step count and options
+            raise ValueError(
+                "optimizer state is empty: expected the mapping Optimizer.state_dict() returns"
+            )
+        given = flat.get("step", 0)
+        step_count = whole(given)
+        if step_count is None or not 0 <= step_count <= MAX_STEPS:
+            raise ValueError(
+                f"optimizer state 'step': expected a whole count from 0 to 2**63 - 1, got {given!r}"
+            )
         params = dict(self.model.named_parameters())
         options = self._loaded_options(flat)
         loaded: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -498,11 +518,15 @@ class Optimizer:
             step, state = loaded.get(name, (0, {}))
             host = backends.to_numpy(value)
             if slot == "step":
-                count = whole(host.reshape(-1)[0]) if host.size == 1 else None
-                if count is None or count < 0:
-                    shown = host.reshape(-1)[0].item() if host.size == 1 else host.shape
+                single = host.reshape(-1)[0] if host.size == 1 else None
+                count = whole(single)
+                if count is None or not 0 <= count <= step_count:
+                    # A parameter takes at most the optimizer's steps (fewer while frozen).
+                    shown = single.item() if isinstance(single, np.generic) else single
                     raise ValueError(
-                        f"optimizer state {key!r}: expected a whole step count >= 0, got {shown!r}"
+                        f"optimizer state {key!r}: expected a whole step count from 0 to the "
+                        f"optimizer's {step_count} steps, got "
+                        + (repr(shown) if host.size == 1 else f"an array of shape {host.shape}")
                     )
                 loaded[name] = (count, state)
                 continue
@@ -520,10 +544,6 @@ class Optimizer:
             loaded[name] = (step, state)
         self._check_complete(flat, loaded)
         self._groups, self._loose = [], loaded
-        given = flat.get("step", 0)
-        step_count = whole(given)
-        if step_count is None or step_count < 0:
-            raise ValueError(f"optimizer state 'step': expected a whole count >= 0, got {given!r}")
         self.step_count = step_count
         for group, chosen in zip(self.param_groups, options, strict=True):
             group.update(chosen)

@@ -52,6 +52,8 @@ FORMAT = "xpnet-checkpoint/2"
 #: verified where they carry a digest, else loaded with a warning. A file of FORMAT without
 #: its checksums is damaged, never one of these.
 EARLIER_FORMATS = ("xpnet-checkpoint/1",)
+# The metadata fields of every format: checksums under "digest", the rest JSON.
+_METADATA_KEYS = {"format", "model_keys", "optimizer_keys", "meta", "optimizer", "digest"}
 
 
 @dataclass
@@ -233,12 +235,33 @@ def _check_finite(source: Path, data: np.ndarray, entries: Mapping[str, Any]) ->
         )
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's table, refused if it gives a key twice."""
+    table = dict(pairs)
+    if len(table) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return table
+
+
 def _json_field(
     source: Path, metadata: Mapping[str, Any], key: str, kind: type, default: str
 ) -> Any:
     text = metadata.get(key, default)
     try:
-        value = json.loads(text) if isinstance(text, str) else None
+        value = json.loads(text, object_pairs_hook=_once) if isinstance(text, str) else None
+    except _RepeatedKey as exc:  # JSON keeps the last; which one was meant is unknowable
+        raise CheckpointError(
+            f"{source}: metadata field {key!r} gives {exc.args[0]!r} twice; the file is "
+            "damaged or was edited"
+        ) from None
     except (ValueError, RecursionError):  # not JSON, or nested past any real metadata
         value = None
     if not isinstance(value, kind):
@@ -402,6 +425,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                 raise CheckpointError(f"{source}: is truncated (it shrank while being read)")
         except OSError as exc:
             raise CheckpointError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    unknown = sorted(set(metadata) - _METADATA_KEYS)
+    if unknown:  # a damaged key (a "digest" that lost a bit) is damage, never ignored
+        raise CheckpointError(
+            f"{source}: metadata field {unknown[0]!r} is not one xpnet writes (it writes "
+            f"{', '.join(sorted(_METADATA_KEYS))}); the file was damaged or edited after "
+            "it was saved"
+        )
     entries = {k: v for k, v in header.items() if k != "__metadata__"}
     verify(source, prefix, entries, metadata, data, required=metadata["format"] == FORMAT)
     _check_tensors(source, header)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..._numbers import integer
+from ..._numbers import integer, real
 from .._autodiff import Pullback, defvjp, primitive
 from .._constants import cached_constant
 from .._reductions import as_dtype_of, check_reduction, expand_cotangent, reduce
@@ -283,9 +283,9 @@ def _nll_loss_vjp(
 
 
 def _check_label_smoothing(label_smoothing: Any) -> float:
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
+    if real(label_smoothing) is None:
         raise TypeError(f"label_smoothing: expected a float, got {label_smoothing!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
+    if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(
             f"label_smoothing: expected a value in [0.0, 1.0], got {label_smoothing!r}"
         )

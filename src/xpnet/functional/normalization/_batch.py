@@ -8,6 +8,7 @@ from typing import Any
 
 import array_api_compat
 
+from ..._numbers import real
 from ...backends import device_profile
 from .. import _numba
 from .._autodiff import Pullback, defvjp, primitive
@@ -89,9 +90,10 @@ def _plan(
             "average) needs the module's num_batches_tracked; pass "
             "momentum=1 / num_batches_tracked instead"
         )
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+    if real(momentum) is None:
         raise TypeError(f"momentum: expected a float, got {momentum!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
+    eps_value = real(eps)
+    if eps_value is None or not 0 <= eps_value < math.inf:
         raise ValueError(f"eps: expected a non-negative float, got {eps!r}")
     count = math.prod(int(n) for n in input.shape) // max(channels, 1)
     if training and count == 1:  # an empty batch is fine (an empty result, as in torch)

@@ -11,12 +11,11 @@ over the normalised axes (biased variance), where layer norm normalises the trai
 from __future__ import annotations
 
 import math
-import numbers
 import operator
 from collections.abc import Sequence
 from typing import Any
 
-from ..._numbers import integer
+from ..._numbers import integer, real
 from .._autodiff import Pullback, defvjp, primitive
 from .._validation import check_float, check_same_dtype, check_shape, namespace_of
 
@@ -24,9 +23,10 @@ __all__ = ["group_norm", "instance_norm", "layer_norm"]
 
 
 def _check_eps(eps: Any) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not float(eps) >= 0:
+    value = real(eps)
+    if value is None or not 0 <= value < math.inf:
         raise ValueError(f"eps: expected a non-negative float, got {eps!r}")
-    return float(eps)
+    return value
 
 
 def _standardize(xp: Any, x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any]:

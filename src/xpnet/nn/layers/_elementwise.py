@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ... import functional as F
+from ..._numbers import real
 from ...random import Generator, resolve_rng
 from .. import init as nn_init
 from ..module import Module
@@ -136,9 +137,10 @@ class Dropout(Module):
         self, p: float = 0.5, inplace: bool = False, *, rng: Generator | int | None = None
     ) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
+        probability = real(p)
+        if probability is None or not 0.0 <= probability <= 1.0:
             raise ValueError(f"p: expected a probability in [0, 1], got {p!r}")
-        self.p = p
+        self.p = probability
         self.inplace = inplace
         self.rng = None if rng is None else resolve_rng(rng)
 

@@ -10,6 +10,7 @@ from typing import Any
 import array_api_compat
 
 from ..._atomic import replacing
+from ..._numbers import integer
 from ..._version import __version__
 from ...nn.module import Module, call_observer
 from .._errors import OnnxExportError
@@ -119,7 +120,7 @@ def export(
         ) from exc
     if not isinstance(model, Module):
         raise TypeError(f"model: expected an xpnet Module, got {type(model).__name__}")
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in EXPORT_OPSETS:
+    if integer(opset) is None or opset not in EXPORT_OPSETS:
         raise ValueError(
             f"opset: expected an int from {EXPORT_OPSETS.start} to {EXPORT_OPSETS.stop - 1}, "
             f"got {opset!r}"

@@ -170,6 +170,11 @@ class LRScheduler:
             parameter group), an epoch that is not a whole number >= 0, or, in a state
             without its rates, more epochs to replay than :data:`MAX_REPLAYED_EPOCHS`.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                "state: expected the mapping the scheduler's state_dict() returns, got "
+                f"{type(state).__name__}"
+            )
         groups = self._groups()
         base_lrs = _rates(state, "base_lrs", "base_lr", len(groups))
         epoch = whole(state.get("last_epoch"))

@@ -50,8 +50,11 @@ class MultiStepLR(LRScheduler):
     time it is listed), as ``torch.optim.lr_scheduler.MultiStepLR``."""
 
     def __init__(self, optimizer: Any, milestones: Iterable[int], gamma: float = 0.1) -> None:
+        given_milestones: Any = milestones
+        if not isinstance(given_milestones, Iterable) or isinstance(given_milestones, str):
+            raise TypeError(f"milestones: expected a sequence of ints, got {milestones!r}")
         listed: list[int] = []
-        for given in milestones:
+        for given in given_milestones:
             value = integer(given)
             if value is None or value < 0:
                 raise ValueError(f"milestones: expected non-negative ints, got {given!r}")
