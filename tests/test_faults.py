@@ -1057,6 +1057,17 @@ def test_hostile_onnx_files_get_clear_errors_and_flips_never_a_traceback(tmp_pat
     with pytest.raises(xo.OnnxImportError, match="topologically sorted.*'b'"):
         xo.load(helper.make_model(cyclic, opset_imports=[helper.make_opsetid("", 17)]))
 
+    from onnx import numpy_helper
+
+    with xpnet.use_backend("numpy"):  # a batch norm whose variance went negative
+        normed = xo.export(xpnet.nn.Sequential(xpnet.nn.BatchNorm2d(2)).eval(),
+                           xpnet.asarray(np.zeros((1, 2, 4, 4), np.float32)))  # fmt: skip
+    node = next(n for n in normed.graph.node if n.op_type == "BatchNormalization")
+    variance = next(t for t in normed.graph.initializer if t.name == node.input[4])
+    variance.CopyFrom(numpy_helper.from_array(np.array([1.0, -1.0], np.float32), variance.name))
+    with pytest.raises(xo.OnnxImportError, match=f"'{variance.name}' holds negative values"):
+        xo.load(normed)
+
     rng = np.random.default_rng(0)
     x = np.random.default_rng(1).standard_normal((1, 1, 28, 28)).astype(np.float32)
     outcomes = {"refused": 0, "failed naming the node": 0, "ran": 0}

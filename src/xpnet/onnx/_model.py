@@ -211,6 +211,13 @@ def _initializer_roles(graph: GraphSpec) -> dict[str, str]:
                 continue
             if (node.op_type, index) in _RUNNING_STATISTICS:
                 kind = "buffer"
+                value = graph.initializers[name]
+                if index == 4 and value.dtype.kind == "f" and bool((value < 0).any()):
+                    # sqrt(var + eps) of a negative variance: NaN in every output.
+                    raise OnnxImportError(
+                        f"{graph.source}: {node.label}: its variance {name!r} holds negative "
+                        "values; the model is damaged"
+                    )
             elif index in host_inputs or node.op_type == "Shape":
                 kind = "constant"
             else:
