@@ -1206,7 +1206,8 @@ def test_the_python_api_takes_what_torch_takes_and_names_what_it_refuses() -> No
                 model.load_state_dict(bad)  # type: ignore[arg-type]
         state = {k: np.asarray(xpnet.to_numpy(v)) for k, v in model.state_dict().items()}
         for changed, words in [(lambda a: a.astype(np.complex64), "0.weight: complex values"),
-                               (lambda a: a * np.nan, "0.weight: holds NaN")]:  # fmt: skip
+                               (lambda a: a * np.nan, "0.weight: holds NaN"),
+                               (lambda a: a + np.inf, "0.weight: holds infinite values")]:  # fmt: skip
             with pytest.raises(ValueError, match=words):
                 model.load_state_dict({k: changed(v) for k, v in state.items()})
         # Rates and counts: finite numbers, whole counts, as the constructors take them.

@@ -387,6 +387,14 @@ class Module:
             for key, current in own.items()
             if key in state
         }
+        # A weight is never infinite (a buffer may be: an attention mask's -inf).
+        parameters = {name for name, _ in self.named_parameters()}
+        for key in [key for key in converted if key in parameters]:
+            xp = array_api_compat.array_namespace(converted[key])
+            if xp.isdtype(converted[key].dtype, "real floating") and bool(
+                xp.any(xp.isinf(converted[key]))
+            ):
+                raise ValueError(f"{key}: holds infinite values; a damaged or diverged state_dict?")
         self._assign(converted)
         return IncompatibleKeys(missing, unexpected)
 
