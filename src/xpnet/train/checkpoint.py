@@ -210,29 +210,40 @@ def _check_tensors(source: Path, header: Mapping[str, Any]) -> None:
             )
 
 
-def _check_finite(source: Path, data: np.ndarray, entries: Mapping[str, Any]) -> None:
-    """No NaN or infinity in any floating tensor: checked a run of same-dtype neighbours at
-    a time (one pass over the bytes, not one call per tensor), then tensor by tensor only
-    to name where a run failed. A file laid out in another order only makes more runs."""
-    runs: list[tuple[str, int, int, list[str]]] = []
+def _finite_tensors(
+    source: Path, data: np.ndarray, entries: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Every tensor as a view of the data, none of the floating ones holding NaN or infinity.
+
+    Neighbours of one dtype make a run: one view and one finiteness pass over its bytes,
+    not a call per tensor (a file laid out in another order only makes more runs); tensor
+    by tensor only to name where a run failed."""
+    runs: list[list[Any]] = []  # [dtype, begin, end, [(name, entry), ...]]
     for name, entry in entries.items():  # in the order written: neighbours join a run
         begin, end = entry["data_offsets"]
-        if entry["dtype"] not in _FLOAT:
-            continue
         if runs and runs[-1][0] == entry["dtype"] and runs[-1][2] == begin:
-            runs[-1] = (*runs[-1][:2], end, [*runs[-1][3], name])
+            runs[-1][2] = end
+            runs[-1][3].append((name, entry))
         else:
-            runs.append((entry["dtype"], begin, end, [name]))
-    bad = []
-    for dtype, begin, end, names in runs:
+            runs.append([entry["dtype"], begin, end, [(name, entry)]])
+    tensors: dict[str, np.ndarray] = {}
+    bad: list[str] = []
+    for dtype, begin, end, members in runs:
         run = tensor(data, {"dtype": dtype, "shape": [-1], "data_offsets": [begin, end]})
-        if not np.isfinite(run).all():
-            bad += [name for name in names if not np.isfinite(tensor(data, entries[name])).all()]
+        size = run.dtype.itemsize
+        for name, entry in members:
+            first, last = entry["data_offsets"]
+            tensors[name] = run[(first - begin) // size : (last - begin) // size].reshape(
+                entry["shape"]
+            )
+        if dtype in _FLOAT and not np.isfinite(run).all():
+            bad += [name for name, _ in members if not np.isfinite(tensors[name]).all()]
     if bad:
         raise CheckpointError(
             f"{source}: holds NaN or infinite values in {', '.join(bad)}; xpnet never "
             "saves those, so the file is damaged"
         )
+    return tensors
 
 
 class _RepeatedKey(ValueError):
@@ -251,12 +262,16 @@ def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return table
 
 
+# One decoder for every field (json.loads with a hook builds a new one per call).
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_once)
+
+
 def _json_field(
     source: Path, metadata: Mapping[str, Any], key: str, kind: type, default: str
 ) -> Any:
     text = metadata.get(key, default)
     try:
-        value = json.loads(text, object_pairs_hook=_once) if isinstance(text, str) else None
+        value = _STRICT_JSON.decode(text) if isinstance(text, str) else None
     except _RepeatedKey as exc:  # JSON keeps the last; which one was meant is unknowable
         raise CheckpointError(
             f"{source}: metadata field {key!r} gives {exc.args[0]!r} twice; the file is "
@@ -269,7 +284,7 @@ def _json_field(
             f"{source}: metadata field {key!r} is not a JSON {kind.__name__}; the file is "
             "damaged or was not written by xpnet"
         )
-    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+    if isinstance(value, list) and not set(map(type, value)) <= {str}:
         raise CheckpointError(f"{source}: metadata field {key!r} must list tensor names")
     return value
 
@@ -439,8 +454,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     optimizer: dict[str, Any] = _json_field(source, metadata, "optimizer", dict, "{}")
     keys: list[str] = _json_field(source, metadata, "model_keys", list, "[]")
     optimizer_keys: list[str] = _json_field(source, metadata, "optimizer_keys", list, "[]")
-    _check_finite(source, data, entries)
-    tensors = {name: tensor(data, entry) for name, entry in entries.items()}
+    tensors = _finite_tensors(source, data, entries)
     check_meta(meta, source)
     model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     optimizer.update(
