@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from ._paths import path_kind
+from ._paths import path_kind, resolved
 
 try:
     import fcntl
@@ -97,9 +97,7 @@ def replacing(target: str | os.PathLike[str], *, lock: bool = False) -> Iterator
     IO[bytes]
         The stream to write to.
     """
-    final = Path(target)
-    if os.path.islink(final):  # written through a link, never replacing the link
-        final = Path(os.path.realpath(final))
+    final = resolved(Path(target))  # written through a link, never replacing the link
     try:
         mode = os.stat(final).st_mode
     except FileNotFoundError:

@@ -12,7 +12,7 @@ from typing import Any
 
 import array_api_compat
 
-__all__ = ["integer", "real", "whole"]
+__all__ = ["count", "flag", "integer", "real", "whole"]
 
 
 def _zero_dim(value: Any, kinds: tuple[str, ...]) -> bool:
@@ -54,3 +54,20 @@ def whole(value: Any) -> int | None:
     if number is None or not math.isfinite(number) or not number.is_integer():
         return None
     return int(number)
+
+
+def count(name: str, value: Any, low: int = 1) -> int:
+    """``value`` as an int >= ``low`` (1 or 0), or ``ValueError`` naming ``name``."""
+    number = integer(value)
+    if number is None or number < low:
+        kind = "a positive int" if low == 1 else "a non-negative int"
+        raise ValueError(f"{name}: expected {kind}, got {value!r}")
+    return number
+
+
+def flag(value: Any) -> bool | None:
+    """``value`` as a bool if it is one (NumPy's too, or an integer 0 or 1); else ``None``:
+    a string such as "no" is not False."""
+    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):
+        return bool(value)
+    return bool(value) if integer(value) in (0, 1) else None

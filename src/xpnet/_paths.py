@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["file_problem", "kind_of", "path_kind", "same_file"]
+__all__ = ["file_problem", "kind_of", "path_kind", "resolved", "same_file"]
 
 _KINDS = {
     stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)",
@@ -49,3 +49,10 @@ def kind_of(path: str | os.PathLike[str]) -> str:
     :func:`path_kind` says (``"a FIFO (named pipe)"``)."""
     mode = os.stat(path).st_mode
     return "a file" if stat.S_ISREG(mode) else path_kind(mode)
+
+
+def resolved(path: Path) -> Path:
+    """``path`` with a symbolic link followed to the file it names: a file is written
+    through a link (not replacing the link), and two runs reaching one checkpoint by
+    different links hold the same lock."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path

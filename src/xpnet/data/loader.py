@@ -12,6 +12,7 @@ import array_api_compat
 import numpy as np
 
 from .. import backends
+from .._numbers import flag as as_flag
 from .._numbers import integer
 from . import transforms
 from .files import Dataset, DatasetError, split_last
@@ -119,7 +120,7 @@ class DataLoader:
             )
         flags: dict[str, Any] = {"shuffle": shuffle, "drop_last": drop_last}
         for name, flag in flags.items():
-            if not (isinstance(flag, bool | np.bool_) or integer(flag) in (0, 1)):
+            if as_flag(flag) is None:
                 raise TypeError(f"{name}: expected True or False, got {flag!r}")
         if transform is not None and callable(transform) and not _takes_rng(transform):
             raise TypeError(

@@ -18,7 +18,7 @@ from typing import Any
 
 import array_api_compat
 
-from .._numbers import integer
+from .._numbers import count
 from ._autodiff import Pullback, defvjp, primitive
 from ._validation import check_float, namespace_of
 from .pooling._adaptive import _adaptive_avg
@@ -265,10 +265,7 @@ def _interpolate_vjp(
 
 
 def _check_factor(name: str, value: Any) -> int:
-    number = integer(value)
-    if number is None or number < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return number
+    return count(name, value)
 
 
 def _shuffle(input: Any, r: int) -> Any:

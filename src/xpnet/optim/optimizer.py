@@ -429,11 +429,14 @@ class Optimizer:
         return flat
 
     def _check_complete(
-        self, flat: Mapping[str, Any], loaded: Mapping[str, tuple[int, dict[str, Any]]]
+        self,
+        flat: Mapping[str, Any],
+        loaded: Mapping[str, tuple[int, dict[str, Any]]],
+        step_count: int,
     ) -> None:
         """A state that has taken steps holds every slot of every parameter: filling a
         missing one with zeros would resume a different run, silently."""
-        if not loaded and not (whole(flat.get("step", 0)) or 0) > 0:
+        if not loaded and step_count == 0:
             return  # a fresh optimizer's state
         gaps = []
         params = dict(self.model.named_parameters())
@@ -542,7 +545,7 @@ class Optimizer:
                 )
             state[slot] = on_host_then_like(value, param)
             loaded[name] = (step, state)
-        self._check_complete(flat, loaded)
+        self._check_complete(flat, loaded, step_count)
         self._groups, self._loose = [], loaded
         self.step_count = step_count
         for group, chosen in zip(self.param_groups, options, strict=True):

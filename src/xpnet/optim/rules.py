@@ -12,9 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import array_api_compat
-import numpy as np
 
-from .._numbers import integer, real
+from .._numbers import flag, real
 from ..nn.module import Module
 from ._groups import non_negative
 from .optimizer import Optimizer
@@ -37,9 +36,10 @@ def _real(name: str, value: Any) -> float:
 
 
 def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool | np.bool_) or integer(value) in (0, 1):
-        return bool(value)
-    raise ValueError(f"{name}: expected True or False, got {value!r}")
+    given = flag(value)
+    if given is None:
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return given
 
 
 def _lerp(start: Any, end: Any, weight: float) -> Any:

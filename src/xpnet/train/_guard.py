@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, see Checkp
     HAVE_FLOCK = False
 
 from .._atomic import sidecar_stem
-from .._paths import path_kind
+from .._paths import path_kind, resolved
 from .checkpoint import CheckpointError
 
 __all__ = [
@@ -46,13 +46,6 @@ __all__ = [
 def lock_path(path: Path) -> Path:
     """The sidecar file whose lock guards ``path``."""
     return path.with_name(f".{sidecar_stem(path.name)}.lock")
-
-
-def resolved(path: Path) -> Path:
-    """``path`` with a symbolic link followed to the file it names: a checkpoint is written
-    through a link (not replacing the link), and two runs reaching one file by different
-    links hold the same lock."""
-    return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
 def check_writable(path: Path) -> None:

@@ -3,10 +3,10 @@ parameters."""
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any
 
+from ..._numbers import count
 from ..module import Module
 
 
@@ -20,9 +20,7 @@ def _check_dtype(dtype: str | None) -> str:
 
 def _positive_int(name: str, value: Any) -> int:
     # NumPy's integer scalars are ints here, as for torch.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
+    return count(name, value)
 
 
 def _pair_repr(value: Any) -> str:

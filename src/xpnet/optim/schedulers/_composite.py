@@ -8,18 +8,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..._numbers import integer, real, whole
+from ..._numbers import count as _count
+from ..._numbers import real, whole
 from ._base import LRScheduler, param_groups_of
-
-
-def _count(name: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low`` (NumPy's integers too), or ``ValueError`` naming it."""
-    number = integer(value)
-    if number is None or number < low:
-        kind = "a positive int" if low == 1 else "a non-negative int"
-        raise ValueError(f"{name}: expected {kind}, got {value!r}")
-    return number
-
 
 __all__ = ["OneCycleLR", "ReduceLROnPlateau", "SequentialLR"]
 

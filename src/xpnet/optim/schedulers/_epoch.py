@@ -9,17 +9,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from ..._numbers import integer, real
+from ..._numbers import count, integer, real
 from ._base import LRScheduler
 
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "LinearLR", "MultiStepLR", "StepLR"]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    number = integer(value)
-    if number is None or number < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return number
 
 
 def _real(name: str, value: Any) -> float:
@@ -34,7 +27,7 @@ class StepLR(LRScheduler):
     (``torch.optim.lr_scheduler.StepLR``)."""
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = _positive_int("step_size", step_size)
+        self.step_size = count("step_size", step_size)
         self.gamma = _real("gamma", gamma)
         super().__init__(optimizer)
 
@@ -93,7 +86,7 @@ class CosineAnnealingLR(LRScheduler):
     torch's does)."""
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0) -> None:
-        self.T_max = _positive_int("T_max", T_max)
+        self.T_max = count("T_max", T_max)
         self.eta_min = _real("eta_min", eta_min)
         super().__init__(optimizer)
 
@@ -133,7 +126,7 @@ class LinearLR(LRScheduler):
         if not 0 <= end <= 1:
             raise ValueError(f"end_factor: expected a value in [0, 1], got {end_factor!r}")
         self.start_factor, self.end_factor = start, end
-        self.total_iters = _positive_int("total_iters", total_iters)
+        self.total_iters = count("total_iters", total_iters)
         super().__init__(optimizer)
 
     def _next_lr(self, epoch: int, lr: float, base_lr: float) -> float:
